@@ -1,0 +1,404 @@
+//! Private keys at rest: encrypted PKCS#8 (PBES2, scrypt + AES-256-CBC) under
+//! `$WARRANT_HOME/keys/`, one `KEYID.key` (PEM) plus a `KEYID.pub.json` that lets
+//! warrant list and match keys without the passphrase. Directory 0700, files 0600.
+
+use std::fs;
+use std::io::{IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use pkcs8::der::pem::LineEnding;
+use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef, SecretDocument};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::keys::{KeyError, KeyId, KeyType, PublicKey, SecretKey, Signer as _};
+
+/// Longest key file we read (a PEM private key is well under 1 KiB).
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// A key-store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeystoreError {
+    /// Reading or writing the key directory failed.
+    #[error("key store {path}: {detail}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        detail: String,
+    },
+    /// No key matches.
+    #[error("no key {query:?} in {dir}; `warrant key list` shows the keys there")]
+    NotFound {
+        /// What was asked for.
+        query: String,
+        /// The key directory.
+        dir: PathBuf,
+    },
+    /// Several keys match a prefix or name.
+    #[error("{query:?} matches several keys ({matches}); give more of the key id")]
+    Ambiguous {
+        /// What was asked for.
+        query: String,
+        /// The matching key ids.
+        matches: String,
+    },
+    /// The passphrase does not decrypt the key.
+    #[error("wrong passphrase for key {keyid} (or the key file is corrupt)")]
+    WrongPassphrase {
+        /// The key.
+        keyid: KeyId,
+    },
+    /// No passphrase source is available.
+    #[error("no passphrase: set WARRANT_PASSPHRASE, pass --passphrase-file FILE, or run on a terminal to be prompted")]
+    NoPassphrase,
+    /// The passphrase is unusable.
+    #[error("{0}")]
+    BadPassphrase(&'static str),
+    /// A key file is malformed.
+    #[error("key file {path}: {detail}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Key material problem.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// A passphrase, zeroized on drop and never printed.
+pub struct Passphrase(Zeroizing<String>);
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+impl Passphrase {
+    /// Wrap a passphrase (rejects the empty string: keys must be encrypted at rest).
+    pub fn new(s: String) -> Result<Self, KeystoreError> {
+        let s = Zeroizing::new(s);
+        if s.is_empty() {
+            return Err(KeystoreError::BadPassphrase("the passphrase is empty"));
+        }
+        Ok(Self(s))
+    }
+}
+
+/// Where the passphrase comes from: `--passphrase-file`, `WARRANT_PASSPHRASE`, or a
+/// prompt on a terminal, in that order. Asked at most once per process.
+#[derive(Debug, Default)]
+pub struct PassphraseSource {
+    file: Option<PathBuf>,
+    cached: std::cell::OnceCell<Passphrase>,
+}
+
+impl PassphraseSource {
+    /// A source reading `file` when given.
+    pub fn new(file: Option<PathBuf>) -> Self {
+        Self {
+            file,
+            cached: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The passphrase; `confirm` asks twice on a prompt (for new keys).
+    pub fn get(&self, confirm: bool) -> Result<&Passphrase, KeystoreError> {
+        if let Some(p) = self.cached.get() {
+            return Ok(p);
+        }
+        let p = self.read(confirm)?;
+        Ok(self.cached.get_or_init(|| p))
+    }
+
+    fn read(&self, confirm: bool) -> Result<Passphrase, KeystoreError> {
+        if let Some(file) = &self.file {
+            let text = Zeroizing::new(fs::read_to_string(file).map_err(|e| KeystoreError::Io {
+                path: file.clone(),
+                detail: e.to_string(),
+            })?);
+            let line = text.lines().next().unwrap_or_default();
+            return Passphrase::new(line.to_owned());
+        }
+        if let Ok(p) = std::env::var("WARRANT_PASSPHRASE") {
+            return Passphrase::new(p);
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(KeystoreError::NoPassphrase);
+        }
+        let io = |e: std::io::Error| KeystoreError::Io {
+            path: "/dev/tty".into(),
+            detail: e.to_string(),
+        };
+        let first = Zeroizing::new(rpassword::prompt_password("warrant key passphrase: ").map_err(io)?);
+        if confirm {
+            let second = Zeroizing::new(rpassword::prompt_password("repeat passphrase: ").map_err(io)?);
+            if first != second {
+                return Err(KeystoreError::BadPassphrase("the passphrases differ"));
+            }
+        }
+        Passphrase::new(first.to_string())
+    }
+}
+
+/// What `KEYID.pub.json` records.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// The TUF key id.
+    pub keyid: KeyId,
+    /// A human label.
+    pub name: String,
+    /// TUF keytype.
+    pub keytype: String,
+    /// TUF scheme.
+    pub scheme: String,
+    /// TUF keyval.public.
+    pub public: String,
+}
+
+impl KeyInfo {
+    /// Decode the public key.
+    pub fn public_key(&self) -> Result<PublicKey, KeyError> {
+        PublicKey::from_tuf(&self.keytype, &self.scheme, &self.public)
+    }
+}
+
+/// The key directory.
+#[derive(Debug, Clone)]
+pub struct KeyStore {
+    dir: PathBuf,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
+    move |e| KeystoreError::Io {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+/// Write `bytes` to `path` atomically with mode 0600 (temp file in the same
+/// directory, fsync, rename).
+fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(path))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| KeystoreError::Io {
+        path: path.to_owned(),
+        detail: e.error.to_string(),
+    })?;
+    Ok(())
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, KeystoreError> {
+    use std::io::Read as _;
+    let f = fs::File::open(path).map_err(io_err(path))?;
+    let mut buf = Vec::new();
+    f.take(MAX_KEY_FILE + 1).read_to_end(&mut buf).map_err(io_err(path))?;
+    if buf.len() as u64 > MAX_KEY_FILE {
+        return Err(KeystoreError::Malformed {
+            path: path.to_owned(),
+            detail: "larger than 64 KiB".into(),
+        });
+    }
+    Ok(buf)
+}
+
+impl KeyStore {
+    /// The key store under `home` (`$WARRANT_HOME/keys`), created 0700 on first write.
+    pub fn new(home: &Path) -> Self {
+        Self { dir: home.join("keys") }
+    }
+
+    /// The key directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn ensure_dir(&self) -> Result<(), KeystoreError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(io_err(&self.dir))
+    }
+
+    /// Generate a key, store it encrypted, and return its public info.
+    pub fn generate(&self, kind: KeyType, name: &str, pass: &Passphrase) -> Result<KeyInfo, KeystoreError> {
+        let key = SecretKey::generate(kind)?;
+        self.add(&key, name, pass)
+    }
+
+    /// Store `key` encrypted under `pass`.
+    pub fn add(&self, key: &SecretKey, name: &str, pass: &Passphrase) -> Result<KeyInfo, KeystoreError> {
+        self.ensure_dir()?;
+        let public = key.public_key();
+        let info = KeyInfo {
+            keyid: public.key_id(),
+            name: name.to_owned(),
+            keytype: public.keytype().to_owned(),
+            scheme: public.scheme().to_owned(),
+            public: public.public(),
+        };
+        let der = key.to_pkcs8_der()?;
+        let pki = PrivateKeyInfoRef::try_from(der.as_slice())
+            .map_err(|e| KeyError::MalformedPrivate(e.to_string()))?;
+        let encrypted = pki
+            .encrypt(pass.0.as_bytes())
+            .map_err(|e| KeyError::MalformedPrivate(format!("encryption failed: {e}")))?;
+        let pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .map_err(|e| KeyError::MalformedPrivate(e.to_string()))?;
+        let key_path = self.dir.join(format!("{}.key", info.keyid));
+        write_private(&self.dir, &key_path, pem.as_bytes())?;
+        let pub_path = self.dir.join(format!("{}.pub.json", info.keyid));
+        let json = serde_json::to_vec_pretty(&info).map_err(|e| KeystoreError::Malformed {
+            path: pub_path.clone(),
+            detail: e.to_string(),
+        })?;
+        write_private(&self.dir, &pub_path, &json)?;
+        Ok(info)
+    }
+
+    /// Every key's public info, sorted by name then id.
+    pub fn list(&self) -> Result<Vec<KeyInfo>, KeystoreError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&self.dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_err(&self.dir))?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            if !name.ends_with(".pub.json") || name.starts_with('.') {
+                continue;
+            }
+            let bytes = read_capped(&path)?;
+            let info: KeyInfo = serde_json::from_slice(&bytes).map_err(|e| KeystoreError::Malformed {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            out.push(info);
+        }
+        out.sort_by(|a, b| (&a.name, &a.keyid).cmp(&(&b.name, &b.keyid)));
+        Ok(out)
+    }
+
+    /// The key whose id equals or starts with `query`, or whose name is `query`.
+    pub fn find(&self, query: &str) -> Result<KeyInfo, KeystoreError> {
+        let all = self.list()?;
+        let exact: Vec<&KeyInfo> = all.iter().filter(|k| k.keyid.0 == query).collect();
+        let matches: Vec<&KeyInfo> = if exact.is_empty() {
+            all.iter()
+                .filter(|k| (query.len() >= 6 && k.keyid.0.starts_with(query)) || k.name == query)
+                .collect()
+        } else {
+            exact
+        };
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(KeystoreError::NotFound {
+                query: query.to_owned(),
+                dir: self.dir.clone(),
+            }),
+            many => Err(KeystoreError::Ambiguous {
+                query: query.to_owned(),
+                matches: many.iter().map(|k| &k.keyid.0[..12]).collect::<Vec<_>>().join(", "),
+            }),
+        }
+    }
+
+    /// True when the store holds the private key `keyid`.
+    pub fn has(&self, keyid: &KeyId) -> bool {
+        self.dir.join(format!("{keyid}.key")).is_file()
+    }
+
+    /// Decrypt the private key `keyid`.
+    pub fn load(&self, keyid: &KeyId, pass: &Passphrase) -> Result<SecretKey, KeystoreError> {
+        // Key ids of our keys are hex; refuse anything else before building a path.
+        if keyid.0.is_empty() || !keyid.0.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(KeystoreError::NotFound {
+                query: keyid.0.clone(),
+                dir: self.dir.clone(),
+            });
+        }
+        let path = self.dir.join(format!("{keyid}.key"));
+        let bytes = read_capped(&path).map_err(|e| match e {
+            KeystoreError::Io { .. } if !path.exists() => KeystoreError::NotFound {
+                query: keyid.0.clone(),
+                dir: self.dir.clone(),
+            },
+            other => other,
+        })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| KeystoreError::Malformed {
+            path: path.clone(),
+            detail: "not PEM text".into(),
+        })?;
+        let (label, doc) = SecretDocument::from_pem(text).map_err(|e| KeystoreError::Malformed {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        if label != "ENCRYPTED PRIVATE KEY" {
+            return Err(KeystoreError::Malformed {
+                path,
+                detail: format!("expected an ENCRYPTED PRIVATE KEY, found {label}"),
+            });
+        }
+        let enc = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(|e| KeystoreError::Malformed {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        let plain = enc
+            .decrypt(pass.0.as_bytes())
+            .map_err(|_| KeystoreError::WrongPassphrase { keyid: keyid.clone() })?;
+        let key = SecretKey::from_pkcs8_der(plain.as_bytes())?;
+        if &key.public_key().key_id() != keyid {
+            return Err(KeystoreError::Malformed {
+                path,
+                detail: "the key inside does not match its file name".into(),
+            });
+        }
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_list_load_and_wrong_passphrase() {
+        let home = tempfile::tempdir().expect("tmp");
+        let store = KeyStore::new(home.path());
+        let pass = Passphrase::new("correct horse".into()).expect("pass");
+        let info = store.generate(KeyType::Ecdsa, "ci", &pass).expect("generate");
+        let listed = store.list().expect("list");
+        assert_eq!(listed, vec![info.clone()]);
+        assert_eq!(store.find("ci").expect("by name"), info);
+        assert_eq!(store.find(&info.keyid.0[..8]).expect("by prefix"), info);
+        let key = store.load(&info.keyid, &pass).expect("load");
+        assert_eq!(key.public_key().key_id(), info.keyid);
+        let wrong = Passphrase::new("wrong".into()).expect("pass");
+        assert!(matches!(store.load(&info.keyid, &wrong), Err(KeystoreError::WrongPassphrase { .. })));
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(store.dir().join(format!("{}.key", info.keyid)))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The key file is encrypted: the raw scalar never appears in it.
+        let pem = fs::read_to_string(store.dir().join(format!("{}.key", info.keyid))).expect("read");
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        assert!(Passphrase::new(String::new()).is_err());
+        assert!(matches!(store.load(&KeyId("../x".into()), &pass), Err(KeystoreError::NotFound { .. })));
+    }
+}

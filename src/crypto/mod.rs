@@ -1,0 +1,6 @@
+//! Keys: verification keys TUF metadata names, signers, and the encrypted key store.
+
+pub mod keys;
+pub mod keystore;
+
+pub use keys::{KeyId, KeyType, PublicKey, SecretKey, Signer};

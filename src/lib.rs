@@ -1,0 +1,7 @@
+//! warrant: TUF content trust for container images, stored in the OCI registry itself.
+#![deny(unsafe_code)]
+
+pub mod crypto;
+pub mod digest;
+pub mod store;
+pub mod tuf;

@@ -1,0 +1,685 @@
+//! The `warrant.tuf` artifact: the OCI image manifest that lists the TUF metadata files
+//! (DESIGN §3, "TUF-on-OCI v1").
+//!
+//! Every backend (the OCI layout directory now, a registry later) stores the same
+//! manifest, so building and parsing it lives here, apart from any I/O. The manifest
+//! bytes come from the registry or a copied directory, so [`parse_manifest`] treats them
+//! as hostile: it never panics, rejects anything ambiguous (duplicate JSON keys, duplicate
+//! file names), and only lets through file names that are safe to use as a single path
+//! component, because the trusted cache later writes files under those names.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use super::{Listing, MAX_MANIFEST_BYTES, StoredFile};
+use crate::digest::{DigestParseError, Sha256Digest};
+
+/// `mediaType` of an OCI image manifest (the `warrant.tuf` artifact is one).
+pub const OCI_MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// `artifactType` of the `warrant.tuf` manifest.
+pub const TUF_ARTIFACT_TYPE: &str = "application/vnd.warrant.tuf.v1";
+/// `mediaType` of each layer: one TUF metadata file.
+pub const TUF_METADATA_MEDIA_TYPE: &str = "application/vnd.warrant.tuf.metadata.v1+json";
+/// `mediaType` of the OCI empty descriptor used as config.
+pub const EMPTY_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// The bytes of the empty config blob; every backend must store this blob too.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+/// Digest of [`EMPTY_CONFIG`] (fixed by the OCI image spec).
+pub const EMPTY_CONFIG_DIGEST: &str =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+/// Layer annotation holding the TUF file name.
+pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+/// Layer annotation marking a file not yet at threshold (value `"true"`).
+pub const ANNOTATION_PENDING: &str = "vnd.warrant.pending";
+/// Manifest annotation: when the artifact was published (RFC 3339).
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// Manifest annotation: version of the TUF-on-OCI layout.
+pub const ANNOTATION_LAYOUT_VERSION: &str = "vnd.warrant.layout.version";
+/// The only layout version this code reads and writes.
+pub const LAYOUT_VERSION: &str = "1";
+
+/// Most layers a manifest may list (one per metadata file).
+pub const MAX_LAYERS: usize = 100_000;
+/// Largest size a layer may declare: a bound on what a listing can make us expect,
+/// independent of the per-role caps the TUF client passes to `read_file`.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Longest TUF file name accepted (a common file-system limit for one component).
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Why bytes are not a valid `warrant.tuf` manifest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ArtifactError {
+    /// The manifest is larger than [`MAX_MANIFEST_BYTES`] (endless-data attack or not ours).
+    #[error("manifest is {size} bytes, more than the {max}-byte limit")]
+    TooLarge {
+        /// Size of the input.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// Not JSON, a required field is missing or has the wrong type, or a key is repeated.
+    #[error("not a valid OCI image manifest: {source}")]
+    Json {
+        /// The parser's description, with line and column.
+        source: serde_json::Error,
+    },
+    /// `schemaVersion` is not 2.
+    #[error("schemaVersion is {found:?}, expected 2")]
+    SchemaVersion {
+        /// The value found, if any.
+        found: Option<u64>,
+    },
+    /// `mediaType` names something other than an OCI image manifest (e.g. an index).
+    #[error("mediaType is {found:?}, expected {OCI_MANIFEST_MEDIA_TYPE}")]
+    MediaType {
+        /// The value found.
+        found: String,
+    },
+    /// Neither `artifactType` nor `config.mediaType` says this is a warrant TUF artifact:
+    /// the tag points at something else (an image pushed under `warrant.tuf` by mistake).
+    #[error(
+        "not a warrant TUF artifact: artifactType {artifact_type:?}, config mediaType \
+         {config_media_type:?}, expected {TUF_ARTIFACT_TYPE}"
+    )]
+    NotTufArtifact {
+        /// The `artifactType` found, if any.
+        artifact_type: Option<String>,
+        /// The `config.mediaType` found.
+        config_media_type: String,
+    },
+    /// The manifest was written by a newer, incompatible warrant.
+    #[error("layout version {found:?} is not supported (this warrant reads {LAYOUT_VERSION})")]
+    LayoutVersion {
+        /// The value of `vnd.warrant.layout.version`.
+        found: String,
+    },
+    /// More than [`MAX_LAYERS`] layers.
+    #[error("manifest lists {count} layers, more than the limit of {max}")]
+    TooManyLayers {
+        /// Layers listed.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A layer is not a TUF metadata file.
+    #[error("layer {index}: mediaType {found:?}, expected {TUF_METADATA_MEDIA_TYPE}")]
+    LayerMediaType {
+        /// Position of the layer (from 0).
+        index: usize,
+        /// The value found.
+        found: String,
+    },
+    /// A layer digest is not `sha256:<64 lowercase hex>`.
+    #[error("layer {index}: {source}")]
+    LayerDigest {
+        /// Position of the layer (from 0).
+        index: usize,
+        /// Why the digest was rejected.
+        source: DigestParseError,
+    },
+    /// A layer size is negative, fractional, or larger than [`MAX_FILE_BYTES`].
+    #[error("layer {index}: size {size} is not an integer between 0 and {MAX_FILE_BYTES}")]
+    LayerSize {
+        /// Position of the layer (from 0).
+        index: usize,
+        /// The size as written.
+        size: String,
+    },
+    /// A layer has no `org.opencontainers.image.title` annotation.
+    #[error("layer {index}: no {ANNOTATION_TITLE} annotation naming the TUF file")]
+    MissingTitle {
+        /// Position of the layer (from 0).
+        index: usize,
+    },
+    /// A layer title is not a safe TUF file name (path traversal, control characters,
+    /// not ending in `.json`, too long).
+    #[error("layer {index}: {title:?} is not a safe TUF metadata file name")]
+    UnsafeTitle {
+        /// Position of the layer (from 0).
+        index: usize,
+        /// The rejected title (truncated to 100 characters).
+        title: String,
+    },
+    /// `vnd.warrant.pending` holds something other than `"true"` or `"false"`.
+    #[error("layer {index}: {ANNOTATION_PENDING} is {value:?}, expected \"true\" or \"false\"")]
+    BadPending {
+        /// Position of the layer (from 0).
+        index: usize,
+        /// The value found (truncated to 100 characters).
+        value: String,
+    },
+    /// Two non-pending layers carry the same file name: which one is meant is ambiguous.
+    #[error("file {name:?} is listed twice")]
+    DuplicateName {
+        /// The repeated name.
+        name: String,
+    },
+}
+
+/// True when `name` may be used as a TUF metadata file name: 1..=255 characters, ends
+/// in `.json`, not `.` or `..`, no `/`, `\` or control characters. Such a name is a
+/// single path component on every platform we support, so a cache may write it as-is.
+pub fn is_safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.ends_with(".json")
+        && name != "."
+        && name != ".."
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+/// Build the `warrant.tuf` manifest for `files` (in the given order), published at
+/// `created` (RFC 3339). The output is deterministic: same input, same bytes, same
+/// digest. The caller must also store the [`EMPTY_CONFIG`] blob and every file's blob.
+pub fn build_manifest(files: &[StoredFile], created: &str) -> Vec<u8> {
+    let manifest = OutManifest {
+        schema_version: 2,
+        media_type: OCI_MANIFEST_MEDIA_TYPE,
+        artifact_type: TUF_ARTIFACT_TYPE,
+        config: OutConfig {
+            media_type: EMPTY_CONFIG_MEDIA_TYPE,
+            digest: EMPTY_CONFIG_DIGEST,
+            size: EMPTY_CONFIG.len() as u64,
+        },
+        layers: files.iter().map(OutLayer::new).collect(),
+        annotations: OutManifestAnnotations {
+            created,
+            layout_version: LAYOUT_VERSION,
+        },
+    };
+    // Serializing plain structs of strings and integers cannot fail; an empty result
+    // would be rejected by parse_manifest, so it could never be published silently.
+    serde_json::to_vec(&manifest).unwrap_or_default()
+}
+
+/// Parse and validate a `warrant.tuf` manifest whose bytes hash to `digest`.
+///
+/// The artifact is recognised by `artifactType` ([`TUF_ARTIFACT_TYPE`]); when a manifest
+/// has no `artifactType` at all, `config.mediaType` == [`TUF_ARTIFACT_TYPE`] is accepted
+/// instead, the convention OCI 1.1 prescribes for tools that predate `artifactType`.
+/// This widens compatibility without weakening trust: the listing only says where the
+/// signed metadata is, and every file is verified by TUF afterwards. A manifest whose
+/// `artifactType` names anything else is rejected.
+pub fn parse_manifest(bytes: &[u8], digest: Sha256Digest) -> Result<Listing, ArtifactError> {
+    let size = bytes.len() as u64;
+    if size > MAX_MANIFEST_BYTES {
+        return Err(ArtifactError::TooLarge {
+            size,
+            max: MAX_MANIFEST_BYTES,
+        });
+    }
+    let raw: RawManifest =
+        serde_json::from_slice(bytes).map_err(|source| ArtifactError::Json { source })?;
+    check_header(&raw)?;
+    if raw.layers.len() > MAX_LAYERS {
+        return Err(ArtifactError::TooManyLayers {
+            count: raw.layers.len(),
+            max: MAX_LAYERS,
+        });
+    }
+    let files = raw
+        .layers
+        .into_iter()
+        .enumerate()
+        .map(|(index, layer)| parse_layer(index, layer))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_unique(&files)?;
+    Ok(Listing { digest, files })
+}
+
+/// Checks everything above the layers: schema, media type, artifact type, version.
+fn check_header(raw: &RawManifest) -> Result<(), ArtifactError> {
+    if raw.schema_version != Some(2) {
+        return Err(ArtifactError::SchemaVersion {
+            found: raw.schema_version,
+        });
+    }
+    // OCI only says mediaType SHOULD be set; when it is, it must not name an index.
+    if let Some(mt) = raw
+        .media_type
+        .as_deref()
+        .filter(|mt| *mt != OCI_MANIFEST_MEDIA_TYPE)
+    {
+        return Err(ArtifactError::MediaType { found: clip(mt) });
+    }
+    let is_ours = match raw.artifact_type.as_deref() {
+        Some(at) => at == TUF_ARTIFACT_TYPE,
+        None => raw.config.media_type == TUF_ARTIFACT_TYPE,
+    };
+    if !is_ours {
+        return Err(ArtifactError::NotTufArtifact {
+            artifact_type: raw.artifact_type.as_deref().map(clip),
+            config_media_type: clip(&raw.config.media_type),
+        });
+    }
+    // Absent is read as version 1 (hand-made or stripped manifests); any other value
+    // means a format we do not understand, which must not be half-read.
+    let version = raw
+        .annotations
+        .as_ref()
+        .and_then(|a| a.0.get(ANNOTATION_LAYOUT_VERSION));
+    match version {
+        Some(v) if v != LAYOUT_VERSION => Err(ArtifactError::LayoutVersion { found: clip(v) }),
+        _ => Ok(()),
+    }
+}
+
+/// Validates one layer and turns it into a [`StoredFile`].
+fn parse_layer(index: usize, layer: RawLayer) -> Result<StoredFile, ArtifactError> {
+    if layer.media_type != TUF_METADATA_MEDIA_TYPE {
+        return Err(ArtifactError::LayerMediaType {
+            index,
+            found: clip(&layer.media_type),
+        });
+    }
+    let digest = layer
+        .digest
+        .parse()
+        .map_err(|source| ArtifactError::LayerDigest { index, source })?;
+    let size = layer
+        .size
+        .as_u64()
+        .filter(|s| *s <= MAX_FILE_BYTES)
+        .ok_or_else(|| ArtifactError::LayerSize {
+            index,
+            size: layer.size.to_string(),
+        })?;
+    let annotations = layer.annotations.unwrap_or_default().0;
+    let name = annotations
+        .get(ANNOTATION_TITLE)
+        .ok_or(ArtifactError::MissingTitle { index })?;
+    if !is_safe_file_name(name) {
+        return Err(ArtifactError::UnsafeTitle {
+            index,
+            title: clip(name),
+        });
+    }
+    let pending = match annotations.get(ANNOTATION_PENDING).map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ArtifactError::BadPending {
+                index,
+                value: clip(other),
+            });
+        }
+    };
+    Ok(StoredFile {
+        name: name.clone(),
+        digest,
+        size,
+        pending,
+    })
+}
+
+/// Rejects two non-pending files with one name: `Listing::get` must be unambiguous.
+fn check_unique(files: &[StoredFile]) -> Result<(), ArtifactError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for f in files.iter().filter(|f| !f.pending) {
+        if !seen.insert(f.name.as_str()) {
+            return Err(ArtifactError::DuplicateName {
+                name: f.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Hostile strings end up in error messages: keep them short.
+fn clip(s: &str) -> String {
+    s.chars().take(100).collect()
+}
+
+// Output types: field order here is the byte order of the manifest.
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutManifest<'a> {
+    schema_version: u32,
+    media_type: &'static str,
+    artifact_type: &'static str,
+    config: OutConfig,
+    layers: Vec<OutLayer<'a>>,
+    annotations: OutManifestAnnotations<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutConfig {
+    media_type: &'static str,
+    digest: &'static str,
+    size: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OutLayer<'a> {
+    media_type: &'static str,
+    digest: String,
+    size: u64,
+    annotations: OutLayerAnnotations<'a>,
+}
+
+impl<'a> OutLayer<'a> {
+    fn new(f: &'a StoredFile) -> Self {
+        Self {
+            media_type: TUF_METADATA_MEDIA_TYPE,
+            digest: f.digest.to_string(),
+            size: f.size,
+            annotations: OutLayerAnnotations {
+                title: &f.name,
+                pending: f.pending.then_some("true"),
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OutLayerAnnotations<'a> {
+    #[serde(rename = "org.opencontainers.image.title")]
+    title: &'a str,
+    #[serde(
+        rename = "vnd.warrant.pending",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pending: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct OutManifestAnnotations<'a> {
+    #[serde(rename = "org.opencontainers.image.created")]
+    created: &'a str,
+    #[serde(rename = "vnd.warrant.layout.version")]
+    layout_version: &'static str,
+}
+
+// Input types: derived structs reject duplicate fields, unknown fields are ignored
+// (OCI allows extensions), and annotations reject duplicate keys (see `Annotations`).
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawManifest {
+    schema_version: Option<u64>,
+    media_type: Option<String>,
+    artifact_type: Option<String>,
+    config: RawConfig,
+    layers: Vec<RawLayer>,
+    annotations: Option<Annotations>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawConfig {
+    media_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawLayer {
+    media_type: String,
+    digest: String,
+    // A Number, not u64, so that `-1` or `1.5` gets our error naming the layer.
+    size: serde_json::Number,
+    annotations: Option<Annotations>,
+}
+
+/// A string map that refuses repeated keys. serde's own maps keep the last value, so
+/// `{"title":"a.json","title":"../x"}` could mean one thing to us and another to a
+/// different parser; refusing is the only unambiguous answer.
+#[derive(Default)]
+struct Annotations(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for Annotations {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct StrictMap;
+        impl<'de> Visitor<'de> for StrictMap {
+            type Value = Annotations;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of string annotations")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Annotations, A::Error> {
+                let mut out = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, String>()? {
+                    if out.contains_key(&k) {
+                        let msg = format!("duplicate annotation {:?}", clip(&k));
+                        return Err(de::Error::custom(msg));
+                    }
+                    out.insert(k, v);
+                }
+                Ok(Annotations(out))
+            }
+        }
+        d.deserialize_map(StrictMap)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, content: &[u8], pending: bool) -> StoredFile {
+        StoredFile {
+            name: name.into(),
+            digest: Sha256Digest::of(content),
+            size: content.len() as u64,
+            pending,
+        }
+    }
+
+    fn sample() -> Vec<StoredFile> {
+        vec![
+            file("1.root.json", b"root", false),
+            file("timestamp.json", b"ts", false),
+            file("2.targets.json", b"targets", true),
+        ]
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Listing, ArtifactError> {
+        parse_manifest(bytes, Sha256Digest::of(bytes))
+    }
+
+    /// Takes the sample manifest as JSON, lets `edit` change it, and parses the result.
+    fn parse_edited(edit: impl FnOnce(&mut serde_json::Value)) -> Result<Listing, ArtifactError> {
+        let bytes = build_manifest(&sample(), "2024-01-01T00:00:00Z");
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        edit(&mut v);
+        parse(&serde_json::to_vec(&v).unwrap())
+    }
+
+    #[test]
+    fn build_matches_design_section_3_byte_for_byte() {
+        let files = [
+            file("1.root.json", b"root", false),
+            file("2.x.json", b"x", true),
+        ];
+        let got = String::from_utf8(build_manifest(&files, "2024-01-01T00:00:00Z")).unwrap();
+        let want = format!(
+            concat!(
+                r#"{{"schemaVersion":2,"mediaType":"{m}","artifactType":"{a}","#,
+                r#""config":{{"mediaType":"{e}","digest":"{ed}","size":2}},"layers":["#,
+                r#"{{"mediaType":"{l}","digest":"{d1}","size":4,"annotations":"#,
+                r#"{{"org.opencontainers.image.title":"1.root.json"}}}},"#,
+                r#"{{"mediaType":"{l}","digest":"{d2}","size":1,"annotations":"#,
+                r#"{{"org.opencontainers.image.title":"2.x.json","vnd.warrant.pending":"true"}}}}],"#,
+                r#""annotations":{{"org.opencontainers.image.created":"2024-01-01T00:00:00Z","#,
+                r#""vnd.warrant.layout.version":"1"}}}}"#
+            ),
+            m = OCI_MANIFEST_MEDIA_TYPE,
+            a = TUF_ARTIFACT_TYPE,
+            e = EMPTY_CONFIG_MEDIA_TYPE,
+            ed = EMPTY_CONFIG_DIGEST,
+            l = TUF_METADATA_MEDIA_TYPE,
+            d1 = files[0].digest,
+            d2 = files[1].digest,
+        );
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn build_then_parse_round_trips() {
+        let bytes = build_manifest(&sample(), "2024-01-01T00:00:00Z");
+        assert_eq!(bytes, build_manifest(&sample(), "2024-01-01T00:00:00Z"));
+        assert_eq!(
+            Sha256Digest::of(EMPTY_CONFIG).to_string(),
+            EMPTY_CONFIG_DIGEST
+        );
+        let listing = parse(&bytes).unwrap();
+        assert_eq!(listing.digest, Sha256Digest::of(&bytes));
+        assert_eq!(listing.files, sample());
+        assert!(
+            listing.get("2.targets.json").is_none(),
+            "pending files are invisible"
+        );
+        assert!(listing.get("timestamp.json").is_some());
+    }
+
+    #[test]
+    fn config_media_type_is_accepted_when_artifact_type_is_absent() {
+        let ok = parse_edited(|v| {
+            v.as_object_mut().unwrap().remove("artifactType");
+            v["config"]["mediaType"] = TUF_ARTIFACT_TYPE.into();
+        });
+        assert!(ok.is_ok());
+        let err = parse_edited(|v| {
+            v.as_object_mut().unwrap().remove("artifactType");
+        });
+        assert!(matches!(err, Err(ArtifactError::NotTufArtifact { .. })));
+        let err = parse_edited(|v| {
+            v["artifactType"] = "application/vnd.other".into();
+            v["config"]["mediaType"] = TUF_ARTIFACT_TYPE.into();
+        });
+        assert!(matches!(err, Err(ArtifactError::NotTufArtifact { .. })));
+    }
+
+    #[test]
+    fn path_traversal_and_unsafe_titles_are_rejected() {
+        let long = format!("{}.json", "a".repeat(251));
+        let bad = [
+            "../../x.json",
+            "a/b.json",
+            "a\\b.json",
+            "..",
+            ".",
+            "",
+            "root.txt",
+        ];
+        for bad in bad.into_iter().chain(["x\n.json", "x\u{7f}.json", &long]) {
+            let r = parse_edited(|v| v["layers"][0]["annotations"][ANNOTATION_TITLE] = bad.into());
+            assert!(
+                matches!(r, Err(ArtifactError::UnsafeTitle { index: 0, .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(is_safe_file_name(&format!("{}.json", "a".repeat(250))));
+        assert!(is_safe_file_name("3.bin-0a.json"));
+    }
+
+    #[test]
+    fn hostile_manifests_get_precise_errors() {
+        use serde_json::json;
+        let pending = "/layers/2/annotations/vnd.warrant.pending";
+        let title = "/layers/1/annotations/org.opencontainers.image.title";
+        let cases = [
+            ("/schemaVersion", json!(1), "schemaVersion is Some(1)"),
+            (
+                "/mediaType",
+                json!("application/vnd.oci.image.index.v1+json"),
+                "mediaType is",
+            ),
+            (
+                "/layers/0/mediaType",
+                json!("x"),
+                "layer 0: mediaType \"x\"",
+            ),
+            (
+                "/layers/1/digest",
+                json!(EMPTY_CONFIG_DIGEST.to_uppercase()),
+                "layer 1: invalid",
+            ),
+            ("/layers/0/size", json!(-1), "size -1 is not"),
+            ("/layers/0/size", json!(1.5), "size 1.5 is not"),
+            (
+                "/layers/0/size",
+                json!(MAX_FILE_BYTES + 1),
+                "size 67108865 is not",
+            ),
+            (
+                "/layers/0/annotations",
+                json!({}),
+                "layer 0: no org.opencontainers",
+            ),
+            (
+                pending,
+                json!("yes"),
+                "layer 2: vnd.warrant.pending is \"yes\"",
+            ),
+            (
+                "/annotations/vnd.warrant.layout.version",
+                json!("2"),
+                "version \"2\" is not",
+            ),
+            (
+                "/layers",
+                json!("no"),
+                "not a valid OCI image manifest: invalid type",
+            ),
+            (
+                title,
+                json!("1.root.json"),
+                "\"1.root.json\" is listed twice",
+            ),
+        ];
+        for (pointer, value, message) in cases {
+            let err = parse_edited(|v| *v.pointer_mut(pointer).unwrap() = value).unwrap_err();
+            assert!(err.to_string().contains(message), "{pointer}: {err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_json_keys_are_rejected() {
+        let bytes = String::from_utf8(build_manifest(&sample(), "t")).unwrap();
+        let dup_title = bytes.replacen(
+            r#""org.opencontainers.image.title":"1.root.json""#,
+            r#""org.opencontainers.image.title":"1.root.json","org.opencontainers.image.title":"x.json""#,
+            1,
+        );
+        assert!(matches!(
+            parse(dup_title.as_bytes()),
+            Err(ArtifactError::Json { .. })
+        ));
+        let dup_layers = bytes.replacen(r#""layers":"#, r#""layers":[],"layers":"#, 1);
+        assert!(matches!(
+            parse(dup_layers.as_bytes()),
+            Err(ArtifactError::Json { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_and_truncation_never_panic() {
+        let good = build_manifest(&sample(), "2024-01-01T00:00:00Z");
+        for end in 0..good.len() {
+            assert!(parse(&good[..end]).is_err(), "truncated at {end}");
+        }
+        let mut flipped = good.clone();
+        for i in 0..flipped.len() {
+            flipped[i] ^= 0x55;
+            let _ = parse(&flipped);
+            flipped[i] ^= 0x55;
+        }
+        let deep = "[".repeat(100_000);
+        let junk: [&[u8]; 6] = [b"", b"null", b"[]", b"{}", b"\xff\xfe", deep.as_bytes()];
+        for junk in junk {
+            assert!(parse(junk).is_err());
+        }
+        let big = vec![b' '; MAX_MANIFEST_BYTES as usize + 1];
+        assert!(matches!(parse(&big), Err(ArtifactError::TooLarge { .. })));
+    }
+}

@@ -1,0 +1,923 @@
+//! The OCI image layout backend (`oci:PATH`, as skopeo writes it).
+//!
+//! The `warrant.tuf` artifact is an ordinary manifest blob named in `index.json` by the
+//! annotation `org.opencontainers.image.ref.name=warrant.tuf`, so `skopeo copy` moves it
+//! like any tagged image. Everything read from the directory is treated as hostile: reads
+//! are capped, every blob is digest-checked, and the only path built from stored data is
+//! `blobs/sha256/<hex>` from a strictly parsed digest.
+//!
+//! Writers serialise on an exclusive lock of the `oci-layout` file (never replaced, so
+//! every process locks the same inode). Blobs are written first and `index.json` last,
+//! each by temp file + fsync + rename, so a crash leaves the previous state intact.
+//! Replaced blobs are never deleted: a concurrent reader may still be reading the
+//! previous listing, and garbage collection is left to tools that can see all tags.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::SecondsFormat;
+use serde_json::{Map, Value, json};
+
+use super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE, TUF_ARTIFACT_TYPE};
+use super::{
+    Descriptor, ImageRef, Listing, Location, MAX_MANIFEST_BYTES, NewFile, Store, StoreError,
+    StoreErrorKind as Kind, StoredFile, TUF_TAG,
+};
+use crate::digest::Sha256Digest;
+
+/// Index annotation naming a tag.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The only `imageLayoutVersion` defined by the OCI image spec.
+pub const IMAGE_LAYOUT_VERSION: &str = "1.0.0";
+const OCI_LAYOUT: &str = "oci-layout";
+const INDEX_JSON: &str = "index.json";
+const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// `oci-layout` is a one-line file; anything bigger is not one.
+const MAX_OCI_LAYOUT_BYTES: u64 = 4096;
+/// Reads never reserve more than this up front, whatever size a descriptor claims.
+const MAX_PREALLOC: u64 = 1024 * 1024;
+
+/// A TUF repository and its images in an OCI image layout directory.
+#[derive(Debug, Clone)]
+pub struct LayoutStore {
+    location: Location,
+    root: PathBuf,
+}
+
+impl LayoutStore {
+    /// Open an existing layout: the directory must hold an `oci-layout` file with
+    /// `imageLayoutVersion` 1.0.0. A missing directory is `NotFound`: signing or
+    /// verifying must never create a repository by accident.
+    pub fn open(location: Location) -> Result<Self, StoreError> {
+        let root = layout_root(&location)?;
+        let store = Self { location, root };
+        store.check_oci_layout()?;
+        Ok(store)
+    }
+
+    /// Open a layout, first creating the directory, `oci-layout`, an empty `index.json`
+    /// and `blobs/sha256` where missing (for `init`). Existing files are left alone.
+    pub fn create_or_open(location: Location) -> Result<Self, StoreError> {
+        let root = layout_root(&location)?;
+        let store = Self { location, root };
+        let blobs = store.blobs_dir();
+        fs::create_dir_all(&blobs).map_err(|e| store.io(&blobs, "cannot create", e))?;
+        let layout = json!({ "imageLayoutVersion": IMAGE_LAYOUT_VERSION });
+        store.write_if_absent(OCI_LAYOUT, &layout)?;
+        let index =
+            json!({ "schemaVersion": 2, "mediaType": OCI_INDEX_MEDIA_TYPE, "manifests": [] });
+        store.write_if_absent(INDEX_JSON, &index)?;
+        store.check_oci_layout()?;
+        Ok(store)
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn err(&self, kind: Kind, what: impl Into<String>, detail: impl Into<String>) -> StoreError {
+        StoreError::new(kind, &self.location, what, detail)
+    }
+
+    /// An I/O error on `path`; a missing file is `NotFound`, anything else `Io`.
+    fn io(&self, path: &Path, action: &str, e: io::Error) -> StoreError {
+        let kind = match e.kind() {
+            io::ErrorKind::NotFound => Kind::NotFound,
+            _ => Kind::Io,
+        };
+        self.err(kind, path.display().to_string(), format!("{action}: {e}"))
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// The only path built from stored data: the hex of an already validated digest.
+    fn blob_path(&self, digest: &Sha256Digest) -> PathBuf {
+        self.blobs_dir().join(digest.hex())
+    }
+
+    fn check_oci_layout(&self) -> Result<(), StoreError> {
+        if !self.root.is_dir() {
+            let detail =
+                "no such directory: check the path, or create the repository with `warrant init`";
+            return Err(self.err(Kind::NotFound, "layout directory", detail));
+        }
+        let bytes = match read_capped(&self.root.join(OCI_LAYOUT), MAX_OCI_LAYOUT_BYTES) {
+            Ok(bytes) => bytes,
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                let detail = "the directory has no oci-layout file, so it is not an OCI image \
+                              layout: check the path, or create one with `warrant init`";
+                return Err(self.err(Kind::NotFound, OCI_LAYOUT, detail));
+            }
+            Err(e) => return Err(self.read_error(OCI_LAYOUT, MAX_OCI_LAYOUT_BYTES, e)),
+        };
+        let version = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
+            v.get("imageLayoutVersion")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+        if version.as_deref() != Some(IMAGE_LAYOUT_VERSION) {
+            let detail =
+                format!("imageLayoutVersion is {version:?}, expected \"{IMAGE_LAYOUT_VERSION}\"");
+            return Err(self.err(Kind::Malformed, OCI_LAYOUT, detail));
+        }
+        Ok(())
+    }
+
+    fn read_error(&self, what: &str, max: u64, e: ReadError) -> StoreError {
+        match e {
+            ReadError::TooLarge => self.err(
+                Kind::TooLarge,
+                what,
+                format!("larger than the {max}-byte limit"),
+            ),
+            ReadError::NotRegular => self.err(
+                Kind::Malformed,
+                what,
+                "not a regular file (a device, FIFO or directory planted in the layout?)",
+            ),
+            ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.err(Kind::NotFound, what, format!("missing: {e}"))
+            }
+            ReadError::Io(e) => self.err(Kind::Io, what, format!("cannot read: {e}")),
+        }
+    }
+
+    fn read_index(&self) -> Result<Index, StoreError> {
+        let bytes =
+            read_capped(&self.root.join(INDEX_JSON), MAX_MANIFEST_BYTES).map_err(|e| match e {
+                ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => self.err(
+                    Kind::Malformed,
+                    INDEX_JSON,
+                    "missing: the layout is incomplete (was it copied without index.json?)",
+                ),
+                e => self.read_error(INDEX_JSON, MAX_MANIFEST_BYTES, e),
+            })?;
+        Index::parse(&bytes).map_err(|d| self.err(Kind::Malformed, INDEX_JSON, d))
+    }
+
+    /// Read the blob `digest`, capped at `max` bytes and checked against its digest and,
+    /// when a descriptor declared one, its size.
+    fn read_blob(
+        &self,
+        what: &str,
+        digest: &Sha256Digest,
+        declared: Option<u64>,
+        max: u64,
+    ) -> Result<Vec<u8>, StoreError> {
+        if let Some(size) = declared.filter(|s| *s > max) {
+            let detail = format!("declared size {size} is larger than the {max}-byte limit");
+            return Err(self.err(Kind::TooLarge, what, detail));
+        }
+        let bytes = read_capped(&self.blob_path(digest), max).map_err(|e| match e {
+            ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
+                let detail = format!(
+                    "blob {digest} is missing from blobs/sha256: the layout is incomplete \
+                     (copied without all blobs?)"
+                );
+                self.err(Kind::NotFound, what, detail)
+            }
+            e => self.read_error(what, max, e),
+        })?;
+        if let Some(size) = declared.filter(|s| *s != bytes.len() as u64) {
+            let detail = format!(
+                "blob {digest} is {} bytes but its descriptor says {size}: the blob or the \
+                 manifest naming it was altered",
+                bytes.len()
+            );
+            return Err(self.err(Kind::DigestMismatch, what, detail));
+        }
+        let actual = Sha256Digest::of(&bytes);
+        if actual != *digest {
+            let detail =
+                format!("blob {digest} hashes to {actual}: it was altered or corrupted on disk");
+            return Err(self.err(Kind::DigestMismatch, what, detail));
+        }
+        Ok(bytes)
+    }
+
+    /// Writes a blob unless an intact copy is already there. Blobs are content-addressed,
+    /// so an intact copy is the same content; a damaged one (same name, other bytes) is
+    /// replaced, since leaving it would publish a repository that no reader accepts.
+    fn write_blob(&self, bytes: &[u8], digest: &Sha256Digest) -> Result<(), StoreError> {
+        let path = self.blob_path(digest);
+        let len = bytes.len() as u64;
+        if read_capped(&path, len).is_ok_and(|old| Sha256Digest::of(&old) == *digest) {
+            return Ok(());
+        }
+        self.write_atomic(&self.blobs_dir(), &path, bytes, false)
+    }
+
+    /// Temp file in `dir` + fsync + rename onto `path`; `no_clobber` keeps an existing file.
+    fn write_atomic(
+        &self,
+        dir: &Path,
+        path: &Path,
+        bytes: &[u8],
+        no_clobber: bool,
+    ) -> Result<(), StoreError> {
+        let mut tmp =
+            temp_file_in(dir).map_err(|e| self.io(dir, "cannot create a temporary file", e))?;
+        tmp.write_all(bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| self.io(tmp.path(), "cannot write", e))?;
+        let persisted = if no_clobber {
+            tmp.persist_noclobber(path)
+        } else {
+            tmp.persist(path)
+        };
+        match persisted {
+            Ok(_) => Ok(()),
+            Err(e) if no_clobber && e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(self.io(path, "cannot rename into place", e.error)),
+        }
+    }
+
+    fn write_if_absent(&self, name: &str, value: &Value) -> Result<(), StoreError> {
+        let path = self.root.join(name);
+        if path.exists() {
+            return Ok(());
+        }
+        self.write_atomic(&self.root, &path, value.to_string().as_bytes(), true)
+    }
+
+    /// Holds an exclusive lock on `oci-layout` until the returned file is dropped.
+    fn lock(&self) -> Result<File, StoreError> {
+        let path = self.root.join(OCI_LAYOUT);
+        let file = File::open(&path).map_err(|e| self.io(&path, "cannot open to lock", e))?;
+        file.lock().map_err(|e| self.io(&path, "cannot lock", e))?;
+        Ok(file)
+    }
+
+    /// The current `warrant.tuf` descriptor (digest, size) from `index`.
+    fn tuf_entry(&self, index: &Index) -> Result<Option<(Sha256Digest, u64)>, StoreError> {
+        let Some(entry) = index
+            .tagged(TUF_TAG)
+            .map_err(|d| self.err(Kind::Malformed, INDEX_JSON, d))?
+        else {
+            return Ok(None);
+        };
+        let (digest, size, _) =
+            entry_descriptor(entry).map_err(|d| self.err(Kind::Malformed, TUF_TAG, d))?;
+        Ok(Some((digest, size)))
+    }
+
+    /// The index entry `image` names: by tag (checked against a pinned digest), or by
+    /// digest. `Ok(None)`: digest-only and no entry has it.
+    fn find_entry<'i>(
+        &self,
+        index: &'i Index,
+        image: &ImageRef,
+    ) -> Result<Option<&'i Map<String, Value>>, StoreError> {
+        let what = image.to_string();
+        let Some(tag) = &image.tag else {
+            return Ok(image.digest.and_then(|d| index.with_digest(&d)));
+        };
+        let entry = index
+            .tagged(tag)
+            .map_err(|d| self.err(Kind::Malformed, INDEX_JSON, d))?;
+        let Some(entry) = entry else {
+            let detail = format!(
+                "no index.json entry has {ANNOTATION_REF_NAME}={tag}: list the tags with \
+                 `jq -r '.manifests[].annotations[\"{ANNOTATION_REF_NAME}\"]' {}/index.json`",
+                self.root.display()
+            );
+            return Err(self.err(Kind::NotFound, what, detail));
+        };
+        let digest = entry.get("digest").and_then(Value::as_str);
+        if let Some(pinned) = image
+            .digest
+            .filter(|d| Some(d.to_string().as_str()) != digest)
+        {
+            let detail = format!(
+                "tag {tag} now points at {}, not the pinned {pinned}: the tag was moved; use \
+                 the digest alone, or re-resolve the tag",
+                digest.unwrap_or("nothing")
+            );
+            return Err(self.err(Kind::DigestMismatch, what, detail));
+        }
+        Ok(Some(entry))
+    }
+}
+
+impl Store for LayoutStore {
+    fn location(&self) -> &Location {
+        &self.location
+    }
+
+    fn head_listing(&self) -> Result<Option<Sha256Digest>, StoreError> {
+        Ok(self.tuf_entry(&self.read_index()?)?.map(|(d, _)| d))
+    }
+
+    fn listing(&self) -> Result<Option<Listing>, StoreError> {
+        let Some((digest, size)) = self.tuf_entry(&self.read_index()?)? else {
+            return Ok(None);
+        };
+        let bytes = self.read_blob(TUF_TAG, &digest, Some(size), MAX_MANIFEST_BYTES)?;
+        let listing = artifact::parse_manifest(&bytes, digest).map_err(|e| {
+            self.err(
+                Kind::Malformed,
+                TUF_TAG,
+                format!("{digest} is not a valid warrant.tuf artifact: {e}"),
+            )
+        })?;
+        Ok(Some(listing))
+    }
+
+    fn read_file(&self, file: &StoredFile, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
+        self.read_blob(&file.name, &file.digest, Some(file.size), max_bytes)
+    }
+
+    fn publish(
+        &self,
+        files: &[NewFile],
+        previous: Option<&Sha256Digest>,
+    ) -> Result<Sha256Digest, StoreError> {
+        let stored: Vec<StoredFile> = files
+            .iter()
+            .map(|f| StoredFile {
+                name: f.name.clone(),
+                digest: Sha256Digest::of(&f.bytes),
+                size: f.bytes.len() as u64,
+                pending: f.pending,
+            })
+            .collect();
+        let created = chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+        let manifest = artifact::build_manifest(&stored, &created);
+        let digest = Sha256Digest::of(&manifest);
+        // Never publish what no reader (ourselves included) would accept.
+        artifact::parse_manifest(&manifest, digest).map_err(|e| {
+            self.err(
+                Kind::Malformed,
+                TUF_TAG,
+                format!("refusing to publish: {e}"),
+            )
+        })?;
+
+        let _lock = self.lock()?;
+        let mut index = self.read_index()?;
+        let current = self.tuf_entry(&index)?.map(|(d, _)| d);
+        if current.as_ref() != previous {
+            let detail = format!(
+                "{TUF_TAG} is now {} but this change was based on {}: another signer \
+                 published meanwhile; re-read and retry",
+                describe(current.as_ref()),
+                describe(previous)
+            );
+            return Err(self.err(Kind::Conflict, TUF_TAG, detail));
+        }
+        let blobs = self.blobs_dir();
+        fs::create_dir_all(&blobs).map_err(|e| self.io(&blobs, "cannot create", e))?;
+        for (file, s) in files.iter().zip(&stored) {
+            self.write_blob(&file.bytes, &s.digest)?;
+        }
+        self.write_blob(EMPTY_CONFIG, &Sha256Digest::of(EMPTY_CONFIG))?;
+        self.write_blob(&manifest, &digest)?;
+        // The blobs' directory entries must be durable before index.json names them.
+        sync_dir(&blobs).map_err(|e| self.io(&blobs, "cannot sync", e))?;
+
+        index.set_tagged(TUF_TAG, tuf_index_entry(&digest, manifest.len() as u64));
+        self.write_atomic(
+            &self.root,
+            &self.root.join(INDEX_JSON),
+            &index.to_bytes(),
+            false,
+        )?;
+        sync_dir(&self.root).map_err(|e| self.io(&self.root, "cannot sync", e))?;
+        Ok(digest)
+    }
+
+    /// A tag with a pinned digest that no longer matches is `DigestMismatch` (the tag
+    /// moved). A digest-only reference matches an index entry, or else any manifest
+    /// blob present in `blobs/` (skopeo resolves `oci:PATH@DIGEST` the same way).
+    fn resolve(&self, image: &ImageRef) -> Result<Descriptor, StoreError> {
+        let what = image.to_string();
+        let index = self.read_index()?;
+        let (digest, size, media_type) = match (self.find_entry(&index, image)?, image.digest) {
+            (Some(entry), _) => {
+                let (d, size, mt) =
+                    entry_descriptor(entry).map_err(|d| self.err(Kind::Malformed, &what, d))?;
+                (d, Some(size), mt)
+            }
+            (None, Some(d)) => (d, None, None),
+            (None, None) => return Err(self.err(Kind::NotFound, &what, "no tag or digest")),
+        };
+        let bytes = self.read_blob(&what, &digest, size, MAX_MANIFEST_BYTES)?;
+        let media_type = media_type
+            .or_else(|| manifest_media_type(&bytes))
+            .ok_or_else(|| {
+                self.err(
+                    Kind::Malformed,
+                    &what,
+                    format!("{digest} has no mediaType: not an image manifest or index"),
+                )
+            })?;
+        Ok(Descriptor {
+            media_type,
+            digest,
+            size: bytes.len() as u64,
+        })
+    }
+}
+
+/// `index.json` as an untyped value, so that entries and fields we do not know survive
+/// a rewrite untouched.
+struct Index(Value);
+
+impl Index {
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+        if !value.get("manifests").is_some_and(Value::is_array) {
+            return Err("not an OCI image index: no \"manifests\" array".into());
+        }
+        Ok(Self(value))
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Map<String, Value>> {
+        self.0["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+    }
+
+    /// The one entry tagged `tag`; two are ambiguous and refused.
+    fn tagged(&self, tag: &str) -> Result<Option<&Map<String, Value>>, String> {
+        let mut found = self.entries().filter(|e| ref_name(e) == Some(tag));
+        let first = found.next();
+        if found.next().is_some() {
+            return Err(format!(
+                "several entries are tagged {tag:?}: remove all but one"
+            ));
+        }
+        Ok(first)
+    }
+
+    fn with_digest(&self, digest: &Sha256Digest) -> Option<&Map<String, Value>> {
+        let digest = digest.to_string();
+        self.entries()
+            .find(|e| e.get("digest").and_then(Value::as_str) == Some(&digest))
+    }
+
+    /// Replaces the entry tagged `tag` in place (or appends one), keeping all others.
+    fn set_tagged(&mut self, tag: &str, entry: Value) {
+        let Some(list) = self.0.get_mut("manifests").and_then(Value::as_array_mut) else {
+            return; // `parse` guarantees the array
+        };
+        let is_tag = |v: &Value| v.as_object().and_then(ref_name) == Some(tag);
+        let at = list.iter().position(is_tag).unwrap_or(list.len());
+        list.retain(|v| !is_tag(v));
+        list.insert(at.min(list.len()), entry);
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        self.0.to_string().into_bytes()
+    }
+}
+
+fn ref_name(entry: &Map<String, Value>) -> Option<&str> {
+    entry.get("annotations")?.get(ANNOTATION_REF_NAME)?.as_str()
+}
+
+/// Digest, size and media type of an index entry, with strict digest parsing.
+fn entry_descriptor(
+    entry: &Map<String, Value>,
+) -> Result<(Sha256Digest, u64, Option<String>), String> {
+    let digest = entry
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or("index entry has no digest")?;
+    let digest = digest.parse().map_err(|e| format!("index entry: {e}"))?;
+    let size = entry
+        .get("size")
+        .and_then(Value::as_u64)
+        .ok_or("index entry has no valid size")?;
+    let media_type = entry
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    Ok((digest, size, media_type))
+}
+
+fn tuf_index_entry(digest: &Sha256Digest, size: u64) -> Value {
+    json!({
+        "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+        "artifactType": TUF_ARTIFACT_TYPE,
+        "digest": digest.to_string(),
+        "size": size,
+        "annotations": { ANNOTATION_REF_NAME: TUF_TAG },
+    })
+}
+
+fn manifest_media_type(bytes: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    v.get("mediaType")?.as_str().map(str::to_owned)
+}
+
+fn describe(d: Option<&Sha256Digest>) -> String {
+    d.map_or_else(|| "nothing (first publish)".into(), ToString::to_string)
+}
+
+fn layout_root(location: &Location) -> Result<PathBuf, StoreError> {
+    location
+        .layout_path()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            StoreError::new(
+                Kind::Malformed,
+                location,
+                "location",
+                "not an OCI layout location",
+            )
+        })
+}
+
+enum ReadError {
+    Io(io::Error),
+    TooLarge,
+    NotRegular,
+}
+
+/// Reads a regular file, failing past `max` bytes without reading more than `max + 1`.
+/// The regular-file check keeps a planted FIFO or `/dev/zero` from hanging or flooding us.
+fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let meta = fs::metadata(path).map_err(ReadError::Io)?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    let file = File::open(path).map_err(ReadError::Io)?;
+    let mut buf =
+        Vec::with_capacity(usize::try_from(meta.len().min(max).min(MAX_PREALLOC)).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(ReadError::Io)?;
+    if buf.len() as u64 > max {
+        return Err(ReadError::TooLarge);
+    }
+    Ok(buf)
+}
+
+/// A temp file readable like the files other tools write (tempfile defaults to 0600,
+/// which would hide a published layout from a verifier running as another user).
+fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".warrant-tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Makes renames in `dir` durable (POSIX needs an fsync of the directory).
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir; // Windows cannot open a directory as a file; NTFS renames are journaled.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_store() -> (tempfile::TempDir, LayoutStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Layout(dir.path().join("repo"));
+        (dir, LayoutStore::create_or_open(location).unwrap())
+    }
+
+    fn new_file(name: &str, bytes: &[u8], pending: bool) -> NewFile {
+        NewFile {
+            name: name.into(),
+            bytes: bytes.to_vec(),
+            pending,
+        }
+    }
+
+    fn sample() -> Vec<NewFile> {
+        vec![
+            new_file("1.root.json", b"{\"root\":1}", false),
+            new_file("timestamp.json", b"{\"ts\":1}", false),
+            new_file("2.targets.json", b"{\"targets\":2}", true),
+        ]
+    }
+
+    fn index_of(store: &LayoutStore) -> Value {
+        serde_json::from_slice(&fs::read(store.root.join(INDEX_JSON)).unwrap()).unwrap()
+    }
+
+    fn set_index(store: &LayoutStore, v: &Value) {
+        fs::write(store.root.join(INDEX_JSON), v.to_string()).unwrap();
+    }
+
+    fn put_blob(store: &LayoutStore, bytes: &[u8]) -> Sha256Digest {
+        let d = Sha256Digest::of(bytes);
+        fs::write(store.blob_path(&d), bytes).unwrap();
+        d
+    }
+
+    /// Stores an image manifest blob and tags it (replacing the tag if present).
+    fn tag_image(store: &LayoutStore, tag: &str, body: &[u8]) -> Sha256Digest {
+        let d = put_blob(store, body);
+        let mut index = Index(index_of(store));
+        let entry = json!({ "mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": d.to_string(),
+            "size": body.len(), "annotations": { ANNOTATION_REF_NAME: tag } });
+        index.set_tagged(tag, entry);
+        set_index(store, &index.0);
+        d
+    }
+
+    fn image(store: &LayoutStore, tag: Option<&str>, digest: Option<Sha256Digest>) -> ImageRef {
+        ImageRef {
+            location: store.location.clone(),
+            tag: tag.map(Into::into),
+            digest,
+        }
+    }
+
+    fn kind<T: std::fmt::Debug>(r: Result<T, StoreError>) -> Kind {
+        r.unwrap_err().kind
+    }
+
+    #[test]
+    fn publish_then_listing_and_read_round_trip() {
+        let (_dir, store) = new_store();
+        assert_eq!(store.head_listing().unwrap(), None);
+        assert_eq!(store.listing().unwrap(), None);
+        let d1 = store.publish(&sample(), None).unwrap();
+        assert_eq!(store.head_listing().unwrap(), Some(d1));
+        let listing = store.listing().unwrap().unwrap();
+        assert_eq!(listing.digest, d1);
+        for (stored, new) in listing.files.iter().zip(sample()) {
+            assert_eq!(
+                (stored.name.as_str(), stored.pending),
+                (new.name.as_str(), new.pending)
+            );
+            assert_eq!(store.read_file(stored, 1024).unwrap(), new.bytes);
+        }
+        assert!(store.blob_path(&Sha256Digest::of(EMPTY_CONFIG)).is_file());
+        let d2 = store.publish(&sample()[..1], Some(&d1)).unwrap();
+        assert_eq!(store.listing().unwrap().unwrap().files.len(), 1);
+        assert!(
+            store.blob_path(&d1).is_file(),
+            "old blobs stay for readers mid-read"
+        );
+        let entry = &index_of(&store)["manifests"][0];
+        assert_eq!(entry["artifactType"], TUF_ARTIFACT_TYPE);
+        assert_eq!(entry["digest"], d2.to_string());
+    }
+
+    #[test]
+    fn stale_previous_is_a_conflict_and_writes_nothing() {
+        let (_dir, store) = new_store();
+        let d1 = store.publish(&sample(), None).unwrap();
+        store.publish(&sample()[..2], Some(&d1)).unwrap();
+        let before = fs::read(store.root.join(INDEX_JSON)).unwrap();
+        let blobs = || fs::read_dir(store.blobs_dir()).unwrap().count();
+        let blob_count = blobs();
+        let other = [new_file("9.targets.json", b"new", false)];
+        assert_eq!(kind(store.publish(&other, Some(&d1))), Kind::Conflict);
+        assert_eq!(kind(store.publish(&other, None)), Kind::Conflict);
+        assert_eq!(fs::read(store.root.join(INDEX_JSON)).unwrap(), before);
+        assert_eq!(blobs(), blob_count);
+    }
+
+    #[test]
+    fn unsafe_or_duplicate_names_are_refused_before_writing() {
+        let (_dir, store) = new_store();
+        let traversal = [new_file("../../evil.json", b"x", false)];
+        assert_eq!(kind(store.publish(&traversal, None)), Kind::Malformed);
+        let twice = [
+            new_file("a.json", b"1", false),
+            new_file("a.json", b"2", false),
+        ];
+        assert_eq!(kind(store.publish(&twice, None)), Kind::Malformed);
+        assert_eq!(store.head_listing().unwrap(), None);
+        assert_eq!(fs::read_dir(store.blobs_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn reads_past_the_cap_are_too_large() {
+        let (_dir, store) = new_store();
+        store.publish(&sample(), None).unwrap();
+        let root = store
+            .listing()
+            .unwrap()
+            .unwrap()
+            .get("1.root.json")
+            .unwrap()
+            .clone();
+        assert_eq!(kind(store.read_file(&root, root.size - 1)), Kind::TooLarge);
+        // A listing that understates the size is caught by the cap, then by the length.
+        let lying = StoredFile {
+            size: 1,
+            ..root.clone()
+        };
+        assert_eq!(kind(store.read_file(&lying, 2)), Kind::TooLarge);
+        assert_eq!(kind(store.read_file(&lying, 1024)), Kind::DigestMismatch);
+        let huge = vec![b' '; MAX_MANIFEST_BYTES as usize + 1];
+        fs::write(store.root.join(INDEX_JSON), huge).unwrap();
+        assert_eq!(kind(store.head_listing()), Kind::TooLarge);
+    }
+
+    #[test]
+    fn flipped_blob_byte_is_a_digest_mismatch() {
+        let (_dir, store) = new_store();
+        let d = store.publish(&sample(), None).unwrap();
+        let root = store.listing().unwrap().unwrap().files[0].clone();
+        for path in [store.blob_path(&root.digest), store.blob_path(&d)] {
+            let mut bytes = fs::read(&path).unwrap();
+            bytes[3] ^= 1;
+            fs::write(&path, bytes).unwrap();
+        }
+        assert_eq!(kind(store.read_file(&root, 1024)), Kind::DigestMismatch);
+        assert_eq!(kind(store.listing()), Kind::DigestMismatch);
+        fs::remove_file(store.blob_path(&root.digest)).unwrap();
+        assert_eq!(kind(store.read_file(&root, 1024)), Kind::NotFound);
+    }
+
+    #[test]
+    fn resolve_finds_tags_and_digests_and_detects_tampering() {
+        let (_dir, store) = new_store();
+        let body = br#"{"schemaVersion":2,"layers":[]}"#;
+        let d = tag_image(&store, "v1", body);
+        let want = Descriptor {
+            media_type: OCI_MANIFEST_MEDIA_TYPE.into(),
+            digest: d,
+            size: body.len() as u64,
+        };
+        assert_eq!(
+            store.resolve(&image(&store, Some("v1"), None)).unwrap(),
+            want
+        );
+        assert_eq!(
+            store.resolve(&image(&store, Some("v1"), Some(d))).unwrap(),
+            want
+        );
+        assert_eq!(store.resolve(&image(&store, None, Some(d))).unwrap(), want);
+        let other = Sha256Digest::of(b"other");
+        assert_eq!(
+            kind(store.resolve(&image(&store, Some("v1"), Some(other)))),
+            Kind::DigestMismatch
+        );
+        assert_eq!(
+            kind(store.resolve(&image(&store, None, Some(other)))),
+            Kind::NotFound
+        );
+        let missing = store.resolve(&image(&store, Some("v2"), None)).unwrap_err();
+        assert_eq!(missing.kind, Kind::NotFound);
+        assert!(missing.detail.contains("ref.name=v2"), "{missing}");
+        // An untagged manifest blob resolves by digest, typed by its own mediaType.
+        let untagged = br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#;
+        let du = put_blob(&store, untagged);
+        let got = store.resolve(&image(&store, None, Some(du))).unwrap();
+        assert_eq!(got.media_type, OCI_INDEX_MEDIA_TYPE);
+        // Same length, other bytes: rewriting the manifest in place is caught.
+        fs::write(store.blob_path(&d), br#"{"schemaVersion":3,"layers":[]}"#).unwrap();
+        assert_eq!(
+            kind(store.resolve(&image(&store, Some("v1"), None))),
+            Kind::DigestMismatch
+        );
+    }
+
+    #[test]
+    fn resolve_follows_a_retag() {
+        let (_dir, store) = new_store();
+        store.publish(&sample(), None).unwrap();
+        let a = tag_image(&store, "v1", br#"{"a":1}"#);
+        assert_eq!(
+            store
+                .resolve(&image(&store, Some("v1"), None))
+                .unwrap()
+                .digest,
+            a
+        );
+        let b = tag_image(&store, "v1", br#"{"b":22}"#);
+        let got = store.resolve(&image(&store, Some("v1"), None)).unwrap();
+        assert_eq!((got.digest, got.size), (b, 8));
+        assert_eq!(
+            kind(store.resolve(&image(&store, Some("v1"), Some(a)))),
+            Kind::DigestMismatch
+        );
+        assert!(
+            store.listing().unwrap().is_some(),
+            "retagging leaves warrant.tuf alone"
+        );
+    }
+
+    #[test]
+    fn open_requires_an_oci_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |p: &str| Location::Layout(dir.path().join(p));
+        assert_eq!(kind(LayoutStore::open(at("missing"))), Kind::NotFound);
+        assert!(!dir.path().join("missing").exists(), "open never creates");
+        fs::create_dir(dir.path().join("plain")).unwrap();
+        let err = LayoutStore::open(at("plain")).unwrap_err();
+        assert_eq!(err.kind, Kind::NotFound);
+        assert!(err.to_string().contains("no oci-layout file"), "{err}");
+        LayoutStore::create_or_open(at("plain")).unwrap();
+        LayoutStore::open(at("plain")).unwrap();
+        fs::write(
+            dir.path().join("plain").join(OCI_LAYOUT),
+            r#"{"imageLayoutVersion":"2.0.0"}"#,
+        )
+        .unwrap();
+        assert_eq!(kind(LayoutStore::open(at("plain"))), Kind::Malformed);
+    }
+
+    #[test]
+    fn garbage_index_json_is_malformed_not_a_panic() {
+        let (_dir, store) = new_store();
+        let deep = "[".repeat(10_000);
+        let bad_entry = r#"{"manifests":[{"digest":"sha256:AB","size":1,"annotations":{"org.opencontainers.image.ref.name":"warrant.tuf"}}]}"#;
+        let two = r#"{"manifests":[{"annotations":{"org.opencontainers.image.ref.name":"warrant.tuf"}},{"annotations":{"org.opencontainers.image.ref.name":"warrant.tuf"}}]}"#;
+        for garbage in [
+            "",
+            "{",
+            "[]",
+            "null",
+            r#"{"manifests":{}}"#,
+            "\u{feff}{}",
+            &deep,
+            bad_entry,
+            two,
+        ] {
+            fs::write(store.root.join(INDEX_JSON), garbage).unwrap();
+            assert_eq!(kind(store.head_listing()), Kind::Malformed, "{garbage:?}");
+            assert_eq!(kind(store.listing()), Kind::Malformed, "{garbage:?}");
+            assert_eq!(
+                kind(store.publish(&sample(), None)),
+                Kind::Malformed,
+                "{garbage:?}"
+            );
+            assert_eq!(
+                kind(store.resolve(&image(&store, Some("warrant.tuf"), None))),
+                Kind::Malformed
+            );
+        }
+        // Entries that are not objects cannot be ours; they are skipped, not fatal.
+        set_index(&store, &json!({ "manifests": [1, "x", null] }));
+        assert_eq!(store.head_listing().unwrap(), None);
+    }
+
+    #[test]
+    fn publish_keeps_other_entries_and_unknown_fields() {
+        let (_dir, store) = new_store();
+        let app = json!({ "mediaType": OCI_MANIFEST_MEDIA_TYPE, "digest": Sha256Digest::of(b"a").to_string(),
+            "size": 1, "annotations": { ANNOTATION_REF_NAME: "v1" }, "x-unknown": [1, 2] });
+        let untagged = json!({ "mediaType": OCI_INDEX_MEDIA_TYPE, "digest": Sha256Digest::of(b"b").to_string(), "size": 1 });
+        set_index(
+            &store,
+            &json!({ "schemaVersion": 2, "manifests": [app, untagged], "annotations": { "k": "v" } }),
+        );
+        let d1 = store.publish(&sample(), None).unwrap();
+        store.publish(&sample()[..2], Some(&d1)).unwrap();
+        let index = index_of(&store);
+        let entries = index["manifests"].as_array().unwrap();
+        assert_eq!(
+            (&entries[0], &entries[1], entries.len()),
+            (&app, &untagged, 3)
+        );
+        assert_eq!(ref_name(entries[2].as_object().unwrap()), Some(TUF_TAG));
+        assert_eq!(index["annotations"], json!({ "k": "v" }));
+    }
+
+    #[test]
+    fn eight_concurrent_publishers_lose_nothing() {
+        let (_dir, store) = new_store();
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    loop {
+                        let listing = store.listing().unwrap();
+                        let mut files: Vec<NewFile> = listing
+                            .iter()
+                            .flat_map(|l| &l.files)
+                            .map(|f| {
+                                new_file(&f.name, &store.read_file(f, 1024).unwrap(), f.pending)
+                            })
+                            .collect();
+                        files.push(new_file(&format!("{i}.signer.json"), b"{}", false));
+                        match store.publish(&files, listing.as_ref().map(|l| &l.digest)) {
+                            Ok(_) => break,
+                            Err(e) if e.kind == Kind::Conflict => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.listing().unwrap().unwrap().files.len(), 8);
+    }
+}

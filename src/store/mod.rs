@@ -1,0 +1,166 @@
+//! Where TUF metadata and images live: the `Store` seam.
+//!
+//! A store knows nothing of TUF semantics. It moves *named, content-addressed files*
+//! (the TUF metadata, one OCI blob each, listed by the `warrant.tuf` artifact manifest
+//! of DESIGN §3) and resolves image references to the descriptor of the manifest they
+//! point at. The TUF client decides which files it needs and how large they may be;
+//! the store enforces the size cap it is given and checks every digest while reading.
+//!
+//! Backends: [`layout::LayoutStore`] (an OCI image layout directory, `oci:PATH`). The
+//! registry backend arrives with issue #4 behind the same trait.
+
+pub mod artifact;
+pub mod layout;
+pub mod reference;
+
+use std::fmt;
+
+use crate::digest::Sha256Digest;
+
+pub use reference::{ImageRef, Location, ParseRefError};
+
+/// The tag under which the TUF repository lives in the image's own repository.
+pub const TUF_TAG: &str = "warrant.tuf";
+
+/// Largest OCI manifest or `index.json` we read (DESIGN §3: manifest ≤ 4 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The descriptor of an image manifest (or index) as the store serves it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// `mediaType` of the manifest, e.g. `application/vnd.oci.image.manifest.v1+json`.
+    pub media_type: String,
+    /// Digest of the manifest bytes exactly as served.
+    pub digest: Sha256Digest,
+    /// Length of the manifest bytes.
+    pub size: u64,
+}
+
+/// One metadata file listed in the `warrant.tuf` artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    /// The TUF file name (`1.root.json`, `timestamp.json`, `3.targets.json`, ...),
+    /// from the layer's `org.opencontainers.image.title` annotation.
+    pub name: String,
+    /// Digest of the blob.
+    pub digest: Sha256Digest,
+    /// Size of the blob as the manifest declares it.
+    pub size: u64,
+    /// Not yet at threshold (`vnd.warrant.pending=true`); invisible to verifiers.
+    pub pending: bool,
+}
+
+/// The contents of the `warrant.tuf` artifact: which metadata files exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Digest of the artifact manifest itself (what the cache remembers).
+    pub digest: Sha256Digest,
+    /// Every metadata file, in manifest order.
+    pub files: Vec<StoredFile>,
+}
+
+impl Listing {
+    /// The non-pending file called `name`, if listed.
+    pub fn get(&self, name: &str) -> Option<&StoredFile> {
+        self.files.iter().find(|f| f.name == name && !f.pending)
+    }
+}
+
+/// A file to publish: its TUF name and exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// The TUF file name.
+    pub name: String,
+    /// The exact bytes to store.
+    pub bytes: Vec<u8>,
+    /// Publish as pending (not yet at threshold).
+    pub pending: bool,
+}
+
+/// What went wrong in a store, as a kind the TUF client can branch on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The file, tag or repository does not exist (spec 5.3.2: a missing `N+1.root.json`
+    /// ends the root update loop).
+    NotFound,
+    /// The data is larger than the cap the caller allowed (endless-data attack).
+    TooLarge,
+    /// The bytes do not hash to the digest that addressed them (tampering or corruption).
+    DigestMismatch,
+    /// The stored structure (index.json, an OCI manifest) is malformed.
+    Malformed,
+    /// Somebody else published since we read: re-read and retry.
+    Conflict,
+    /// Reading or writing failed (disk, network, permissions).
+    Io,
+}
+
+/// An error from a [`Store`], with the location and item it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {what}: {detail}")]
+pub struct StoreError {
+    /// What kind of failure this is.
+    pub kind: StoreErrorKind,
+    /// Which store (e.g. `oci:/path/to/layout`).
+    pub location: String,
+    /// Which item (a file name, a tag, `index.json`).
+    pub what: String,
+    /// A human-readable explanation of the likely cause.
+    pub detail: String,
+}
+
+impl StoreError {
+    /// Build an error.
+    pub fn new(
+        kind: StoreErrorKind,
+        location: impl fmt::Display,
+        what: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            location: location.to_string(),
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// True when the kind is [`StoreErrorKind::NotFound`].
+    pub fn is_not_found(&self) -> bool {
+        self.kind == StoreErrorKind::NotFound
+    }
+}
+
+/// A TUF repository plus the images it vouches for.
+///
+/// Implementations must be safe against hostile content: every read is capped by the
+/// caller-supplied limit and digest-checked; `publish` is all-or-nothing.
+pub trait Store {
+    /// Where this store is, for messages and as the trusted-cache key.
+    fn location(&self) -> &Location;
+
+    /// The digest of the current `warrant.tuf` manifest without reading the listing
+    /// (a HEAD on a registry), or `None` when no TUF repository has been published.
+    fn head_listing(&self) -> Result<Option<Sha256Digest>, StoreError>;
+
+    /// The current `warrant.tuf` listing, or `None` when none has been published.
+    fn listing(&self) -> Result<Option<Listing>, StoreError>;
+
+    /// Read one listed file, failing with `TooLarge` past `max_bytes` and with
+    /// `DigestMismatch` when the bytes do not match the listing.
+    fn read_file(&self, file: &StoredFile, max_bytes: u64) -> Result<Vec<u8>, StoreError>;
+
+    /// Replace the TUF repository with exactly `files`, atomically: every blob is
+    /// written before the manifest that names it. `previous` is the listing digest the
+    /// caller based its change on (`None` for a first publish); when the store holds
+    /// another one, nothing is written and the error kind is `Conflict`.
+    fn publish(
+        &self,
+        files: &[NewFile],
+        previous: Option<&Sha256Digest>,
+    ) -> Result<Sha256Digest, StoreError>;
+
+    /// Resolve an image reference (tag and/or digest) to the manifest it points at now.
+    fn resolve(&self, image: &ImageRef) -> Result<Descriptor, StoreError>;
+}

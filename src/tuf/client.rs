@@ -1,0 +1,324 @@
+//! The spec §5 update workflow over any remote and any local trusted state.
+//!
+//! [`Updater`] drives a [`TrustedSet`] (which performs every check) in spec order:
+//! trusted root → root rotation chain → timestamp → snapshot → targets → delegation
+//! search. Metadata is persisted right after it verifies, as the exact bytes
+//! received, and never before; cached metadata that is still valid is reused so an
+//! unchanged snapshot or targets role is not downloaded again.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use super::delegation::roles_for_target;
+use super::metadata::TargetFile;
+use super::trusted::{TimestampUpdate, TrustError, TrustedSet};
+
+/// Size caps for each kind of download (python-tuf's defaults): the endless-data
+/// attack stops here.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `N.root.json`.
+    pub root: u64,
+    /// `timestamp.json`.
+    pub timestamp: u64,
+    /// Snapshot, when timestamp does not record its length.
+    pub snapshot: u64,
+    /// Targets roles, when snapshot does not record their length.
+    pub targets: u64,
+    /// Root versions followed in one refresh (5.3.3).
+    pub max_root_rotations: u64,
+    /// Roles visited in one delegation search (5.6.7).
+    pub max_delegations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            root: 512_000,
+            timestamp: 16_384,
+            snapshot: 2_000_000,
+            targets: 5_000_000,
+            max_root_rotations: 32,
+            max_delegations: 32,
+        }
+    }
+}
+
+/// Why a fetch failed, as a kind the workflow branches on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchErrorKind {
+    /// The file does not exist (ends the root loop, 5.3.3).
+    NotFound,
+    /// Larger than the cap (endless data).
+    TooLarge,
+    /// The transport's own integrity check failed (e.g. an OCI blob digest).
+    Integrity,
+    /// Anything else: network, disk, malformed listing.
+    Unavailable,
+}
+
+/// A failed fetch.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    /// What kind of failure.
+    pub kind: FetchErrorKind,
+    /// A message naming the file and the location.
+    pub message: String,
+}
+
+/// Where the update workflow downloads metadata from.
+pub trait Remote {
+    /// Fetch the file called `name` (`2.root.json`, `timestamp.json`,
+    /// `7.snapshot.json`, `3.targets.json`, `1.qa.json`), at most `max_bytes`.
+    fn fetch(&mut self, name: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError>;
+}
+
+/// Where trusted metadata is kept between runs.
+pub trait LocalState {
+    /// The last trusted bytes of `role` (`root`, `timestamp`, `snapshot`, `targets`,
+    /// or a delegated role name), if any.
+    fn load(&self, role: &str) -> Option<Vec<u8>>;
+    /// Persist `bytes` as the trusted `role` (atomically).
+    fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError>;
+}
+
+/// Persisting trusted metadata failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot save trusted {role} metadata: {detail}")]
+pub struct PersistError {
+    /// Which role.
+    pub role: String,
+    /// Why.
+    pub detail: String,
+}
+
+/// The update workflow failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// No trusted root in the local state: the caller must pin one.
+    #[error("no trusted root")]
+    NoTrustedRoot,
+    /// A spec check failed: not trusted.
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    /// A file could not be fetched.
+    #[error("cannot fetch {name}: {source}")]
+    Fetch {
+        /// The file.
+        name: String,
+        /// Why.
+        source: FetchError,
+    },
+    /// Trusted state could not be saved.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+}
+
+/// A target found by delegation search, with the role that signed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundTarget {
+    /// The target path.
+    pub path: String,
+    /// The signing role.
+    pub role: String,
+    /// Length, hashes, custom.
+    pub file: TargetFile,
+}
+
+/// The update workflow.
+pub struct Updater<R, L> {
+    remote: R,
+    local: L,
+    trusted: TrustedSet,
+    limits: Limits,
+}
+
+impl<R: Remote, L: LocalState> Updater<R, L> {
+    /// 5.2: start from the trusted root in `local` (verified against itself).
+    pub fn new(remote: R, local: L, now: DateTime<Utc>, limits: Limits) -> Result<Self, ClientError> {
+        let root = local.load("root").ok_or(ClientError::NoTrustedRoot)?;
+        let trusted = TrustedSet::new(root, now)?;
+        Ok(Self { remote, local, trusted, limits })
+    }
+
+    /// The trusted metadata.
+    pub fn trusted(&self) -> &TrustedSet {
+        &self.trusted
+    }
+
+    /// The local state (e.g. to record extra cache data after a refresh).
+    pub fn local_mut(&mut self) -> &mut L {
+        &mut self.local
+    }
+
+    fn fetch(&mut self, name: &str, max: u64) -> Result<Vec<u8>, ClientError> {
+        self.remote.fetch(name, max).map_err(|source| ClientError::Fetch {
+            name: name.to_owned(),
+            source,
+        })
+    }
+
+    /// Load timestamp, snapshot and top-level targets from the local state only, as
+    /// when the remote is known unchanged. Every check still runs, expiry included.
+    /// Returns false (and leaves nothing half-loaded that matters) when the cache
+    /// lacks something: the caller then runs [`Updater::refresh`].
+    pub fn load_cached(&mut self) -> Result<bool, ClientError> {
+        self.trusted.check_root_expiry()?;
+        let Some(ts) = self.local.load("timestamp") else { return Ok(false) };
+        self.trusted.update_timestamp(ts)?;
+        let Some(snap) = self.local.load("snapshot") else { return Ok(false) };
+        self.trusted.update_snapshot(snap, true)?;
+        let Some(targets) = self.local.load("targets") else { return Ok(false) };
+        self.trusted.update_targets("targets", "root", targets, true)?;
+        Ok(true)
+    }
+
+    /// The whole refresh: root chain, timestamp, snapshot, top-level targets.
+    pub fn refresh(&mut self) -> Result<(), ClientError> {
+        self.update_roots()?;
+        self.update_timestamp()?;
+        self.update_snapshot()?;
+        self.load_targets("targets", "root")?;
+        Ok(())
+    }
+
+    /// 5.3: follow `N+1.root.json` until none is found (bounded), then check expiry.
+    fn update_roots(&mut self) -> Result<(), ClientError> {
+        let start = self.trusted.root().version.get();
+        for next in start + 1..=start + self.limits.max_root_rotations {
+            let name = format!("{next}.root.json");
+            let bytes = match self.remote.fetch(&name, self.limits.root) {
+                Ok(b) => b,
+                Err(e) if e.kind == FetchErrorKind::NotFound => break,
+                Err(source) => return Err(ClientError::Fetch { name, source }),
+            };
+            let root = self.trusted.update_root(bytes)?;
+            let bytes = root.bytes().to_vec();
+            self.local.persist("root", &bytes)?;
+        }
+        // 5.3.10 (5.3.11, fast-forward recovery: a cached timestamp or snapshot signed
+        // by rotated-out keys no longer verifies below, so it is simply not loaded).
+        self.trusted.check_root_expiry()?;
+        Ok(())
+    }
+
+    /// 5.4: the cached timestamp (if it still verifies) sets the rollback floor; then
+    /// the remote one.
+    fn update_timestamp(&mut self) -> Result<(), ClientError> {
+        if let Some(cached) = self.local.load("timestamp") {
+            // An invalid or expired cached timestamp just means no floor from it;
+            // an expired one is still kept as the floor by the trusted set.
+            let _ = self.trusted.update_timestamp(cached);
+        }
+        let bytes = self.fetch("timestamp.json", self.limits.timestamp)?;
+        if self.trusted.update_timestamp(bytes)? == TimestampUpdate::New {
+            if let Some(ts) = self.trusted.timestamp() {
+                let bytes = ts.bytes().to_vec();
+                self.local.persist("timestamp", &bytes)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// 5.5: reuse the cached snapshot when it is the version timestamp names.
+    fn update_snapshot(&mut self) -> Result<(), ClientError> {
+        if let Some(cached) = self.local.load("snapshot") {
+            if self.trusted.update_snapshot(cached, true).is_ok() {
+                return Ok(());
+            }
+        }
+        let meta = self
+            .trusted
+            .timestamp()
+            .and_then(|t| t.snapshot_meta())
+            .cloned()
+            .ok_or(TrustError::Order("timestamp not loaded"))?;
+        let name = self.file_name("snapshot", meta.version.get());
+        let max = meta.length.unwrap_or(self.limits.snapshot);
+        let bytes = self.fetch(&name, max)?;
+        self.trusted.update_snapshot(bytes, false)?;
+        if let Some(s) = self.trusted.snapshot() {
+            let bytes = s.bytes().to_vec();
+            self.local.persist("snapshot", &bytes)?;
+        }
+        Ok(())
+    }
+
+    fn file_name(&self, role: &str, version: u64) -> String {
+        if self.trusted.root().consistent_snapshot == Some(true) {
+            format!("{version}.{role}.json")
+        } else {
+            format!("{role}.json")
+        }
+    }
+
+    /// 5.6: a targets role, from the cache when it is the version snapshot names,
+    /// else downloaded. A role already trusted is re-checked against `delegator`.
+    fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), ClientError> {
+        if self.trusted.targets(role).is_some() {
+            if delegator != "root" {
+                self.trusted.recheck_delegated(role, delegator)?;
+            }
+            return Ok(());
+        }
+        let meta = self
+            .trusted
+            .snapshot_meta(role)
+            .cloned()
+            .ok_or_else(|| TrustError::NotListed { role: role.to_owned(), referrer: "snapshot".into() })?;
+        if let Some(cached) = self.local.load(role) {
+            if self.trusted.update_targets(role, delegator, cached, true).is_ok() {
+                return Ok(());
+            }
+        }
+        let name = self.file_name(role, meta.version.get());
+        let max = meta.length.unwrap_or(self.limits.targets);
+        let bytes = self.fetch(&name, max)?;
+        let verified = self.trusted.update_targets(role, delegator, bytes, false)?;
+        let bytes = verified.bytes().to_vec();
+        self.local.persist(role, &bytes)?;
+        Ok(())
+    }
+
+    /// 5.6.7: preorder depth-first search of the delegation tree for `path`, in
+    /// list order, honouring `terminating`, visiting each role once and at most
+    /// `max_delegations` roles. Requires a completed refresh (or cache load).
+    pub fn find_target(&mut self, path: &str) -> Result<Option<FoundTarget>, ClientError> {
+        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+        let mut visited = BTreeSet::new();
+        while let Some((role, parent)) = to_visit.pop() {
+            if visited.len() >= self.limits.max_delegations {
+                break;
+            }
+            if !visited.insert(role.clone()) {
+                continue;
+            }
+            self.load_targets(&role, &parent)?;
+            let Some(targets) = self.trusted.targets(&role) else { continue };
+            if let Some(file) = targets.targets.get(path) {
+                return Ok(Some(FoundTarget {
+                    path: path.to_owned(),
+                    role,
+                    file: file.clone(),
+                }));
+            }
+            if let Some(d) = &targets.delegations {
+                let mut children = Vec::new();
+                for (child, terminating) in roles_for_target(d, path) {
+                    children.push((child, role.clone()));
+                    if terminating {
+                        to_visit.clear();
+                        break;
+                    }
+                }
+                children.reverse();
+                to_visit.extend(children);
+            }
+        }
+        Ok(None)
+    }
+}

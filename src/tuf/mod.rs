@@ -1,0 +1,10 @@
+//! The Update Framework, independent of OCI: metadata, canonical JSON, signature
+//! thresholds, the trust state machine, the client workflow and the editor.
+
+pub mod canonical;
+pub mod client;
+pub mod delegation;
+pub mod editor;
+pub mod metadata;
+pub mod trusted;
+pub mod verify;
