@@ -37,6 +37,7 @@ const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 const MAX_OCI_LAYOUT_BYTES: u64 = 4096;
 /// Reads never reserve more than this up front, whatever size a descriptor claims.
 const MAX_PREALLOC: u64 = 1024 * 1024;
+const NOT_REGULAR: &str = "not a regular file (a device, FIFO or directory planted in the layout?)";
 
 /// A TUF repository and its images in an OCI image layout directory.
 #[derive(Debug, Clone)]
@@ -105,15 +106,11 @@ impl LayoutStore {
                 "no such directory: check the path, or create the repository with `warrant init`";
             return Err(self.err(Kind::NotFound, "layout directory", detail));
         }
-        let bytes = match read_capped(&self.root.join(OCI_LAYOUT), MAX_OCI_LAYOUT_BYTES) {
-            Ok(bytes) => bytes,
-            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
-                let detail = "the directory has no oci-layout file, so it is not an OCI image \
-                              layout: check the path, or create one with `warrant init`";
-                return Err(self.err(Kind::NotFound, OCI_LAYOUT, detail));
-            }
-            Err(e) => return Err(self.read_error(OCI_LAYOUT, MAX_OCI_LAYOUT_BYTES, e)),
-        };
+        let no_layout = "the directory has no oci-layout file, so it is not an OCI image \
+                         layout: check the path, or create one with `warrant init`";
+        let path = self.root.join(OCI_LAYOUT);
+        let missing = (Kind::NotFound, no_layout);
+        let bytes = self.read_limited(&path, OCI_LAYOUT, MAX_OCI_LAYOUT_BYTES, missing)?;
         let version = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| {
             v.get("imageLayoutVersion")
                 .and_then(Value::as_str)
@@ -127,35 +124,38 @@ impl LayoutStore {
         Ok(())
     }
 
-    fn read_error(&self, what: &str, max: u64, e: ReadError) -> StoreError {
-        match e {
+    /// Reads the file at `path`, capped at `max` bytes; `missing` is the error kind and
+    /// detail for a file that does not exist (its meaning depends on the file).
+    fn read_limited(
+        &self,
+        path: &Path,
+        what: &str,
+        max: u64,
+        missing: (Kind, &str),
+    ) -> Result<Vec<u8>, StoreError> {
+        read_capped(path, max).map_err(|e| match e {
             ReadError::TooLarge => self.err(
                 Kind::TooLarge,
                 what,
                 format!("larger than the {max}-byte limit"),
             ),
-            ReadError::NotRegular => self.err(
-                Kind::Malformed,
-                what,
-                "not a regular file (a device, FIFO or directory planted in the layout?)",
-            ),
+            ReadError::NotRegular => self.err(Kind::Malformed, what, NOT_REGULAR),
             ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.err(Kind::NotFound, what, format!("missing: {e}"))
+                self.err(missing.0, what, missing.1)
             }
             ReadError::Io(e) => self.err(Kind::Io, what, format!("cannot read: {e}")),
-        }
+        })
     }
 
     fn read_index(&self) -> Result<Index, StoreError> {
-        let bytes =
-            read_capped(&self.root.join(INDEX_JSON), MAX_MANIFEST_BYTES).map_err(|e| match e {
-                ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => self.err(
-                    Kind::Malformed,
-                    INDEX_JSON,
-                    "missing: the layout is incomplete (was it copied without index.json?)",
-                ),
-                e => self.read_error(INDEX_JSON, MAX_MANIFEST_BYTES, e),
-            })?;
+        let missing = "missing: the layout is incomplete (copied without index.json?)";
+        let path = self.root.join(INDEX_JSON);
+        let bytes = self.read_limited(
+            &path,
+            INDEX_JSON,
+            MAX_MANIFEST_BYTES,
+            (Kind::Malformed, missing),
+        )?;
         Index::parse(&bytes).map_err(|d| self.err(Kind::Malformed, INDEX_JSON, d))
     }
 
@@ -172,16 +172,12 @@ impl LayoutStore {
             let detail = format!("declared size {size} is larger than the {max}-byte limit");
             return Err(self.err(Kind::TooLarge, what, detail));
         }
-        let bytes = read_capped(&self.blob_path(digest), max).map_err(|e| match e {
-            ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
-                let detail = format!(
-                    "blob {digest} is missing from blobs/sha256: the layout is incomplete \
-                     (copied without all blobs?)"
-                );
-                self.err(Kind::NotFound, what, detail)
-            }
-            e => self.read_error(what, max, e),
-        })?;
+        let missing = format!(
+            "blob {digest} is missing from blobs/sha256: the layout is incomplete (copied \
+             without all blobs?)"
+        );
+        let path = self.blob_path(digest);
+        let bytes = self.read_limited(&path, what, max, (Kind::NotFound, &missing))?;
         if let Some(size) = declared.filter(|s| *s != bytes.len() as u64) {
             let detail = format!(
                 "blob {digest} is {} bytes but its descriptor says {size}: the blob or the \
@@ -584,6 +580,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -739,6 +736,9 @@ mod tests {
         }
         assert_eq!(kind(store.read_file(&root, 1024)), Kind::DigestMismatch);
         assert_eq!(kind(store.listing()), Kind::DigestMismatch);
+        // Publishing the same file again replaces the damaged blob instead of trusting it.
+        store.publish(&sample(), Some(&d)).unwrap();
+        assert_eq!(store.read_file(&root, 1024).unwrap(), sample()[0].bytes);
         fs::remove_file(store.blob_path(&root.digest)).unwrap();
         assert_eq!(kind(store.read_file(&root, 1024)), Kind::NotFound);
     }

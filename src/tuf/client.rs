@@ -155,6 +155,16 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         &mut self.local
     }
 
+    /// The remote.
+    pub fn remote(&self) -> &R {
+        &self.remote
+    }
+
+    /// Give back the local state.
+    pub fn into_local(self) -> L {
+        self.local
+    }
+
     fn fetch(&mut self, name: &str, max: u64) -> Result<Vec<u8>, ClientError> {
         self.remote.fetch(name, max).map_err(|source| ClientError::Fetch {
             name: name.to_owned(),

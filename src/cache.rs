@@ -1,0 +1,175 @@
+//! The verifier's trusted state, per repository, under
+//! `$WARRANT_HOME/trust/<location>/`: the last verified bytes of every role plus the
+//! digest of the `warrant.tuf` manifest they came from.
+//!
+//! Every write is atomic (temp file, fsync, rename) and the whole directory is used
+//! under an exclusive file lock held for the life of a [`TrustCache`], so concurrent
+//! verifies on one host never interleave or corrupt the state. Cached bytes are
+//! re-verified on every load (the cache is a file, so it is input too).
+
+use std::fs::{self, File};
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use crate::digest::Sha256Digest;
+use crate::store::Location;
+use crate::tuf::client::{LocalState, PersistError};
+
+/// Largest cached file we read back.
+const MAX_CACHED: u64 = 16 * 1024 * 1024;
+
+/// The trusted cache could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("trusted cache {path}: {detail}")]
+pub struct CacheError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The OS error and what to do.
+    pub detail: String,
+}
+
+/// One repository's trusted state, locked while this value lives.
+#[derive(Debug)]
+pub struct TrustCache {
+    dir: PathBuf,
+    _lock: File,
+}
+
+/// File name for a role: `root.json`, `targets.json`, and delegated names
+/// percent-encoded so that no role name can escape the directory or collide.
+pub fn role_file_name(role: &str) -> String {
+    let mut out = String::with_capacity(role.len() + 5);
+    for (i, b) in role.bytes().enumerate() {
+        let plain = b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (b == b'.' && i > 0);
+        if plain {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str(".json");
+    out
+}
+
+impl TrustCache {
+    /// Open (creating, mode 0700) and lock the cache of `location` under `home`.
+    pub fn open(home: &Path, location: &Location) -> Result<Self, CacheError> {
+        use std::os::unix::fs::DirBuilderExt as _;
+        let dir = home.join("trust").join(location.cache_dir_name());
+        let err = |path: &Path, e: std::io::Error| CacheError {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| err(&dir, e))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| err(&lock_path, e))?;
+        lock.lock().map_err(|e| err(&lock_path, e))?;
+        let cache = Self { dir, _lock: lock };
+        // For people looking at the directory: which repository this is.
+        let _ = cache.write("location", location.to_string().as_bytes());
+        Ok(cache)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// True when a trusted root is cached.
+    pub fn has_root(&self) -> bool {
+        self.dir.join(role_file_name("root")).is_file()
+    }
+
+    /// The `warrant.tuf` manifest digest the cached metadata was verified from.
+    pub fn listing_digest(&self) -> Option<Sha256Digest> {
+        let bytes = self.read("listing.digest")?;
+        std::str::from_utf8(&bytes).ok()?.trim().parse().ok()
+    }
+
+    /// Record the manifest digest after a successful verification.
+    pub fn set_listing_digest(&self, digest: &Sha256Digest) -> Result<(), CacheError> {
+        self.write("listing.digest", digest.to_string().as_bytes())
+    }
+
+    /// Forget the manifest digest (forces a full update next time).
+    pub fn clear_listing_digest(&self) {
+        let _ = fs::remove_file(self.dir.join("listing.digest"));
+    }
+
+    fn read(&self, name: &str) -> Option<Vec<u8>> {
+        let f = File::open(self.dir.join(name)).ok()?;
+        let mut buf = Vec::new();
+        f.take(MAX_CACHED + 1).read_to_end(&mut buf).ok()?;
+        (buf.len() as u64 <= MAX_CACHED).then_some(buf)
+    }
+
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        let path = self.dir.join(name);
+        let err = |e: std::io::Error| CacheError {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(&self.dir)
+            .map_err(err)?;
+        tmp.write_all(bytes).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        Ok(())
+    }
+}
+
+impl LocalState for TrustCache {
+    fn load(&self, role: &str) -> Option<Vec<u8>> {
+        self.read(&role_file_name(role))
+    }
+
+    fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError> {
+        self.write(&role_file_name(role), bytes)
+            .map_err(|e| PersistError {
+                role: role.to_owned(),
+                detail: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_cannot_escape() {
+        assert_eq!(role_file_name("root"), "root.json");
+        assert_eq!(role_file_name("bins-0a"), "bins-0a.json");
+        assert_eq!(role_file_name("../x"), "%2E.%2Fx.json");
+        assert_eq!(role_file_name("a/b"), "a%2Fb.json");
+        assert_eq!(role_file_name(".hidden"), "%2Ehidden.json");
+        assert_ne!(role_file_name("listing.digest"), "listing.digest");
+    }
+
+    #[test]
+    fn persist_and_load_round_trip_under_lock() {
+        let home = tempfile::tempdir().expect("tmp");
+        let loc = Location::Layout("/tmp/some/layout".into());
+        let mut cache = TrustCache::open(home.path(), &loc).expect("open");
+        assert!(!cache.has_root());
+        cache.persist("root", b"{}").expect("persist");
+        assert_eq!(cache.load("root").as_deref(), Some(&b"{}"[..]));
+        assert!(cache.has_root());
+        let d = Sha256Digest::of(b"x");
+        cache.set_listing_digest(&d).expect("digest");
+        assert_eq!(cache.listing_digest(), Some(d));
+        cache.clear_listing_digest();
+        assert_eq!(cache.listing_digest(), None);
+    }
+}

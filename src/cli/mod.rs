@@ -1,0 +1,157 @@
+//! The command line: clap definitions (doc comments are the help text), one file per
+//! subcommand, output formatting in [`output`]. No logic lives here.
+
+mod export;
+mod init;
+mod inspect;
+mod key;
+pub mod output;
+mod sign;
+mod verify;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::crypto::keystore::PassphraseSource;
+use crate::ops::trust::Pin;
+use crate::ops::{Context, OpError};
+use output::{Format, Printer};
+
+/// TUF content trust for container images and OCI artifacts, stored next to the
+/// image in its own repository. No signing server.
+#[derive(Debug, Parser)]
+#[command(name = "warrant", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Output format for reports.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    pub output: Format,
+    /// State directory: keys, trusted metadata, policy.
+    #[arg(long, global = true, env = "WARRANT_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Read the key passphrase from the first line of FILE (else WARRANT_PASSPHRASE,
+    /// else a prompt on a terminal).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+    /// Log progress to stderr (repeat for more detail; or set WARRANT_LOG=debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage signing keys (encrypted at rest).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Create the TUF repository of an image repository: keys, root, targets,
+    /// snapshot, timestamp.
+    Init(init::InitArgs),
+    /// Sign an image: record its manifest digest as a TUF target and publish.
+    Sign(sign::SignArgs),
+    /// Verify an image against its TUF metadata; exit 0 only when trusted.
+    Verify(verify::VerifyArgs),
+    /// Show a repository's verified roles, keys and targets.
+    Inspect(inspect::InspectArgs),
+    /// Write the TUF metadata as plain files for any TUF client.
+    Export(export::ExportArgs),
+}
+
+/// How a verifier pins trust on first use (shared by verify, inspect, sign).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PinArgs {
+    /// Trust this root.json (e.g. the repository's 1.root.json, obtained out of band).
+    #[arg(long, value_name = "FILE", conflicts_with = "root_keyid")]
+    pub root: Option<PathBuf>,
+    /// Trust a root signed by a threshold of these root key ids (repeatable; prefixes
+    /// of 8+ hex digits allowed).
+    #[arg(long = "root-keyid", value_name = "ID")]
+    pub root_keyid: Vec<String>,
+}
+
+impl PinArgs {
+    fn pin(&self) -> Pin {
+        match (&self.root, self.root_keyid.is_empty()) {
+            (Some(path), _) => Pin::RootFile(path.clone()),
+            (None, false) => Pin::KeyIds(self.root_keyid.clone()),
+            (None, true) => Pin::None,
+        }
+    }
+}
+
+fn default_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".warrant")
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("WARRANT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Parse `args` and run; the process exit code follows DESIGN §6 (0 ok, 1 not
+/// trusted, 2 usage or configuration, 3 storage or I/O).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(cli.verbose);
+    let printer = Printer::new(cli.output);
+    let home = cli.home.clone().unwrap_or_else(default_home);
+    let ctx = Context::new(home, PassphraseSource::new(cli.passphrase_file.clone()));
+    let result = dispatch(cli.command, &ctx, &printer);
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            printer.error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+    match command {
+        Command::Key(c) => key::run(c, ctx, out),
+        Command::Init(a) => init::run(a, ctx, out),
+        Command::Sign(a) => sign::run(a, ctx, out),
+        Command::Verify(a) => verify::run(a, ctx, out),
+        Command::Inspect(a) => inspect::run(a, ctx, out),
+        Command::Export(a) => export::run(a, ctx, out),
+    }
+}
+
+/// Parse a repository argument.
+fn location(s: &str) -> Result<crate::store::Location, OpError> {
+    crate::store::Location::parse(s).map_err(|e| OpError::InvalidArgument(e.to_string()))
+}
+
+/// Parse an image argument.
+fn image(s: &str) -> Result<crate::store::ImageRef, OpError> {
+    crate::store::ImageRef::parse(s).map_err(|e| OpError::InvalidArgument(e.to_string()))
+}

@@ -1,0 +1,166 @@
+//! Human and JSON output, in one place. Reports go to stdout; warnings and errors to
+//! stderr (and, with `--output json`, errors also as a JSON object on stdout so
+//! scripts always get JSON).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::crypto::keystore::KeyInfo;
+use crate::ops::OpError;
+use crate::ops::export::ExportOutcome;
+use crate::ops::init::InitOutcome;
+use crate::ops::inspect::Inspection;
+use crate::ops::sign::SignOutcome;
+use crate::ops::verify::Verdict;
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for people.
+    Human,
+    /// One JSON document.
+    Json,
+}
+
+/// Something a command reports.
+pub trait Report: Serialize {
+    /// The human form.
+    fn human(&self) -> String;
+}
+
+/// Writes reports in the chosen format.
+#[derive(Debug)]
+pub struct Printer {
+    format: Format,
+}
+
+impl Printer {
+    /// A printer for `format`.
+    pub fn new(format: Format) -> Self {
+        Self { format }
+    }
+
+    /// Print a report on stdout.
+    pub fn report<T: Report + ?Sized>(&self, r: &T) {
+        match self.format {
+            Format::Human => print!("{}", r.human()),
+            Format::Json => match serde_json::to_string_pretty(r) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("warrant: cannot encode report: {e}"),
+            },
+        }
+    }
+
+    /// A warning on stderr.
+    pub fn warn(&self, msg: &str) {
+        eprintln!("warrant: warning: {msg}");
+    }
+
+    /// An error on stderr (and as JSON on stdout with `--output json`).
+    pub fn error(&self, e: &OpError) {
+        eprintln!("warrant: error: {e}");
+        if self.format == Format::Json {
+            let v = serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() });
+            println!("{v}");
+        }
+    }
+}
+
+impl Report for KeyInfo {
+    fn human(&self) -> String {
+        format!("{}\n", self.keyid)
+    }
+}
+
+impl Report for Vec<KeyInfo> {
+    fn human(&self) -> String {
+        let mut s = String::new();
+        if self.is_empty() {
+            s.push_str("no keys (generate one with `warrant key generate`)\n");
+        }
+        for k in self {
+            let _ = writeln!(s, "{}  {:<8} {}", k.keyid, k.keytype, k.name);
+        }
+        s
+    }
+}
+
+impl Report for InitOutcome {
+    fn human(&self) -> String {
+        let mut s = format!("initialized {}\n", self.location);
+        for id in &self.root_keyids {
+            let _ = writeln!(s, "  root key        {id}");
+        }
+        let _ = writeln!(s, "  root threshold  {}", self.root_threshold);
+        let _ = writeln!(s, "  targets key     {}", self.targets_keyid);
+        let _ = writeln!(s, "  publisher key   {}", self.publisher_keyid);
+        let _ = writeln!(s, "  1.root.json     {}", self.root_sha256);
+        s.push_str(
+            "verifiers pin this root with --root 1.root.json (see `warrant export`) or --root-keyid\n",
+        );
+        s
+    }
+}
+
+impl Report for SignOutcome {
+    fn human(&self) -> String {
+        format!(
+            "signed {} = {} ({} bytes, {}) as target {:?} in role {} (targets v{})\n",
+            self.reference, self.digest, self.size, self.media_type, self.target, self.role, self.targets_version
+        )
+    }
+}
+
+impl Report for Verdict {
+    fn human(&self) -> String {
+        format!(
+            "trusted: {}\n  target {:?} signed by role {}, metadata valid until {}\n",
+            self.verified,
+            self.target,
+            self.role,
+            self.expires.format("%Y-%m-%dT%H:%M:%SZ")
+        )
+    }
+}
+
+impl Report for Inspection {
+    fn human(&self) -> String {
+        let mut s = format!("{}\n", self.location);
+        s.push_str("roles:\n");
+        for r in &self.roles {
+            let _ = writeln!(
+                s,
+                "  {:<10} v{:<4} expires {}  threshold {} of {}  signed by {}",
+                r.name,
+                r.version,
+                r.expires.format("%Y-%m-%dT%H:%M:%SZ"),
+                r.threshold,
+                r.keyids.len(),
+                r.signed_by.iter().map(|k| crate::tuf::verify::short_id(&k.0)).collect::<Vec<_>>().join(",")
+            );
+        }
+        s.push_str("keys:\n");
+        for (id, t) in &self.keys {
+            let _ = writeln!(s, "  {id}  {t}");
+        }
+        s.push_str("targets:\n");
+        if self.targets.is_empty() {
+            s.push_str("  (none)\n");
+        }
+        for t in &self.targets {
+            let _ = writeln!(s, "  {:<24} {}  {} bytes  [{}]", t.name, t.digest, t.length, t.role);
+        }
+        s
+    }
+}
+
+impl Report for ExportOutcome {
+    fn human(&self) -> String {
+        let mut s = format!("exported {} to {}\n", self.location, self.dir.display());
+        for f in &self.files {
+            let _ = writeln!(s, "  {f}");
+        }
+        s
+    }
+}

@@ -1,0 +1,328 @@
+//! What the commands do, as library calls: the CLI (and later the plugins) only parse
+//! arguments and format results.
+
+pub mod export;
+pub mod init;
+pub mod inspect;
+pub mod sign;
+pub mod trust;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+
+use crate::cache::CacheError;
+use crate::crypto::keystore::{KeyStore, KeystoreError, PassphraseSource};
+use crate::crypto::{KeyId, SecretKey, Signer};
+use crate::store::{Listing, StoreError, StoreErrorKind};
+use crate::tuf::client::{ClientError, FetchError, FetchErrorKind, Remote};
+use crate::tuf::editor::EditorError;
+use crate::tuf::verify::short_id;
+
+/// Process-wide settings: where state lives, how to get the passphrase, the time.
+#[derive(Debug)]
+pub struct Context {
+    /// `$WARRANT_HOME` (default `~/.warrant`).
+    pub home: PathBuf,
+    /// The encrypted key store in `home`.
+    pub keys: KeyStore,
+    /// Where the passphrase comes from.
+    pub passphrase: PassphraseSource,
+    /// The time every expiry is compared with (read once per command).
+    pub now: DateTime<Utc>,
+}
+
+impl Context {
+    /// A context for `home`, reading the clock now.
+    pub fn new(home: PathBuf, passphrase: PassphraseSource) -> Self {
+        Self {
+            keys: KeyStore::new(&home),
+            home,
+            passphrase,
+            now: Utc::now(),
+        }
+    }
+
+    /// Decrypt the keys of the store that are among `keyids`, up to `threshold` of
+    /// them; `only` restricts the choice to one key (by id, prefix or name).
+    pub fn signers_for(
+        &self,
+        role: &str,
+        keyids: &[KeyId],
+        threshold: u64,
+        only: Option<&str>,
+    ) -> Result<Vec<SecretKey>, OpError> {
+        let candidates: Vec<KeyId> = match only {
+            Some(q) => {
+                let info = self.keys.find(q)?;
+                if !keyids.contains(&info.keyid) {
+                    return Err(OpError::KeyNotInRole {
+                        role: role.to_owned(),
+                        keyid: info.keyid.0,
+                    });
+                }
+                vec![info.keyid]
+            }
+            None => keyids.iter().filter(|k| self.keys.has(k)).cloned().collect(),
+        };
+        if (candidates.len() as u64) < threshold {
+            return Err(OpError::MissingSigningKeys {
+                role: role.to_owned(),
+                have: candidates.len(),
+                threshold,
+                needed: keyids
+                    .iter()
+                    .filter(|k| !candidates.contains(k))
+                    .map(|k| short_id(&k.0).to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let pass = self.passphrase.get(false)?;
+        candidates
+            .iter()
+            .take(threshold as usize)
+            .map(|k| self.keys.load(k, pass).map_err(OpError::from))
+            .collect()
+    }
+}
+
+/// Borrow a list of signers as trait objects.
+pub fn as_signers(keys: &[SecretKey]) -> Vec<&dyn Signer> {
+    keys.iter().map(|k| k as &dyn Signer).collect()
+}
+
+/// A command failed. [`OpError::exit_code`] maps each variant to the documented
+/// exit codes: 1 not trusted, 2 usage or configuration, 3 storage or I/O.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpError {
+    /// Nothing to anchor trust in: no cache, no pin.
+    #[error(
+        "no trusted root for {location}: pin one with --root FILE (the repository's 1.root.json, \
+         from its owner) or --root-keyid ID (repeatable)"
+    )]
+    NoTrustAnchor {
+        /// The repository.
+        location: String,
+    },
+    /// The pinned root file could not be read or parsed.
+    #[error("cannot use pinned root {path}: {detail}")]
+    PinFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// The repository's root is not the one the pin names.
+    #[error("not trusted: the root of {location} does not match the pinned {what}")]
+    PinMismatch {
+        /// The repository.
+        location: String,
+        /// `root key ids` or `root file`.
+        what: &'static str,
+    },
+    /// The repository has no `warrant.tuf`.
+    #[error("not trusted: {location} has no TUF repository (no warrant.tuf); run `warrant init` and `warrant sign` first")]
+    NoRepository {
+        /// The repository.
+        location: String,
+    },
+    /// `init` on a repository that already has one.
+    #[error("{location} already has a TUF repository; to change its keys use `warrant key rotate`")]
+    AlreadyInitialized {
+        /// The repository.
+        location: String,
+    },
+    /// The TUF update failed (a check, a fetch, or the cache).
+    #[error("{location}: {source}")]
+    Update {
+        /// The repository.
+        location: String,
+        /// What failed.
+        source: ClientError,
+    },
+    /// No role signs the target.
+    #[error("not trusted: no signed target {target:?} in {location}")]
+    TargetNotSigned {
+        /// The target path (tag or digest).
+        target: String,
+        /// The repository.
+        location: String,
+    },
+    /// The image the store serves now is not the signed one.
+    #[error("not trusted: {reference} is {actual} ({actual_size} bytes) but the signed target {target:?} is {signed} ({signed_size} bytes); the tag was moved or the image replaced")]
+    DigestMismatch {
+        /// The image reference.
+        reference: String,
+        /// The target path.
+        target: String,
+        /// The signed digest (or `none`).
+        signed: String,
+        /// The signed length.
+        signed_size: u64,
+        /// What the store serves.
+        actual: String,
+        /// Its size.
+        actual_size: u64,
+    },
+    /// Storage failed or served bad data.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key store failed.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// A key given by the user does not belong to the role.
+    #[error("key {keyid} is not a {role} key of this repository")]
+    KeyNotInRole {
+        /// The role.
+        role: String,
+        /// The key.
+        keyid: String,
+    },
+    /// Not enough private keys are at hand to meet a threshold.
+    #[error("cannot sign {role}: {have} of its keys are in this key store but its threshold is {threshold}; import one of: {needed}")]
+    MissingSigningKeys {
+        /// The role.
+        role: String,
+        /// Keys at hand.
+        have: usize,
+        /// Threshold.
+        threshold: u64,
+        /// Key ids (short) that would help.
+        needed: String,
+    },
+    /// A bad argument value.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Building metadata failed.
+    #[error(transparent)]
+    Editor(#[from] EditorError),
+    /// The trusted cache failed.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Concurrent publishers kept winning.
+    #[error("{location}: gave up after {attempts} attempts: other signers kept publishing; retry later")]
+    TooManyConflicts {
+        /// The repository.
+        location: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A local file could not be written.
+    #[error("{path}: {detail}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+}
+
+fn store_kind_exit(kind: StoreErrorKind) -> u8 {
+    match kind {
+        // Content that does not check out is a trust failure, not an outage.
+        StoreErrorKind::DigestMismatch | StoreErrorKind::TooLarge | StoreErrorKind::Malformed => 1,
+        _ => 3,
+    }
+}
+
+impl OpError {
+    /// The process exit code: 1 not trusted, 2 usage/config, 3 storage/I/O.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OpError::PinMismatch { .. }
+            | OpError::NoRepository { .. }
+            | OpError::TargetNotSigned { .. }
+            | OpError::DigestMismatch { .. } => 1,
+            OpError::Update { source, .. } => match source {
+                ClientError::Fetch { source, .. } => match source.kind {
+                    FetchErrorKind::Unavailable | FetchErrorKind::NotFound => 3,
+                    _ => 1,
+                },
+                ClientError::Persist(_) => 3,
+                ClientError::NoTrustedRoot => 2,
+                _ => 1,
+            },
+            OpError::Store(e) => store_kind_exit(e.kind),
+            OpError::NoTrustAnchor { .. }
+            | OpError::PinFile { .. }
+            | OpError::AlreadyInitialized { .. }
+            | OpError::Keystore(_)
+            | OpError::KeyNotInRole { .. }
+            | OpError::MissingSigningKeys { .. }
+            | OpError::InvalidArgument(_) => 2,
+            OpError::Editor(_)
+            | OpError::Cache(_)
+            | OpError::TooManyConflicts { .. }
+            | OpError::Io { .. } => 3,
+        }
+    }
+}
+
+/// Serves TUF file names from a store's `warrant.tuf` listing.
+pub struct StoreRemote<'a, S: ?Sized> {
+    store: &'a S,
+    listing: Option<Listing>,
+}
+
+impl<'a, S: crate::store::Store + ?Sized> StoreRemote<'a, S> {
+    /// A remote over `store`, reading the listing on first use.
+    pub fn new(store: &'a S) -> Self {
+        Self { store, listing: None }
+    }
+
+    /// A remote over an already-read listing.
+    pub fn with_listing(store: &'a S, listing: Listing) -> Self {
+        Self {
+            store,
+            listing: Some(listing),
+        }
+    }
+
+    /// The listing the files came from, if it was read.
+    pub fn listing(&self) -> Option<&Listing> {
+        self.listing.as_ref()
+    }
+
+    fn ensure_listing(&mut self) -> Result<&Listing, FetchError> {
+        if self.listing.is_none() {
+            let listing = self.store.listing().map_err(fetch_error)?;
+            let listing = listing.ok_or_else(|| FetchError {
+                kind: FetchErrorKind::NotFound,
+                message: format!("{}: no warrant.tuf", self.store.location()),
+            })?;
+            self.listing = Some(listing);
+        }
+        self.listing.as_ref().ok_or_else(|| FetchError {
+            kind: FetchErrorKind::Unavailable,
+            message: "listing unavailable".into(),
+        })
+    }
+}
+
+fn fetch_error(e: StoreError) -> FetchError {
+    let kind = match e.kind {
+        StoreErrorKind::NotFound => FetchErrorKind::NotFound,
+        StoreErrorKind::TooLarge => FetchErrorKind::TooLarge,
+        StoreErrorKind::DigestMismatch | StoreErrorKind::Malformed => FetchErrorKind::Integrity,
+        _ => FetchErrorKind::Unavailable,
+    };
+    FetchError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+impl<S: crate::store::Store + ?Sized> Remote for StoreRemote<'_, S> {
+    fn fetch(&mut self, name: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
+        let location = self.store.location().to_string();
+        let listing = self.ensure_listing()?;
+        let file = listing.get(name).cloned().ok_or_else(|| FetchError {
+            kind: FetchErrorKind::NotFound,
+            message: format!("{location}: {name} is not in warrant.tuf"),
+        })?;
+        self.store.read_file(&file, max_bytes).map_err(fetch_error)
+    }
+}

@@ -1,0 +1,97 @@
+//! `warrant verify`: the TUF update, delegation search, and the digest check.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::digest::Sha256Digest;
+use crate::store::ImageRef;
+
+use super::trust::{Pin, anchor, open_store, update};
+use super::{Context, OpError};
+
+/// A trusted image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// The reference as given.
+    pub reference: String,
+    /// `LOCATION@sha256:...`: exactly what was verified, for pulling.
+    pub verified: String,
+    /// The manifest digest.
+    pub digest: Sha256Digest,
+    /// Manifest size.
+    pub size: u64,
+    /// Manifest media type.
+    pub media_type: String,
+    /// The TUF target path (tag or digest).
+    pub target: String,
+    /// The role that signed it.
+    pub role: String,
+    /// The earliest expiry among the metadata the verdict rests on.
+    pub expires: DateTime<Utc>,
+    /// Things to act on soon (e.g. metadata expiring within 3 days).
+    pub warnings: Vec<String>,
+}
+
+/// Within this much of expiry, verify warns.
+pub fn expiry_warning_window() -> Duration {
+    Duration::days(3)
+}
+
+/// Verify `image` against its repository's TUF metadata.
+pub fn verify(ctx: &Context, image: &ImageRef, pin: &Pin) -> Result<Verdict, OpError> {
+    let store = open_store(&image.location)?;
+    let cache = anchor(ctx, store.as_ref(), pin)?;
+    let mut up = update(ctx, store.as_ref(), cache, true)?;
+    let target = image.target_name();
+    let location = image.location.to_string();
+    let found = up
+        .find_target(&target)
+        .map_err(|source| OpError::Update {
+            location: location.clone(),
+            source,
+        })?
+        .ok_or_else(|| OpError::TargetNotSigned {
+            target: target.clone(),
+            location: location.clone(),
+        })?;
+    let served = store.resolve(image)?;
+    let signed = found.file.sha256();
+    if signed != Some(served.digest) || found.file.length != served.size {
+        return Err(OpError::DigestMismatch {
+            reference: image.to_string(),
+            target,
+            signed: signed.map_or_else(|| "no sha256".to_owned(), |d| d.to_string()),
+            signed_size: found.file.length,
+            actual: served.digest.to_string(),
+            actual_size: served.size,
+        });
+    }
+    let trusted = up.trusted();
+    let mut expiries = vec![("root", trusted.root().expires)];
+    if let Some(t) = trusted.timestamp() {
+        expiries.push(("timestamp", t.expires));
+    }
+    if let Some(s) = trusted.snapshot() {
+        expiries.push(("snapshot", s.expires));
+    }
+    if let Some(t) = trusted.targets(&found.role) {
+        expiries.push(("signing role", t.expires));
+    }
+    let expires = expiries.iter().map(|(_, e)| *e).min().unwrap_or(ctx.now);
+    let warnings = expiries
+        .iter()
+        .filter(|(_, e)| *e - ctx.now < expiry_warning_window())
+        .map(|(role, e)| format!("{role} metadata of {location} expires at {e}: run `warrant refresh`"))
+        .collect();
+    Ok(Verdict {
+        reference: image.to_string(),
+        verified: format!("{}@{}", image.location, served.digest),
+        digest: served.digest,
+        size: served.size,
+        media_type: served.media_type,
+        target,
+        role: found.role,
+        expires,
+        warnings,
+    })
+}
