@@ -154,7 +154,8 @@ pub fn update<'a>(
             Ok(false) | Err(_) => cache = up.into_local(),
         }
     }
-    cache.clear_listing_digest();
+    // The recorded digest is left as is until the update succeeds: the cached
+    // metadata stays consistent with it, and a failed update must not change it.
     let mut up = Updater::new(StoreRemote::new(store), cache, ctx.now, Limits::default()).map_err(wrap)?;
     up.refresh().map_err(wrap)?;
     if let Some(listing) = up.remote().listing() {

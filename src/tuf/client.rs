@@ -225,22 +225,20 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             let _ = self.trusted.update_timestamp(cached);
         }
         let bytes = self.fetch("timestamp.json", self.limits.timestamp)?;
-        if self.trusted.update_timestamp(bytes)? == TimestampUpdate::New {
-            if let Some(ts) = self.trusted.timestamp() {
+        if self.trusted.update_timestamp(bytes)? == TimestampUpdate::New
+            && let Some(ts) = self.trusted.timestamp() {
                 let bytes = ts.bytes().to_vec();
                 self.local.persist("timestamp", &bytes)?;
             }
-        }
         Ok(())
     }
 
     /// 5.5: reuse the cached snapshot when it is the version timestamp names.
     fn update_snapshot(&mut self) -> Result<(), ClientError> {
-        if let Some(cached) = self.local.load("snapshot") {
-            if self.trusted.update_snapshot(cached, true).is_ok() {
+        if let Some(cached) = self.local.load("snapshot")
+            && self.trusted.update_snapshot(cached, true).is_ok() {
                 return Ok(());
             }
-        }
         let meta = self
             .trusted
             .timestamp()
@@ -248,14 +246,40 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             .cloned()
             .ok_or(TrustError::Order("timestamp not loaded"))?;
         let name = self.file_name("snapshot", meta.version.get());
-        let max = meta.length.unwrap_or(self.limits.snapshot);
-        let bytes = self.fetch(&name, max)?;
+        let bytes = self.fetch_meta(&name, "snapshot", "timestamp", meta.length, self.limits.snapshot)?;
         self.trusted.update_snapshot(bytes, false)?;
         if let Some(s) = self.trusted.snapshot() {
             let bytes = s.bytes().to_vec();
             self.local.persist("snapshot", &bytes)?;
         }
         Ok(())
+    }
+
+    /// Fetch a file whose length its referrer may record: that length is the cap, and
+    /// a file over it is a length mismatch (mix-and-match), not just "too large".
+    fn fetch_meta(
+        &mut self,
+        name: &str,
+        role: &str,
+        referrer: &'static str,
+        length: Option<u64>,
+        default_max: u64,
+    ) -> Result<Vec<u8>, ClientError> {
+        match self.remote.fetch(name, length.unwrap_or(default_max)) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind == FetchErrorKind::TooLarge && length.is_some() => {
+                Err(TrustError::HashMismatch {
+                    role: role.to_owned(),
+                    what: "length".into(),
+                    referrer,
+                }
+                .into())
+            }
+            Err(source) => Err(ClientError::Fetch {
+                name: name.to_owned(),
+                source,
+            }),
+        }
     }
 
     fn file_name(&self, role: &str, version: u64) -> String {
@@ -280,14 +304,12 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             .snapshot_meta(role)
             .cloned()
             .ok_or_else(|| TrustError::NotListed { role: role.to_owned(), referrer: "snapshot".into() })?;
-        if let Some(cached) = self.local.load(role) {
-            if self.trusted.update_targets(role, delegator, cached, true).is_ok() {
+        if let Some(cached) = self.local.load(role)
+            && self.trusted.update_targets(role, delegator, cached, true).is_ok() {
                 return Ok(());
             }
-        }
         let name = self.file_name(role, meta.version.get());
-        let max = meta.length.unwrap_or(self.limits.targets);
-        let bytes = self.fetch(&name, max)?;
+        let bytes = self.fetch_meta(&name, role, "snapshot", meta.length, self.limits.targets)?;
         let verified = self.trusted.update_targets(role, delegator, bytes, false)?;
         let bytes = verified.bytes().to_vec();
         self.local.persist(role, &bytes)?;

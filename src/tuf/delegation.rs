@@ -161,11 +161,10 @@ pub fn roles_for_target(d: &Delegations, path: &str) -> Vec<(String, bool)> {
                 out.push((r.name.clone(), r.terminating));
             }
         }
-    } else if let Some(s) = &d.succinct_roles {
-        if (1..=32).contains(&s.bit_length) {
+    } else if let Some(s) = &d.succinct_roles
+        && (1..=32).contains(&s.bit_length) {
             out.push((bin_for(s, path), true));
         }
-    }
     out
 }
 

@@ -133,11 +133,10 @@ pub fn check_meta_hashes(
         what: what.to_owned(),
         referrer,
     };
-    if let Some(len) = meta.length {
-        if len != data.len() as u64 {
+    if let Some(len) = meta.length
+        && len != data.len() as u64 {
             return Err(mismatch("length"));
         }
-    }
     if let Some(hashes) = &meta.hashes {
         let mut known = 0;
         for (alg, expected) in hashes {
@@ -276,15 +275,14 @@ impl TrustedSet {
                 self.check_expiry("timestamp", old.expires)?;
                 return Ok(TimestampUpdate::Unchanged);
             }
-            if let Some(old_snap) = old.snapshot_meta() {
-                if new_snap.version < old_snap.version {
+            if let Some(old_snap) = old.snapshot_meta()
+                && new_snap.version < old_snap.version {
                     return Err(TrustError::Rollback {
                         role: "snapshot (per timestamp)".into(),
                         trusted: old_snap.version.get(),
                         new: new_snap.version.get(),
                     });
                 }
-            }
         }
         let expires = new.expires;
         self.timestamp = Some(new);
@@ -345,8 +343,8 @@ impl TrustedSet {
             return Err(TrustError::Order("snapshot not loaded"));
         };
         self.check_expiry("snapshot", snap.expires)?;
-        if let Some(meta) = ts.snapshot_meta() {
-            if meta.version != snap.version {
+        if let Some(meta) = ts.snapshot_meta()
+            && meta.version != snap.version {
                 return Err(TrustError::VersionMismatch {
                     role: "snapshot".into(),
                     expected: meta.version.get(),
@@ -354,7 +352,6 @@ impl TrustedSet {
                     why: "timestamp names another snapshot version",
                 });
             }
-        }
         Ok(())
     }
 
@@ -443,15 +440,14 @@ pub fn delegated_authority<'a>(
             threshold: r.threshold,
         });
     }
-    if let Some(s) = &d.succinct_roles {
-        if super::delegation::is_bin_name(s, role) {
+    if let Some(s) = &d.succinct_roles
+        && super::delegation::is_bin_name(s, role) {
             return Ok(Authority {
                 keys: &d.keys,
                 keyids: &s.keyids,
                 threshold: s.threshold,
             });
         }
-    }
     Err(not_delegated())
 }
 
