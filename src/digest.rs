@@ -43,7 +43,11 @@ impl Sha256Digest {
         let err = || DigestParseError {
             input: s.chars().take(100).collect(),
         };
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(err());
         }
         let mut out = [0u8; 32];

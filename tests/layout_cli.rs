@@ -10,9 +10,16 @@ use common::*;
 fn init_sign_verify_on_a_layout() {
     let w = World::new();
     let (root, digest) = w.signed_v1();
-    let r = w.verifier("v", &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()],
+    );
     assert_eq!(r.code, 0, "{}", r.text());
-    assert!(r.stdout.contains(&format!("@{digest}")), "prints the verified digest: {}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("@{digest}")),
+        "prints the verified digest: {}",
+        r.stdout
+    );
     // Warm: the cache alone anchors trust now.
     let r = w.verifier("v", &["--output", "json", "verify", &w.oci(":v1")]);
     assert_eq!(r.code, 0, "{}", r.text());
@@ -29,7 +36,10 @@ fn signing_a_second_tag_keeps_the_first() {
     make_image(&w.layout(), "v2", "hello v2");
     assert_eq!(w.signer(&["sign", &w.oci(":v2")]).code, 0);
     for tag in [":v1", ":v2"] {
-        let r = w.verifier("v", &["verify", &w.oci(tag), "--root", root.to_str().unwrap()]);
+        let r = w.verifier(
+            "v",
+            &["verify", &w.oci(tag), "--root", root.to_str().unwrap()],
+        );
         assert_eq!(r.code, 0, "{tag}: {}", r.text());
     }
 }
@@ -39,13 +49,22 @@ fn digest_references_verify_and_pin_the_manifest() {
     let w = World::new();
     let (root, digest) = w.signed_v1();
     let pin = root.to_str().unwrap();
-    let r = w.verifier("v", &["verify", &w.oci(&format!(":v1@{digest}")), "--root", pin]);
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(&format!(":v1@{digest}")), "--root", pin],
+    );
     assert_eq!(r.code, 0, "{}", r.text());
     // A digest-only reference is a different target path: unsigned until signed.
-    let r = w.verifier("v", &["verify", &w.oci(&format!("@{digest}")), "--root", pin]);
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(&format!("@{digest}")), "--root", pin],
+    );
     assert_eq!(r.code, 1, "{}", r.text());
     assert_eq!(w.signer(&["sign", &w.oci(&format!("@{digest}"))]).code, 0);
-    let r = w.verifier("v", &["verify", &w.oci(&format!("@{digest}")), "--root", pin]);
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(&format!("@{digest}")), "--root", pin],
+    );
     assert_eq!(r.code, 0, "{}", r.text());
 }
 
@@ -54,7 +73,11 @@ fn tag_moved_to_another_manifest_is_rejected() {
     let w = World::new();
     let (root, _) = w.signed_v1();
     let pin = root.to_str().unwrap();
-    assert_eq!(w.verifier("warm", &["verify", &w.oci(":v1"), "--root", pin]).code, 0);
+    assert_eq!(
+        w.verifier("warm", &["verify", &w.oci(":v1"), "--root", pin])
+            .code,
+        0
+    );
     retag(&w.layout(), "v1", "evil");
     for home in ["warm", "cold"] {
         let r = w.verifier(home, &["verify", &w.oci(":v1"), "--root", pin]);
@@ -67,9 +90,16 @@ fn tag_moved_to_another_manifest_is_rejected() {
 fn unsigned_tag_is_rejected() {
     let w = World::new();
     let (root, _) = w.signed_v1();
-    let r = w.verifier("v", &["verify", &w.oci(":evil"), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(":evil"), "--root", root.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1, "{}", r.text());
-    assert!(r.stderr.contains("no signed target \"evil\""), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no signed target \"evil\""),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -81,7 +111,10 @@ fn one_byte_of_targets_metadata_changed_is_rejected() {
     let i = bytes.iter().position(|&b| b == b'v').unwrap();
     bytes[i] = b'w';
     std::fs::write(&blob, &bytes).unwrap();
-    let r = w.verifier("cold", &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "cold",
+        &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1, "{}", r.text());
 }
 
@@ -95,12 +128,23 @@ fn forged_targets_with_fixed_up_oci_digests_is_rejected() {
     let blob = metadata_blob(&w.layout(), ".targets.json");
     let text = String::from_utf8(std::fs::read(&blob).unwrap()).unwrap();
     let (evil, _) = make_image(&w.layout(), "evil", "evil");
-    let forged = text.replace(digest.trim_start_matches("sha256:"), evil.trim_start_matches("sha256:"));
+    let forged = text.replace(
+        digest.trim_start_matches("sha256:"),
+        evil.trim_start_matches("sha256:"),
+    );
     assert_ne!(forged, text);
     replace_metadata_fixing_digests(&w.layout(), ".targets.json", forged.as_bytes());
-    let r = w.verifier("cold", &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "cold",
+        &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1, "{}", r.text());
-    assert!(r.stderr.contains("does not match the sha256 recorded in snapshot"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("does not match the sha256 recorded in snapshot"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -113,7 +157,10 @@ fn forged_snapshot_without_the_publisher_key_is_rejected() {
     let forged = text.replacen("\"expires\":\"20", "\"expires\":\"21", 1);
     assert_ne!(forged, text);
     replace_metadata_fixing_digests(&w.layout(), ".snapshot.json", forged.as_bytes());
-    let r = w.verifier("cold", &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "cold",
+        &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1, "{}", r.text());
 }
 
@@ -123,12 +170,23 @@ fn expired_timestamp_is_rejected() {
     let w = World::new();
     let (root, _) = w.signed_v1();
     let mut c = std::process::Command::new("faketime");
-    c.args(["-f", "+8d", env!("CARGO_BIN_EXE_warrant"), "verify", &w.oci(":v1"), "--root"])
-        .arg(&root)
-        .env("WARRANT_HOME", w.path("late"));
+    c.args([
+        "-f",
+        "+8d",
+        env!("CARGO_BIN_EXE_warrant"),
+        "verify",
+        &w.oci(":v1"),
+        "--root",
+    ])
+    .arg(&root)
+    .env("WARRANT_HOME", w.path("late"));
     let r = w.run(c);
     assert_eq!(r.code, 1, "{}", r.text());
-    assert!(r.stderr.contains("timestamp metadata expired"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("timestamp metadata expired"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -139,7 +197,11 @@ fn replaying_an_older_warrant_tuf_is_rejected_with_the_cache_intact() {
     let old_index = std::fs::read(w.layout().join("index.json")).unwrap();
     make_image(&w.layout(), "v2", "hello v2");
     assert_eq!(w.signer(&["sign", &w.oci(":v2")]).code, 0);
-    assert_eq!(w.verifier("v", &["verify", &w.oci(":v2"), "--root", pin]).code, 0);
+    assert_eq!(
+        w.verifier("v", &["verify", &w.oci(":v2"), "--root", pin])
+            .code,
+        0
+    );
     let cache_before = snapshot_dir(&w.path("v/trust"));
     // The attacker serves the old (validly signed) warrant.tuf again, keeping v2's tag.
     let mut index: serde_json::Value = serde_json::from_slice(&old_index).unwrap();
@@ -153,11 +215,19 @@ fn replaying_an_older_warrant_tuf_is_rejected_with_the_cache_intact() {
         .unwrap()
         .clone();
     index["manifests"].as_array_mut().unwrap().push(v2);
-    std::fs::write(w.layout().join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    std::fs::write(
+        w.layout().join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
     let r = w.verifier("v", &["verify", &w.oci(":v1")]);
     assert_eq!(r.code, 1, "{}", r.text());
     assert!(r.stderr.contains("rollback"), "{}", r.stderr);
-    assert_eq!(snapshot_dir(&w.path("v/trust")), cache_before, "cache must be untouched");
+    assert_eq!(
+        snapshot_dir(&w.path("v/trust")),
+        cache_before,
+        "cache must be untouched"
+    );
 }
 
 #[test]
@@ -197,7 +267,10 @@ fn wrong_passphrase_fails_and_publishes_nothing() {
     assert_eq!(r.code, 2, "{}", r.text());
     assert!(r.stderr.contains("wrong passphrase"), "{}", r.stderr);
     assert!(!r.text().contains("test passphrase") && !r.text().contains("wrong\n"));
-    assert_eq!(std::fs::read(w.layout().join("index.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(w.layout().join("index.json")).unwrap(),
+        before
+    );
 }
 
 #[test]
@@ -217,7 +290,15 @@ fn bad_references_and_garbage_stores_fail_cleanly() {
         let r = w.verifier("v", &["verify", bad, "--root", pin]);
         assert_eq!(r.code, 2, "{bad}: {}", r.text());
     }
-    let r = w.verifier("v", &["verify", &format!("oci:{}/missing:v1", w.dir.path().display()), "--root", pin]);
+    let r = w.verifier(
+        "v",
+        &[
+            "verify",
+            &format!("oci:{}/missing:v1", w.dir.path().display()),
+            "--root",
+            pin,
+        ],
+    );
     assert_eq!(r.code, 3, "{}", r.text());
     for garbage in [&b"{"[..], b"[]", b"{\"manifests\": 7}", &[0xff; 10]] {
         std::fs::write(w.layout().join("index.json"), garbage).unwrap();
@@ -234,7 +315,10 @@ fn oversized_metadata_is_rejected_without_reading_it_all() {
     let mut huge = std::fs::read(metadata_blob(&w.layout(), "timestamp.json")).unwrap();
     huge.extend(std::iter::repeat_n(b' ', 100_000));
     replace_metadata_fixing_digests(&w.layout(), "timestamp.json", &huge);
-    let r = w.verifier("cold", &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "cold",
+        &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()],
+    );
     assert_eq!(r.code, 1, "{}", r.text());
     assert!(r.stderr.contains("limit"), "{}", r.stderr);
 }
@@ -257,11 +341,26 @@ fn keys_are_listed_and_json_output_parses() {
 fn inspect_shows_roles_and_targets() {
     let w = World::new();
     let (root, digest) = w.signed_v1();
-    let r = w.verifier("i", &["--output", "json", "inspect", &w.oci(""), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "i",
+        &[
+            "--output",
+            "json",
+            "inspect",
+            &w.oci(""),
+            "--root",
+            root.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.text());
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["targets"][0]["name"], "v1");
     assert_eq!(v["targets"][0]["digest"], digest);
-    let names: Vec<&str> = v["roles"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = v["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["root", "targets", "snapshot", "timestamp"]);
 }

@@ -23,7 +23,9 @@ pub enum KeyCommand {
 pub fn run(cmd: KeyCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     match cmd {
         KeyCommand::Generate { key_type, name } => {
-            let info = ctx.keys.generate(key_type, &name, ctx.passphrase.get(true)?)?;
+            let info = ctx
+                .keys
+                .generate(key_type, &name, ctx.passphrase.get(true)?)?;
             out.report(&info);
         }
         KeyCommand::List => out.report(&ctx.keys.list()?),

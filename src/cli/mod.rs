@@ -23,7 +23,12 @@ use output::{Format, Printer};
 /// TUF content trust for container images and OCI artifacts, stored next to the
 /// image in its own repository. No signing server.
 #[derive(Debug, Parser)]
-#[command(name = "warrant", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "warrant",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Output format for reports.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]

@@ -107,7 +107,13 @@ impl Report for SignOutcome {
     fn human(&self) -> String {
         format!(
             "signed {} = {} ({} bytes, {}) as target {:?} in role {} (targets v{})\n",
-            self.reference, self.digest, self.size, self.media_type, self.target, self.role, self.targets_version
+            self.reference,
+            self.digest,
+            self.size,
+            self.media_type,
+            self.target,
+            self.role,
+            self.targets_version
         )
     }
 }
@@ -137,7 +143,11 @@ impl Report for Inspection {
                 r.expires.format("%Y-%m-%dT%H:%M:%SZ"),
                 r.threshold,
                 r.keyids.len(),
-                r.signed_by.iter().map(|k| crate::tuf::verify::short_id(&k.0)).collect::<Vec<_>>().join(",")
+                r.signed_by
+                    .iter()
+                    .map(|k| crate::tuf::verify::short_id(&k.0))
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
         }
         s.push_str("keys:\n");
@@ -149,7 +159,11 @@ impl Report for Inspection {
             s.push_str("  (none)\n");
         }
         for t in &self.targets {
-            let _ = writeln!(s, "  {:<24} {}  {} bytes  [{}]", t.name, t.digest, t.length, t.role);
+            let _ = writeln!(
+                s,
+                "  {:<24} {}  {} bytes  [{}]",
+                t.name, t.digest, t.length, t.role
+            );
         }
         s
     }

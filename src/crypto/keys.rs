@@ -53,7 +53,9 @@ impl fmt::Display for KeyId {
 #[non_exhaustive]
 pub enum KeyError {
     /// The `keytype`/`scheme` pair is not one warrant verifies.
-    #[error("unsupported key type {keytype:?} with scheme {scheme:?} (supported: ed25519/ed25519, ecdsa/ecdsa-sha2-nistp256)")]
+    #[error(
+        "unsupported key type {keytype:?} with scheme {scheme:?} (supported: ed25519/ed25519, ecdsa/ecdsa-sha2-nistp256)"
+    )]
     Unsupported {
         /// The `keytype` field.
         keytype: String,
@@ -150,7 +152,10 @@ impl PublicKey {
     pub fn keytype(&self) -> &'static str {
         match self {
             Self::Ed25519(_) => "ed25519",
-            Self::EcdsaP256 { legacy_keytype: true, .. } => "ecdsa-sha2-nistp256",
+            Self::EcdsaP256 {
+                legacy_keytype: true,
+                ..
+            } => "ecdsa-sha2-nistp256",
             Self::EcdsaP256 { .. } => "ecdsa",
         }
     }
@@ -257,7 +262,9 @@ impl SecretKey {
         match kind {
             KeyType::Ed25519 => {
                 let seed = random_32()?;
-                Ok(Self::from_ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)))
+                Ok(Self::from_ed25519(ed25519_dalek::SigningKey::from_bytes(
+                    &seed,
+                )))
             }
             KeyType::Ecdsa => loop {
                 // A uniformly random 32-byte string is a valid scalar except with
@@ -353,8 +360,8 @@ mod tests {
             assert_eq!(public.verify(b"message", &sig[1..]), Err(BadSignature));
             assert_eq!(public.verify(b"message", b""), Err(BadSignature));
             // Round trip through the TUF fields gives the same key and key id.
-            let again =
-                PublicKey::from_tuf(public.keytype(), public.scheme(), &public.public()).expect("tuf");
+            let again = PublicKey::from_tuf(public.keytype(), public.scheme(), &public.public())
+                .expect("tuf");
             assert_eq!(&again, public);
             assert_eq!(again.key_id(), public.key_id());
             // And through PKCS#8.
@@ -362,6 +369,35 @@ mod tests {
             let back = SecretKey::from_pkcs8_der(&der).expect("decode");
             assert_eq!(back.public_key().key_id(), public.key_id());
         }
+    }
+
+    /// Key ids and the public-key PEM must be exactly what python-tuf /
+    /// securesystemslib compute (values printed by securesystemslib 1.x).
+    #[test]
+    fn key_ids_equal_python_tufs() {
+        let ed = PublicKey::from_tuf(
+            "ed25519",
+            "ed25519",
+            "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+        )
+        .expect("ed25519");
+        assert_eq!(
+            ed.key_id().0,
+            "74c181c7ad8a0855d4b55e44d2ba87aabdddb196832571f15f92fece332e4916"
+        );
+        // ec.derive_private_key(12345678901234567890, SECP256R1()) in python.
+        let mut scalar = [0u8; 32];
+        scalar[24..].copy_from_slice(&12345678901234567890u64.to_be_bytes());
+        let sk =
+            SecretKey::from_p256(p256::ecdsa::SigningKey::from_slice(&scalar).expect("scalar"))
+                .expect("p256");
+        let pem = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPteijsZI7c5dW34lL2sqr7tEg1EU\n\
+                   oks8qo9xD2SZO8JXEaNM3JIpCAtjnwmXf+t8qR7M4WSb/qithccrIGrefg==\n-----END PUBLIC KEY-----\n";
+        assert_eq!(sk.public_key().public(), pem);
+        assert_eq!(
+            sk.public_key().key_id().0,
+            "a6b9b3693826c1e55cd10bb20df11a1a0e9116204737140057db65ca26d848c4"
+        );
     }
 
     #[test]

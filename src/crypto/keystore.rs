@@ -51,7 +51,9 @@ pub enum KeystoreError {
         keyid: KeyId,
     },
     /// No passphrase source is available.
-    #[error("no passphrase: set WARRANT_PASSPHRASE, pass --passphrase-file FILE, or run on a terminal to be prompted")]
+    #[error(
+        "no passphrase: set WARRANT_PASSPHRASE, pass --passphrase-file FILE, or run on a terminal to be prompted"
+    )]
     NoPassphrase,
     /// The passphrase is unusable.
     #[error("{0}")]
@@ -134,9 +136,11 @@ impl PassphraseSource {
             path: "/dev/tty".into(),
             detail: e.to_string(),
         };
-        let first = Zeroizing::new(rpassword::prompt_password("warrant key passphrase: ").map_err(io)?);
+        let first =
+            Zeroizing::new(rpassword::prompt_password("warrant key passphrase: ").map_err(io)?);
         if confirm {
-            let second = Zeroizing::new(rpassword::prompt_password("repeat passphrase: ").map_err(io)?);
+            let second =
+                Zeroizing::new(rpassword::prompt_password("repeat passphrase: ").map_err(io)?);
             if first != second {
                 return Err(KeystoreError::BadPassphrase("the passphrases differ"));
             }
@@ -201,7 +205,9 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, KeystoreError> {
     use std::io::Read as _;
     let f = fs::File::open(path).map_err(io_err(path))?;
     let mut buf = Vec::new();
-    f.take(MAX_KEY_FILE + 1).read_to_end(&mut buf).map_err(io_err(path))?;
+    f.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut buf)
+        .map_err(io_err(path))?;
     if buf.len() as u64 > MAX_KEY_FILE {
         return Err(KeystoreError::Malformed {
             path: path.to_owned(),
@@ -214,7 +220,9 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, KeystoreError> {
 impl KeyStore {
     /// The key store under `home` (`$WARRANT_HOME/keys`), created 0700 on first write.
     pub fn new(home: &Path) -> Self {
-        Self { dir: home.join("keys") }
+        Self {
+            dir: home.join("keys"),
+        }
     }
 
     /// The key directory.
@@ -232,13 +240,23 @@ impl KeyStore {
     }
 
     /// Generate a key, store it encrypted, and return its public info.
-    pub fn generate(&self, kind: KeyType, name: &str, pass: &Passphrase) -> Result<KeyInfo, KeystoreError> {
+    pub fn generate(
+        &self,
+        kind: KeyType,
+        name: &str,
+        pass: &Passphrase,
+    ) -> Result<KeyInfo, KeystoreError> {
         let key = SecretKey::generate(kind)?;
         self.add(&key, name, pass)
     }
 
     /// Store `key` encrypted under `pass`.
-    pub fn add(&self, key: &SecretKey, name: &str, pass: &Passphrase) -> Result<KeyInfo, KeystoreError> {
+    pub fn add(
+        &self,
+        key: &SecretKey,
+        name: &str,
+        pass: &Passphrase,
+    ) -> Result<KeyInfo, KeystoreError> {
         self.ensure_dir()?;
         let public = key.public_key();
         let info = KeyInfo {
@@ -278,15 +296,18 @@ impl KeyStore {
         let mut out = Vec::new();
         for entry in entries {
             let path = entry.map_err(io_err(&self.dir))?.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
             if !name.ends_with(".pub.json") || name.starts_with('.') {
                 continue;
             }
             let bytes = read_capped(&path)?;
-            let info: KeyInfo = serde_json::from_slice(&bytes).map_err(|e| KeystoreError::Malformed {
-                path: path.clone(),
-                detail: e.to_string(),
-            })?;
+            let info: KeyInfo =
+                serde_json::from_slice(&bytes).map_err(|e| KeystoreError::Malformed {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
             out.push(info);
         }
         out.sort_by(|a, b| (&a.name, &a.keyid).cmp(&(&b.name, &b.keyid)));
@@ -312,7 +333,11 @@ impl KeyStore {
             }),
             many => Err(KeystoreError::Ambiguous {
                 query: query.to_owned(),
-                matches: many.iter().map(|k| &k.keyid.0[..12]).collect::<Vec<_>>().join(", "),
+                matches: many
+                    .iter()
+                    .map(|k| &k.keyid.0[..12])
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }
@@ -343,23 +368,28 @@ impl KeyStore {
             path: path.clone(),
             detail: "not PEM text".into(),
         })?;
-        let (label, doc) = SecretDocument::from_pem(text).map_err(|e| KeystoreError::Malformed {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
+        let (label, doc) =
+            SecretDocument::from_pem(text).map_err(|e| KeystoreError::Malformed {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
         if label != "ENCRYPTED PRIVATE KEY" {
             return Err(KeystoreError::Malformed {
                 path,
                 detail: format!("expected an ENCRYPTED PRIVATE KEY, found {label}"),
             });
         }
-        let enc = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(|e| KeystoreError::Malformed {
-            path: path.clone(),
-            detail: e.to_string(),
+        let enc = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes()).map_err(|e| {
+            KeystoreError::Malformed {
+                path: path.clone(),
+                detail: e.to_string(),
+            }
         })?;
         let plain = enc
             .decrypt(pass.0.as_bytes())
-            .map_err(|_| KeystoreError::WrongPassphrase { keyid: keyid.clone() })?;
+            .map_err(|_| KeystoreError::WrongPassphrase {
+                keyid: keyid.clone(),
+            })?;
         let key = SecretKey::from_pkcs8_der(plain.as_bytes())?;
         if &key.public_key().key_id() != keyid {
             return Err(KeystoreError::Malformed {
@@ -380,7 +410,9 @@ mod tests {
         let home = tempfile::tempdir().expect("tmp");
         let store = KeyStore::new(home.path());
         let pass = Passphrase::new("correct horse".into()).expect("pass");
-        let info = store.generate(KeyType::Ecdsa, "ci", &pass).expect("generate");
+        let info = store
+            .generate(KeyType::Ecdsa, "ci", &pass)
+            .expect("generate");
         let listed = store.list().expect("list");
         assert_eq!(listed, vec![info.clone()]);
         assert_eq!(store.find("ci").expect("by name"), info);
@@ -388,7 +420,10 @@ mod tests {
         let key = store.load(&info.keyid, &pass).expect("load");
         assert_eq!(key.public_key().key_id(), info.keyid);
         let wrong = Passphrase::new("wrong".into()).expect("pass");
-        assert!(matches!(store.load(&info.keyid, &wrong), Err(KeystoreError::WrongPassphrase { .. })));
+        assert!(matches!(
+            store.load(&info.keyid, &wrong),
+            Err(KeystoreError::WrongPassphrase { .. })
+        ));
         use std::os::unix::fs::PermissionsExt as _;
         let mode = fs::metadata(store.dir().join(format!("{}.key", info.keyid)))
             .expect("meta")
@@ -396,9 +431,13 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         // The key file is encrypted: the raw scalar never appears in it.
-        let pem = fs::read_to_string(store.dir().join(format!("{}.key", info.keyid))).expect("read");
+        let pem =
+            fs::read_to_string(store.dir().join(format!("{}.key", info.keyid))).expect("read");
         assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
         assert!(Passphrase::new(String::new()).is_err());
-        assert!(matches!(store.load(&KeyId("../x".into()), &pass), Err(KeystoreError::NotFound { .. })));
+        assert!(matches!(
+            store.load(&KeyId("../x".into()), &pass),
+            Err(KeystoreError::NotFound { .. })
+        ));
     }
 }

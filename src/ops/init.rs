@@ -73,7 +73,11 @@ fn public(info: &KeyInfo) -> Result<PublicKey, OpError> {
 }
 
 /// Create the TUF repository of `location`.
-pub fn init(ctx: &Context, location: &Location, opts: &InitOptions) -> Result<InitOutcome, OpError> {
+pub fn init(
+    ctx: &Context,
+    location: &Location,
+    opts: &InitOptions,
+) -> Result<InitOutcome, OpError> {
     let store = crate::store::layout::LayoutStore::create_or_open(location.clone())?;
     let store: &dyn crate::store::Store = &store;
     if store.head_listing()?.is_some() {
@@ -84,12 +88,20 @@ pub fn init(ctx: &Context, location: &Location, opts: &InitOptions) -> Result<In
     let mut generated = Vec::new();
     let mut root_infos = Vec::new();
     if opts.root_keys.is_empty() {
-        root_infos.push(key_or_generate(ctx, None, "root", opts.key_type, &mut generated)?);
+        root_infos.push(key_or_generate(
+            ctx,
+            None,
+            "root",
+            opts.key_type,
+            &mut generated,
+        )?);
     }
     for q in &opts.root_keys {
         let info = key_or_generate(ctx, Some(q), "root", opts.key_type, &mut generated)?;
         if root_infos.iter().any(|i: &KeyInfo| i.keyid == info.keyid) {
-            return Err(OpError::InvalidArgument(format!("root key {q} given twice")));
+            return Err(OpError::InvalidArgument(format!(
+                "root key {q} given twice"
+            )));
         }
         root_infos.push(info);
     }
@@ -100,17 +112,34 @@ pub fn init(ctx: &Context, location: &Location, opts: &InitOptions) -> Result<In
             root_infos.len()
         )));
     }
-    let targets = key_or_generate(ctx, opts.targets_key.as_deref(), "targets", opts.key_type, &mut generated)?;
-    let publisher =
-        key_or_generate(ctx, opts.publisher_key.as_deref(), "publisher", opts.key_type, &mut generated)?;
+    let targets = key_or_generate(
+        ctx,
+        opts.targets_key.as_deref(),
+        "targets",
+        opts.key_type,
+        &mut generated,
+    )?;
+    let publisher = key_or_generate(
+        ctx,
+        opts.publisher_key.as_deref(),
+        "publisher",
+        opts.key_type,
+        &mut generated,
+    )?;
 
     let one = NonZeroU64::MIN;
     let root_spec = RoleSpec {
         keys: root_infos.iter().map(public).collect::<Result<_, _>>()?,
         threshold: opts.root_threshold,
     };
-    let targets_spec = RoleSpec { keys: vec![public(&targets)?], threshold: one };
-    let publisher_spec = RoleSpec { keys: vec![public(&publisher)?], threshold: one };
+    let targets_spec = RoleSpec {
+        keys: vec![public(&targets)?],
+        threshold: one,
+    };
+    let publisher_spec = RoleSpec {
+        keys: vec![public(&publisher)?],
+        threshold: one,
+    };
     let now = ctx.now;
     let root = editor::new_root(
         &root_spec,
@@ -123,18 +152,29 @@ pub fn init(ctx: &Context, location: &Location, opts: &InitOptions) -> Result<In
     let root_signers = ctx.signers_for("root", &root_ids, opts.root_threshold.get(), None)?;
     let root_bytes = editor::sign(&root, &as_signers(&root_signers))?;
 
-    let targets_signers = ctx.signers_for("targets", std::slice::from_ref(&targets.keyid), 1, None)?;
+    let targets_signers =
+        ctx.signers_for("targets", std::slice::from_ref(&targets.keyid), 1, None)?;
     let targets_md = Targets::empty(one, editor::expiry_in(now, lifetime::targets()));
     let targets_bytes = editor::sign(&targets_md, &as_signers(&targets_signers))?;
 
-    let pub_signers = ctx.signers_for("snapshot", std::slice::from_ref(&publisher.keyid), 1, None)?;
+    let pub_signers =
+        ctx.signers_for("snapshot", std::slice::from_ref(&publisher.keyid), 1, None)?;
     let snapshot = editor::new_snapshot(
         one,
         editor::expiry_in(now, lifetime::snapshot()),
-        [("targets.json".to_owned(), editor::meta_for(one, &targets_bytes))].into(),
+        [(
+            "targets.json".to_owned(),
+            editor::meta_for(one, &targets_bytes),
+        )]
+        .into(),
     );
     let snapshot_bytes = editor::sign(&snapshot, &as_signers(&pub_signers))?;
-    let timestamp = editor::new_timestamp(one, editor::expiry_in(now, lifetime::timestamp()), one, &snapshot_bytes);
+    let timestamp = editor::new_timestamp(
+        one,
+        editor::expiry_in(now, lifetime::timestamp()),
+        one,
+        &snapshot_bytes,
+    );
     let timestamp_bytes = editor::sign(&timestamp, &as_signers(&pub_signers))?;
 
     let files = [

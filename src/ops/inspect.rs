@@ -61,7 +61,9 @@ fn target_view(name: &str, role: &str, t: &TargetFile) -> TargetView {
     TargetView {
         name: name.to_owned(),
         role: role.to_owned(),
-        digest: t.sha256().map_or_else(|| "(no sha256)".into(), |d| d.to_string()),
+        digest: t
+            .sha256()
+            .map_or_else(|| "(no sha256)".into(), |d| d.to_string()),
         length: t.length,
         media_type: t.media_type().map(str::to_owned),
     }
@@ -84,17 +86,39 @@ pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspecti
     };
     let mut push = |name: &str, version: u64, expires, signed: Vec<KeyId>| {
         let (keyids, threshold) = keys_of(name);
-        roles.push(RoleView { name: name.into(), version, expires, keyids, threshold, signed_by: signed });
+        roles.push(RoleView {
+            name: name.into(),
+            version,
+            expires,
+            keyids,
+            threshold,
+            signed_by: signed,
+        });
     };
-    push("root", root.version.get(), root.expires, signed_by(root.result()));
+    push(
+        "root",
+        root.version.get(),
+        root.expires,
+        signed_by(root.result()),
+    );
     if let Some(t) = trusted.targets("targets") {
         push("targets", t.version.get(), t.expires, signed_by(t.result()));
     }
     if let Some(s) = trusted.snapshot() {
-        push("snapshot", s.version.get(), s.expires, signed_by(s.result()));
+        push(
+            "snapshot",
+            s.version.get(),
+            s.expires,
+            signed_by(s.result()),
+        );
     }
     if let Some(t) = trusted.timestamp() {
-        push("timestamp", t.version.get(), t.expires, signed_by(t.result()));
+        push(
+            "timestamp",
+            t.version.get(),
+            t.expires,
+            signed_by(t.result()),
+        );
     }
     let keys = root
         .keys
@@ -103,7 +127,12 @@ pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspecti
         .collect();
     let targets = trusted
         .targets("targets")
-        .map(|t| t.targets.iter().map(|(n, f)| target_view(n, "targets", f)).collect())
+        .map(|t| {
+            t.targets
+                .iter()
+                .map(|(n, f)| target_view(n, "targets", f))
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Inspection {
         location: location.to_string(),

@@ -64,7 +64,11 @@ impl Context {
                 }
                 vec![info.keyid]
             }
-            None => keyids.iter().filter(|k| self.keys.has(k)).cloned().collect(),
+            None => keyids
+                .iter()
+                .filter(|k| self.keys.has(k))
+                .cloned()
+                .collect(),
         };
         if (candidates.len() as u64) < threshold {
             return Err(OpError::MissingSigningKeys {
@@ -124,7 +128,9 @@ pub enum OpError {
         what: &'static str,
     },
     /// The repository has no `warrant.tuf`.
-    #[error("not trusted: {location} has no TUF repository (no warrant.tuf); run `warrant init` and `warrant sign` first")]
+    #[error(
+        "not trusted: {location} has no TUF repository (no warrant.tuf); run `warrant init` and `warrant sign` first"
+    )]
     NoRepository {
         /// The repository.
         location: String,
@@ -152,7 +158,9 @@ pub enum OpError {
         location: String,
     },
     /// The image the store serves now is not the signed one.
-    #[error("not trusted: {reference} is {actual} ({actual_size} bytes) but the signed target {target:?} is {signed} ({signed_size} bytes); the tag was moved or the image replaced")]
+    #[error(
+        "not trusted: {reference} is {actual} ({actual_size} bytes) but the signed target {target:?} is {signed} ({signed_size} bytes); the tag was moved or the image replaced"
+    )]
     DigestMismatch {
         /// The image reference.
         reference: String,
@@ -182,7 +190,9 @@ pub enum OpError {
         keyid: String,
     },
     /// Not enough private keys are at hand to meet a threshold.
-    #[error("cannot sign {role}: {have} of its keys are in this key store but its threshold is {threshold}; import one of: {needed}")]
+    #[error(
+        "cannot sign {role}: {have} of its keys are in this key store but its threshold is {threshold}; import one of: {needed}"
+    )]
     MissingSigningKeys {
         /// The role.
         role: String,
@@ -203,7 +213,9 @@ pub enum OpError {
     #[error(transparent)]
     Cache(#[from] CacheError),
     /// Concurrent publishers kept winning.
-    #[error("{location}: gave up after {attempts} attempts: other signers kept publishing; retry later")]
+    #[error(
+        "{location}: gave up after {attempts} attempts: other signers kept publishing; retry later"
+    )]
     TooManyConflicts {
         /// The repository.
         location: String,
@@ -270,7 +282,10 @@ pub struct StoreRemote<'a, S: ?Sized> {
 impl<'a, S: crate::store::Store + ?Sized> StoreRemote<'a, S> {
     /// A remote over `store`, reading the listing on first use.
     pub fn new(store: &'a S) -> Self {
-        Self { store, listing: None }
+        Self {
+            store,
+            listing: None,
+        }
     }
 
     /// A remote over an already-read listing.

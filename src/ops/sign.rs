@@ -81,7 +81,9 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                     attempts: attempt,
                 });
             }
-            Err(OpError::Store(e)) if e.kind == StoreErrorKind::Conflict && attempt < MAX_ATTEMPTS => {
+            Err(OpError::Store(e))
+                if e.kind == StoreErrorKind::Conflict && attempt < MAX_ATTEMPTS =>
+            {
                 tracing::info!(attempt, "another signer published meanwhile; retrying");
                 std::thread::sleep(backoff(attempt));
             }
@@ -100,7 +102,9 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
 fn backoff(attempt: u32) -> StdDuration {
     let cap = (25u64 << attempt.min(6)).min(2000);
     let mut b = [0u8; 8];
-    let r = getrandom::fill(&mut b).map(|_| u64::from_le_bytes(b)).unwrap_or(cap / 2);
+    let r = getrandom::fill(&mut b)
+        .map(|_| u64::from_le_bytes(b))
+        .unwrap_or(cap / 2);
     StdDuration::from_millis(r % cap.max(1))
 }
 
@@ -114,7 +118,11 @@ fn is_role_file(name: &str, role: &str) -> bool {
 }
 
 /// The files of `listing` to carry over unchanged into the next publish.
-fn carried_over(store: &dyn Store, listing: &Listing, replaced: &[&str]) -> Result<Vec<NewFile>, OpError> {
+fn carried_over(
+    store: &dyn Store,
+    listing: &Listing,
+    replaced: &[&str],
+) -> Result<Vec<NewFile>, OpError> {
     let mut out = Vec::new();
     for f in &listing.files {
         if !f.pending && replaced.iter().any(|r| is_role_file(&f.name, r)) {
@@ -142,12 +150,16 @@ fn publish_target(
         .remote()
         .listing()
         .cloned()
-        .ok_or_else(|| OpError::NoRepository { location: location.clone() })?;
+        .ok_or_else(|| OpError::NoRepository {
+            location: location.clone(),
+        })?;
     let trusted = up.trusted();
     let root = trusted.root();
-    let (Some(targets), Some(snapshot), Some(timestamp)) =
-        (trusted.targets("targets"), trusted.snapshot(), trusted.timestamp())
-    else {
+    let (Some(targets), Some(snapshot), Some(timestamp)) = (
+        trusted.targets("targets"),
+        trusted.snapshot(),
+        trusted.timestamp(),
+    ) else {
         return Err(OpError::NoRepository { location });
     };
     let role_keys = |role: &str| {
@@ -167,9 +179,16 @@ fn publish_target(
     let targets_bytes = editor::sign(&new_targets, &as_signers(&signers))?;
 
     let mut meta = snapshot.meta.clone();
-    meta.insert("targets.json".into(), editor::meta_for(new_targets.version, &targets_bytes));
+    meta.insert(
+        "targets.json".into(),
+        editor::meta_for(new_targets.version, &targets_bytes),
+    );
     let snapshot_version = editor::bump(snapshot.version, "snapshot")?;
-    let new_snapshot = editor::new_snapshot(snapshot_version, editor::expiry_in(now, lifetime::snapshot()), meta);
+    let new_snapshot = editor::new_snapshot(
+        snapshot_version,
+        editor::expiry_in(now, lifetime::snapshot()),
+        meta,
+    );
     let (ids, threshold) = role_keys("snapshot");
     let signers = ctx.signers_for("snapshot", &ids, threshold, None)?;
     let snapshot_bytes = editor::sign(&new_snapshot, &as_signers(&signers))?;

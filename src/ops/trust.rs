@@ -29,7 +29,9 @@ pub enum Pin {
 /// Open the store for `location`.
 pub fn open_store(location: &Location) -> Result<Box<dyn Store>, StoreError> {
     match location {
-        Location::Layout(_) => Ok(Box::new(crate::store::layout::LayoutStore::open(location.clone())?)),
+        Location::Layout(_) => Ok(Box::new(crate::store::layout::LayoutStore::open(
+            location.clone(),
+        )?)),
     }
 }
 
@@ -54,9 +56,9 @@ fn read_pin_file(path: &PathBuf) -> Result<Vec<u8>, OpError> {
 
 fn first_root(store: &dyn Store) -> Result<Vec<u8>, OpError> {
     let location = store.location().to_string();
-    let listing = store
-        .listing()?
-        .ok_or_else(|| OpError::NoRepository { location: location.clone() })?;
+    let listing = store.listing()?.ok_or_else(|| OpError::NoRepository {
+        location: location.clone(),
+    })?;
     let file = listing
         .get("1.root.json")
         .ok_or(OpError::NoRepository { location })?;
@@ -94,9 +96,15 @@ pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache,
                 .result()
                 .signed
                 .iter()
-                .filter(|k: &&KeyId| ids.iter().any(|p| p.len() >= 8 && k.0.starts_with(p.as_str())))
+                .filter(|k: &&KeyId| {
+                    ids.iter()
+                        .any(|p| p.len() >= 8 && k.0.starts_with(p.as_str()))
+                })
                 .count() as u64;
-            let threshold = root.roles.get("root").map_or(u64::MAX, |r| r.threshold.get());
+            let threshold = root
+                .roles
+                .get("root")
+                .map_or(u64::MAX, |r| r.threshold.get());
             if signed_by_pinned < threshold {
                 return Err(OpError::PinMismatch {
                     location: loc(),
@@ -141,12 +149,13 @@ pub fn update<'a>(
         location: location.clone(),
         source,
     };
-    let head = store
-        .head_listing()?
-        .ok_or_else(|| OpError::NoRepository { location: location.clone() })?;
+    let head = store.head_listing()?.ok_or_else(|| OpError::NoRepository {
+        location: location.clone(),
+    })?;
     let mut cache = cache;
     if allow_cached && cache.listing_digest() == Some(head) {
-        let mut up = Updater::new(StoreRemote::new(store), cache, ctx.now, Limits::default()).map_err(wrap)?;
+        let mut up = Updater::new(StoreRemote::new(store), cache, ctx.now, Limits::default())
+            .map_err(wrap)?;
         match up.load_cached() {
             Ok(true) => return Ok(up),
             // Anything missing or failing in the cache: do the full update, which
@@ -156,7 +165,8 @@ pub fn update<'a>(
     }
     // The recorded digest is left as is until the update succeeds: the cached
     // metadata stays consistent with it, and a failed update must not change it.
-    let mut up = Updater::new(StoreRemote::new(store), cache, ctx.now, Limits::default()).map_err(wrap)?;
+    let mut up =
+        Updater::new(StoreRemote::new(store), cache, ctx.now, Limits::default()).map_err(wrap)?;
     up.refresh().map_err(wrap)?;
     if let Some(listing) = up.remote().listing() {
         let digest = listing.digest;

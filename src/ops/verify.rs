@@ -81,7 +81,9 @@ pub fn verify(ctx: &Context, image: &ImageRef, pin: &Pin) -> Result<Verdict, OpE
     let warnings = expiries
         .iter()
         .filter(|(_, e)| *e - ctx.now < expiry_warning_window())
-        .map(|(role, e)| format!("{role} metadata of {location} expires at {e}: run `warrant refresh`"))
+        .map(|(role, e)| {
+            format!("{role} metadata of {location} expires at {e}: run `warrant refresh`")
+        })
         .collect();
     Ok(Verdict {
         reference: image.to_string(),

@@ -222,11 +222,26 @@ mod tests {
 
     #[test]
     fn rejects_bad_forms() {
-        assert!(matches!(ImageRef::parse("docker://x"), Err(ParseRefError::UnknownForm { .. })));
-        assert!(matches!(ImageRef::parse("oci:/tmp/x"), Err(ParseRefError::NoImage { .. })));
-        assert!(matches!(ImageRef::parse("oci::v1"), Err(ParseRefError::EmptyPath { .. })));
-        assert!(matches!(ImageRef::parse("oci:/x@sha256:zz"), Err(ParseRefError::BadDigest { .. })));
-        assert!(matches!(Location::parse("oci:/x:v1"), Err(ParseRefError::NotARepository { .. })));
+        assert!(matches!(
+            ImageRef::parse("docker://x"),
+            Err(ParseRefError::UnknownForm { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("oci:/tmp/x"),
+            Err(ParseRefError::NoImage { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("oci::v1"),
+            Err(ParseRefError::EmptyPath { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("oci:/x@sha256:zz"),
+            Err(ParseRefError::BadDigest { .. })
+        ));
+        assert!(matches!(
+            Location::parse("oci:/x:v1"),
+            Err(ParseRefError::NotARepository { .. })
+        ));
         assert!(!is_valid_tag("_x") || is_valid_tag("_x"));
         assert!(!is_valid_tag(".x"));
         assert!(!is_valid_tag(&"a".repeat(129)));

@@ -31,7 +31,10 @@ mod tests {
     fn canonical_json_vectors() {
         // Keys sorted by bytes, no whitespace, only `"` and `\` escaped in strings.
         let cases = [
-            (json!({"b": 1, "a": [true, null, "x"]}), r#"{"a":[true,null,"x"],"b":1}"#),
+            (
+                json!({"b": 1, "a": [true, null, "x"]}),
+                r#"{"a":[true,null,"x"],"b":1}"#,
+            ),
             (json!({"q": "a\"b\\c"}), r#"{"q":"a\"b\\c"}"#),
             (json!({"n": "line\nbreak"}), "{\"n\":\"line\nbreak\"}"),
             (json!({"é": "ü", "Z": -3}), "{\"Z\":-3,\"é\":\"ü\"}"),

@@ -139,10 +139,20 @@ pub struct Updater<R, L> {
 
 impl<R: Remote, L: LocalState> Updater<R, L> {
     /// 5.2: start from the trusted root in `local` (verified against itself).
-    pub fn new(remote: R, local: L, now: DateTime<Utc>, limits: Limits) -> Result<Self, ClientError> {
+    pub fn new(
+        remote: R,
+        local: L,
+        now: DateTime<Utc>,
+        limits: Limits,
+    ) -> Result<Self, ClientError> {
         let root = local.load("root").ok_or(ClientError::NoTrustedRoot)?;
         let trusted = TrustedSet::new(root, now)?;
-        Ok(Self { remote, local, trusted, limits })
+        Ok(Self {
+            remote,
+            local,
+            trusted,
+            limits,
+        })
     }
 
     /// The trusted metadata.
@@ -166,10 +176,12 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     }
 
     fn fetch(&mut self, name: &str, max: u64) -> Result<Vec<u8>, ClientError> {
-        self.remote.fetch(name, max).map_err(|source| ClientError::Fetch {
-            name: name.to_owned(),
-            source,
-        })
+        self.remote
+            .fetch(name, max)
+            .map_err(|source| ClientError::Fetch {
+                name: name.to_owned(),
+                source,
+            })
     }
 
     /// Load timestamp, snapshot and top-level targets from the local state only, as
@@ -178,12 +190,19 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     /// lacks something: the caller then runs [`Updater::refresh`].
     pub fn load_cached(&mut self) -> Result<bool, ClientError> {
         self.trusted.check_root_expiry()?;
-        let Some(ts) = self.local.load("timestamp") else { return Ok(false) };
+        let Some(ts) = self.local.load("timestamp") else {
+            return Ok(false);
+        };
         self.trusted.update_timestamp(ts)?;
-        let Some(snap) = self.local.load("snapshot") else { return Ok(false) };
+        let Some(snap) = self.local.load("snapshot") else {
+            return Ok(false);
+        };
         self.trusted.update_snapshot(snap, true)?;
-        let Some(targets) = self.local.load("targets") else { return Ok(false) };
-        self.trusted.update_targets("targets", "root", targets, true)?;
+        let Some(targets) = self.local.load("targets") else {
+            return Ok(false);
+        };
+        self.trusted
+            .update_targets("targets", "root", targets, true)?;
         Ok(true)
     }
 
@@ -226,19 +245,21 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         }
         let bytes = self.fetch("timestamp.json", self.limits.timestamp)?;
         if self.trusted.update_timestamp(bytes)? == TimestampUpdate::New
-            && let Some(ts) = self.trusted.timestamp() {
-                let bytes = ts.bytes().to_vec();
-                self.local.persist("timestamp", &bytes)?;
-            }
+            && let Some(ts) = self.trusted.timestamp()
+        {
+            let bytes = ts.bytes().to_vec();
+            self.local.persist("timestamp", &bytes)?;
+        }
         Ok(())
     }
 
     /// 5.5: reuse the cached snapshot when it is the version timestamp names.
     fn update_snapshot(&mut self) -> Result<(), ClientError> {
         if let Some(cached) = self.local.load("snapshot")
-            && self.trusted.update_snapshot(cached, true).is_ok() {
-                return Ok(());
-            }
+            && self.trusted.update_snapshot(cached, true).is_ok()
+        {
+            return Ok(());
+        }
         let meta = self
             .trusted
             .timestamp()
@@ -246,7 +267,13 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             .cloned()
             .ok_or(TrustError::Order("timestamp not loaded"))?;
         let name = self.file_name("snapshot", meta.version.get());
-        let bytes = self.fetch_meta(&name, "snapshot", "timestamp", meta.length, self.limits.snapshot)?;
+        let bytes = self.fetch_meta(
+            &name,
+            "snapshot",
+            "timestamp",
+            meta.length,
+            self.limits.snapshot,
+        )?;
         self.trusted.update_snapshot(bytes, false)?;
         if let Some(s) = self.trusted.snapshot() {
             let bytes = s.bytes().to_vec();
@@ -299,15 +326,22 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             }
             return Ok(());
         }
-        let meta = self
-            .trusted
-            .snapshot_meta(role)
-            .cloned()
-            .ok_or_else(|| TrustError::NotListed { role: role.to_owned(), referrer: "snapshot".into() })?;
+        let meta =
+            self.trusted
+                .snapshot_meta(role)
+                .cloned()
+                .ok_or_else(|| TrustError::NotListed {
+                    role: role.to_owned(),
+                    referrer: "snapshot".into(),
+                })?;
         if let Some(cached) = self.local.load(role)
-            && self.trusted.update_targets(role, delegator, cached, true).is_ok() {
-                return Ok(());
-            }
+            && self
+                .trusted
+                .update_targets(role, delegator, cached, true)
+                .is_ok()
+        {
+            return Ok(());
+        }
         let name = self.file_name(role, meta.version.get());
         let bytes = self.fetch_meta(&name, role, "snapshot", meta.length, self.limits.targets)?;
         let verified = self.trusted.update_targets(role, delegator, bytes, false)?;
@@ -330,7 +364,9 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 continue;
             }
             self.load_targets(&role, &parent)?;
-            let Some(targets) = self.trusted.targets(&role) else { continue };
+            let Some(targets) = self.trusted.targets(&role) else {
+                continue;
+            };
             if let Some(file) = targets.targets.get(path) {
                 return Ok(Some(FoundTarget {
                     path: path.to_owned(),

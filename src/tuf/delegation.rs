@@ -111,7 +111,11 @@ pub fn bin_for(s: &SuccinctRoles, path: &str) -> String {
     let h = path_hash(path);
     let first = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
     let bits = s.bit_length.clamp(1, 32);
-    let bin = if bits == 32 { first } else { first >> (32 - bits) };
+    let bin = if bits == 32 {
+        first
+    } else {
+        first >> (32 - bits)
+    };
     bin_name(s, bin)
 }
 
@@ -138,7 +142,9 @@ pub fn is_bin_name(s: &SuccinctRoles, role: &str) -> bool {
         return false;
     };
     suffix.len() == suffix_len(s.bit_length)
-        && suffix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < (1u64 << s.bit_length))
 }
 
@@ -162,9 +168,10 @@ pub fn roles_for_target(d: &Delegations, path: &str) -> Vec<(String, bool)> {
             }
         }
     } else if let Some(s) = &d.succinct_roles
-        && (1..=32).contains(&s.bit_length) {
-            out.push((bin_for(s, path), true));
-        }
+        && (1..=32).contains(&s.bit_length)
+    {
+        out.push((bin_for(s, path), true));
+    }
     out
 }
 
@@ -187,9 +194,9 @@ mod tests {
             ("a*b*c", "aXbYc"),
         ];
         let no = [
-            ("*", "a/b"),          // `*` never crosses `/`
+            ("*", "a/b"), // `*` never crosses `/`
             ("release/*", "release/a/b"),
-            ("V*", "v1"),          // case-sensitive
+            ("V*", "v1"), // case-sensitive
             ("[abc]x", "dx"),
             ("[!abc]x", "ax"),
             ("v?", "v10"),

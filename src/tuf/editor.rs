@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 
 use super::canonical::{CanonicalError, to_canonical};
 use super::metadata::{
-    Envelope, Key, MetaFile, RoleKeys, RoleType, Root, Signature, Snapshot, Timestamp,
-    SPEC_VERSION, Unrecognized,
+    Envelope, Key, MetaFile, RoleKeys, RoleType, Root, SPEC_VERSION, Signature, Snapshot,
+    Timestamp, Unrecognized,
 };
 use crate::crypto::keys::SignError;
 use crate::crypto::{KeyId, PublicKey, Signer};

@@ -32,7 +32,9 @@ pub enum TrustError {
         new: u64,
     },
     /// 5.3.10 / 5.4.4 / 5.5.6 / 5.6.5: freeze attack or a repository nobody refreshed.
-    #[error("{role} metadata expired at {expires} (freeze attack, or the repository needs `warrant refresh`)")]
+    #[error(
+        "{role} metadata expired at {expires} (freeze attack, or the repository needs `warrant refresh`)"
+    )]
     Expired {
         /// The role.
         role: String,
@@ -63,7 +65,9 @@ pub enum TrustError {
         referrer: &'static str,
     },
     /// 5.5.5: a targets role present in the trusted snapshot vanished from the new one.
-    #[error("snapshot version {new} drops {role}, which trusted snapshot listed (rollback/mix-and-match)")]
+    #[error(
+        "snapshot version {new} drops {role}, which trusted snapshot listed (rollback/mix-and-match)"
+    )]
     RoleRemoved {
         /// The dropped role file.
         role: String,
@@ -134,9 +138,10 @@ pub fn check_meta_hashes(
         referrer,
     };
     if let Some(len) = meta.length
-        && len != data.len() as u64 {
-            return Err(mismatch("length"));
-        }
+        && len != data.len() as u64
+    {
+        return Err(mismatch("length"));
+    }
     if let Some(hashes) = &meta.hashes {
         let mut known = 0;
         for (alg, expected) in hashes {
@@ -276,13 +281,14 @@ impl TrustedSet {
                 return Ok(TimestampUpdate::Unchanged);
             }
             if let Some(old_snap) = old.snapshot_meta()
-                && new_snap.version < old_snap.version {
-                    return Err(TrustError::Rollback {
-                        role: "snapshot (per timestamp)".into(),
-                        trusted: old_snap.version.get(),
-                        new: new_snap.version.get(),
-                    });
-                }
+                && new_snap.version < old_snap.version
+            {
+                return Err(TrustError::Rollback {
+                    role: "snapshot (per timestamp)".into(),
+                    trusted: old_snap.version.get(),
+                    new: new_snap.version.get(),
+                });
+            }
         }
         let expires = new.expires;
         self.timestamp = Some(new);
@@ -344,14 +350,15 @@ impl TrustedSet {
         };
         self.check_expiry("snapshot", snap.expires)?;
         if let Some(meta) = ts.snapshot_meta()
-            && meta.version != snap.version {
-                return Err(TrustError::VersionMismatch {
-                    role: "snapshot".into(),
-                    expected: meta.version.get(),
-                    actual: snap.version.get(),
-                    why: "timestamp names another snapshot version",
-                });
-            }
+            && meta.version != snap.version
+        {
+            return Err(TrustError::VersionMismatch {
+                role: "snapshot".into(),
+                expected: meta.version.get(),
+                actual: snap.version.get(),
+                why: "timestamp names another snapshot version",
+            });
+        }
         Ok(())
     }
 
@@ -403,7 +410,8 @@ impl TrustedSet {
     /// its signatures must also satisfy *this* delegator's keys (python-tuf and
     /// go-tuf skip this check).
     pub fn recheck_delegated(&self, role: &str, delegator: &str) -> Result<(), TrustError> {
-        let (Some(child), Some(parent)) = (self.targets.get(role), self.targets.get(delegator)) else {
+        let (Some(child), Some(parent)) = (self.targets.get(role), self.targets.get(delegator))
+        else {
             return Err(TrustError::Order("role or delegator not loaded"));
         };
         child.recheck(delegated_authority(parent, role)?)?;
@@ -441,13 +449,16 @@ pub fn delegated_authority<'a>(
         });
     }
     if let Some(s) = &d.succinct_roles
-        && super::delegation::is_bin_name(s, role) {
-            return Ok(Authority {
-                keys: &d.keys,
-                keyids: &s.keyids,
-                threshold: s.threshold,
-            });
-        }
+        && super::delegation::is_bin_name(s, role)
+    {
+        return Ok(Authority {
+            keys: &d.keys,
+            keyids: &s.keyids,
+            threshold: s.threshold,
+        });
+    }
     Err(not_delegated())
 }
 
+#[cfg(test)]
+mod tests;

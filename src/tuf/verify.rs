@@ -107,9 +107,10 @@ pub fn check_threshold(
             .get(keyid)
             .and_then(|k| k.to_public().ok())
             .filter(|public| {
-                signatures.iter().filter(|s| &s.keyid == keyid).any(|s| {
-                    hex::decode(&s.sig).is_ok_and(|sig| public.verify(msg, &sig).is_ok())
-                })
+                signatures
+                    .iter()
+                    .filter(|s| &s.keyid == keyid)
+                    .any(|s| hex::decode(&s.sig).is_ok_and(|sig| public.verify(msg, &sig).is_ok()))
             });
         match valid {
             Some(public) if distinct_public.insert((public.keytype(), public.public())) => {
@@ -176,7 +177,10 @@ impl Untrusted {
     }
 
     /// Check the threshold of `authority` and then build the typed role.
-    pub fn verify<T: RoleType>(self, authority: Authority<'_>) -> Result<Verified<T>, MetadataError> {
+    pub fn verify<T: RoleType>(
+        self,
+        authority: Authority<'_>,
+    ) -> Result<Verified<T>, MetadataError> {
         let result = check_threshold(&self.canonical, &self.signatures, authority);
         if !result.is_met() {
             return Err(threshold_error(&self.role, &result));
@@ -194,7 +198,10 @@ impl Untrusted {
         }
     }
 
-    fn into_verified<T: RoleType>(self, result: VerificationResult) -> Result<Verified<T>, MetadataError> {
+    fn into_verified<T: RoleType>(
+        self,
+        result: VerificationResult,
+    ) -> Result<Verified<T>, MetadataError> {
         let actual = self.claimed_type().unwrap_or_default();
         if actual != T::TYPE {
             return Err(MetadataError::WrongType {
@@ -240,11 +247,18 @@ impl Untrusted {
             role: self.role.clone(),
             detail,
         })?;
-        let role = value.roles.get("root").ok_or_else(|| MetadataError::Malformed {
-            role: self.role.clone(),
-            detail: "no root role".into(),
-        })?;
-        let auth = Authority { keys: &value.keys, keyids: &role.keyids, threshold: role.threshold };
+        let role = value
+            .roles
+            .get("root")
+            .ok_or_else(|| MetadataError::Malformed {
+                role: self.role.clone(),
+                detail: "no root role".into(),
+            })?;
+        let auth = Authority {
+            keys: &value.keys,
+            keyids: &role.keyids,
+            threshold: role.threshold,
+        };
         let result = check_threshold(&self.canonical, &self.signatures, auth);
         if !result.is_met() {
             return Err(threshold_error(&self.role, &result));
@@ -361,7 +375,11 @@ mod tests {
         let (keys, ids) = table(&[&a, &b]);
         let msg = b"payload";
         let sigs = vec![sig(&a, msg), sig(&a, msg), sig(&a, msg)];
-        let auth = Authority { keys: &keys, keyids: &ids, threshold: nz(2) };
+        let auth = Authority {
+            keys: &keys,
+            keyids: &ids,
+            threshold: nz(2),
+        };
         let r = check_threshold(msg, &sigs, auth);
         assert_eq!(r.signed.len(), 1);
         assert!(!r.is_met());
@@ -374,7 +392,11 @@ mod tests {
         let a = SecretKey::generate(KeyType::Ed25519).expect("key");
         let (keys, ids) = table(&[&a]);
         let dup = vec![ids[0].clone(), ids[0].clone()];
-        let auth = Authority { keys: &keys, keyids: &dup, threshold: nz(2) };
+        let auth = Authority {
+            keys: &keys,
+            keyids: &dup,
+            threshold: nz(2),
+        };
         assert!(!check_threshold(b"m", &[sig(&a, b"m")], auth).is_met());
     }
 
@@ -387,7 +409,11 @@ mod tests {
         ids.push(alias.clone());
         let mut s2 = sig(&a, b"m");
         s2.keyid = alias;
-        let auth = Authority { keys: &keys, keyids: &ids, threshold: nz(2) };
+        let auth = Authority {
+            keys: &keys,
+            keyids: &ids,
+            threshold: nz(2),
+        };
         assert!(!check_threshold(b"m", &[sig(&a, b"m"), s2], auth).is_met());
     }
 
@@ -397,10 +423,18 @@ mod tests {
         let b = SecretKey::generate(KeyType::Ed25519).expect("key");
         let (keys, ids) = table(&[&a, &b]);
         let mut bad = sig(&b, b"other message");
-        let garbage = Signature { keyid: ids[0].clone(), sig: "zz-not-hex".into(), unrecognized: Default::default() };
+        let garbage = Signature {
+            keyid: ids[0].clone(),
+            sig: "zz-not-hex".into(),
+            unrecognized: Default::default(),
+        };
         let unknown = sig(&SecretKey::generate(KeyType::Ed25519).expect("key"), b"m");
         bad.keyid = ids[1].clone();
-        let auth = Authority { keys: &keys, keyids: &ids, threshold: nz(1) };
+        let auth = Authority {
+            keys: &keys,
+            keyids: &ids,
+            threshold: nz(1),
+        };
         let r = check_threshold(b"m", &[garbage, bad, unknown], auth);
         assert!(r.signed.is_empty());
         assert_eq!(r.missing.len(), 2);
@@ -411,7 +445,14 @@ mod tests {
 
     #[test]
     fn malformed_envelopes_are_errors_not_panics() {
-        for bytes in [&b""[..], b"{", b"[]", b"{\"signatures\":[],\"signed\":[]}", b"{\"signed\":{}}", b"{\"signatures\":[],\"signed\":{\"f\":1.5}}"] {
+        for bytes in [
+            &b""[..],
+            b"{",
+            b"[]",
+            b"{\"signatures\":[],\"signed\":[]}",
+            b"{\"signed\":{}}",
+            b"{\"signatures\":[],\"signed\":{\"f\":1.5}}",
+        ] {
             assert!(Untrusted::parse("root", bytes.to_vec()).is_err());
         }
     }

@@ -24,7 +24,11 @@ fn put_blob(layout: &Path, bytes: &[u8]) -> String {
 /// "layer" holds `content`. Returns the manifest digest and size.
 pub fn make_image(layout: &Path, tag: &str, content: &str) -> (String, u64) {
     std::fs::create_dir_all(layout).unwrap();
-    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
     let layer = content.as_bytes();
     let layer_digest = put_blob(layout, layer);
     let config = serde_json::to_vec(&json!({
@@ -62,8 +66,16 @@ pub fn retag(layout: &Path, tag: &str, to_tag: &str) {
     let path = layout.join("index.json");
     let mut index: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let manifests = index["manifests"].as_array_mut().unwrap();
-    let name = |m: &Value| m["annotations"]["org.opencontainers.image.ref.name"].as_str().map(str::to_owned);
-    let target = manifests.iter().find(|m| name(m).as_deref() == Some(to_tag)).unwrap().clone();
+    let name = |m: &Value| {
+        m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let target = manifests
+        .iter()
+        .find(|m| name(m).as_deref() == Some(to_tag))
+        .unwrap()
+        .clone();
     for m in manifests.iter_mut() {
         if name(m).as_deref() == Some(tag) {
             m["digest"] = target["digest"].clone();
@@ -75,7 +87,8 @@ pub fn retag(layout: &Path, tag: &str, to_tag: &str) {
 
 /// The `warrant.tuf` artifact manifest of a layout (parsed) and its blob path.
 pub fn tuf_manifest(layout: &Path) -> (Value, PathBuf) {
-    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let entry = index["manifests"]
         .as_array()
         .unwrap()
@@ -84,11 +97,16 @@ pub fn tuf_manifest(layout: &Path) -> (Value, PathBuf) {
         .unwrap()
         .clone();
     let path = blob_path(layout, entry["digest"].as_str().unwrap());
-    (serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(), path)
+    (
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap(),
+        path,
+    )
 }
 
 pub fn blob_path(layout: &Path, digest: &str) -> PathBuf {
-    layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
 }
 
 /// The blob path of the listed metadata file whose name ends with `suffix`.
@@ -98,7 +116,12 @@ pub fn metadata_blob(layout: &Path, suffix: &str) -> PathBuf {
         .as_array()
         .unwrap()
         .iter()
-        .find(|l| l["annotations"]["org.opencontainers.image.title"].as_str().unwrap().ends_with(suffix))
+        .find(|l| {
+            l["annotations"]["org.opencontainers.image.title"]
+                .as_str()
+                .unwrap()
+                .ends_with(suffix)
+        })
         .unwrap()
         .clone();
     blob_path(layout, layer["digest"].as_str().unwrap())
@@ -110,7 +133,11 @@ pub fn replace_metadata_fixing_digests(layout: &Path, suffix: &str, new: &[u8]) 
     let (mut m, _) = tuf_manifest(layout);
     let new_digest = put_blob(layout, new);
     for l in m["layers"].as_array_mut().unwrap() {
-        if l["annotations"]["org.opencontainers.image.title"].as_str().unwrap().ends_with(suffix) {
+        if l["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .unwrap()
+            .ends_with(suffix)
+        {
             l["digest"] = json!(new_digest);
             l["size"] = json!(new.len());
         }
@@ -147,7 +174,9 @@ impl Run {
 
 impl World {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
