@@ -64,7 +64,7 @@ pub fn bump(v: NonZeroU64, role: &'static str) -> Result<NonZeroU64, EditorError
     v.checked_add(1).ok_or(EditorError::Overflow(role))
 }
 
-/// Sign `signed` with every signer and return the envelope bytes (canonical JSON).
+/// Sign `signed` with every signer and return the envelope bytes.
 pub fn sign<T: RoleType>(signed: &T, signers: &[&dyn Signer]) -> Result<Vec<u8>, EditorError> {
     let value = serde_json::to_value(signed).map_err(|e| EditorError::Json(e.to_string()))?;
     let msg = to_canonical(&value)?;
@@ -85,7 +85,10 @@ pub fn sign<T: RoleType>(signed: &T, signers: &[&dyn Signer]) -> Result<Vec<u8>,
         signatures,
         signed: &value,
     };
-    Ok(to_canonical(&envelope)?)
+    // The file is ordinary JSON (control characters escaped, as python-tuf writes
+    // it). Canonical JSON is only the signing input: it leaves newlines raw, which
+    // strict JSON parsers reject (an ECDSA PEM key contains newlines).
+    serde_json::to_vec(&envelope).map_err(|e| EditorError::Json(e.to_string()))
 }
 
 /// A `meta` entry for a file we publish: version, length and sha256.
