@@ -370,11 +370,21 @@ fn ecdsa_p256_repositories_sign_and_verify() {
     // Regression: PEM keys hold newlines; files must be plain JSON, not canonical.
     let w = World::new();
     make_image(&w.layout(), "v1", "p256");
-    assert_eq!(w.signer(&["init", &w.oci(""), "--key-type", "ecdsa"]).code, 0);
+    assert_eq!(
+        w.signer(&["init", &w.oci(""), "--key-type", "ecdsa"]).code,
+        0
+    );
     assert_eq!(w.signer(&["sign", &w.oci(":v1")]).code, 0);
     let export = w.path("export");
-    assert_eq!(w.signer(&["export", &w.oci(""), export.to_str().unwrap()]).code, 0);
+    assert_eq!(
+        w.signer(&["export", &w.oci(""), export.to_str().unwrap()])
+            .code,
+        0
+    );
     let root = export.join("1.root.json");
-    let r = w.verifier("v", &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()]);
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(":v1"), "--root", root.to_str().unwrap()],
+    );
     assert_eq!(r.code, 0, "{}", r.text());
 }

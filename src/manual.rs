@@ -1,0 +1,33 @@
+//! # The warrant manual: threat model
+//!
+//! warrant assumes the registry (or the disk holding an OCI layout) is hostile: it
+//! may serve any bytes, old or new, for any name. Trust comes only from keys: the
+//! root keys (offline), the targets keys (people or CI that vouch for images), and
+//! the publisher key (CI; signs snapshot and timestamp). Each TUF attack, the code
+//! that stops it, and the test that proves it:
+//!
+//! | attack | what the attacker does | stopped by | proven by |
+//! |---|---|---|---|
+//! | arbitrary image | moves a tag to another manifest | [`crate::ops::verify`] compares the served digest and size with the signed target | `tests/layout_cli.rs::tag_moved_to_another_manifest_is_rejected` |
+//! | forged metadata | edits targets and fixes every OCI digest | snapshot's hash of targets ([`crate::tuf::trusted::check_meta_hashes`]); signatures on the canonical bytes *as received* ([`crate::tuf::verify::Untrusted::verify`]) | `forged_targets_with_fixed_up_oci_digests_is_rejected`, `forged_snapshot_without_the_publisher_key_is_rejected` |
+//! | rollback | serves an older, validly signed `warrant.tuf` | version floors from the trusted cache: [`crate::tuf::trusted::TrustedSet::update_timestamp`] (5.4.3), `update_snapshot` (5.5.5), `update_targets` (5.6.4) | `replaying_an_older_warrant_tuf_is_rejected_with_the_cache_intact`, `tuf::trusted::tests::*rollback*` |
+//! | freeze | keeps serving metadata that has expired | expiry of every role against the clock at each verify, also on the warm path ([`crate::tuf::client::Updater::load_cached`]) | `expired_timestamp_is_rejected` (with faketime), `expired_*` unit tests |
+//! | mix-and-match | combines files from different versions | timestamp pins snapshot by hash, length and version; snapshot pins targets ([`crate::tuf::trusted::TrustedSet::check_final_snapshot`]) | `snapshot_not_matching_timestamp_hash_is_mix_and_match`, `snapshot_version_must_be_what_timestamp_names` |
+//! | endless data | serves huge or never-ending files | every read is capped by the caller: meta lengths, [`crate::tuf::client::Limits`], the 4 MiB manifest cap, and the store stops reading past the cap | `oversized_metadata_is_rejected_without_reading_it_all`, store unit tests |
+//! | fast-forward | an attacker who stole the publisher key pushes versions very high | after the key is rotated in root, the cached timestamp/snapshot no longer verify and are not used as floors (5.3.11) ([`crate::tuf::client::Updater`]) | root rotation tests (issue #6) |
+//! | key compromise below threshold | one of several keys is stolen | thresholds count *distinct* keys; duplicate signatures, duplicate key ids and one key under two ids count once ([`crate::tuf::verify::check_threshold`]) | `tuf::verify::tests::*` |
+//! | wrong role | serves a validly signed file under another role's name | `_type` checked before a typed value is built | `wrong_type_is_rejected_even_when_signed` |
+//! | delegation confusion | a role reached through a second delegator carries only the first's signatures | re-checked against each delegator ([`crate::tuf::trusted::TrustedSet::recheck_delegated`]; python-tuf and go-tuf skip this) | `a_role_reached_through_a_second_delegator_must_satisfy_its_keys` |
+//! | trust on first use | a verifier's first contact is with a forged repository | no TOFU: the first root comes from a pin (`--root` file or `--root-keyid`); without one, verify exits 2 | `verify_without_cache_or_pin_is_a_usage_error`, `root_keyid_pin_accepts_the_right_keys_and_rejects_others` |
+//! | cache tampering / races | concurrent verifies, a corrupted cache | the cache is locked and written atomically; cached bytes are re-verified at every load | `cache::tests`, `replaying_...cache_intact` |
+//!
+//! ## What is *not* defended
+//!
+//! * A stolen publisher key lets an attacker re-sign *snapshot and timestamp* — it
+//!   cannot add an image, since targets are signed by other keys. Freshness then
+//!   rests on the attacker; rotate the publisher key in root.
+//! * Layer blobs are not checked by warrant: the manifest digest pins them, and every
+//!   OCI client (docker, containerd, skopeo) checks layers against it when pulling.
+//! * Secrets: passphrases come from a prompt, a file or `WARRANT_PASSPHRASE`; they are
+//!   held in zeroizing buffers and never logged. Private keys are encrypted at rest
+//!   (PKCS#8, PBES2 with scrypt log₂N=15, r=8, p=1, AES-256-CBC), files mode 0600.
