@@ -74,8 +74,11 @@ impl TrustCache {
             .map_err(|e| err(&lock_path, e))?;
         lock.lock().map_err(|e| err(&lock_path, e))?;
         let cache = Self { dir, _lock: lock };
-        // For people looking at the directory: which repository this is.
-        let _ = cache.write("location", location.to_string().as_bytes());
+        // For people looking at the directory: which repository this is (written
+        // once; not on the warm path).
+        if !cache.dir.join("location").exists() {
+            let _ = cache.write("location", location.to_string().as_bytes());
+        }
         Ok(cache)
     }
 
