@@ -185,7 +185,8 @@ impl Untrusted {
         if !result.is_met() {
             return Err(threshold_error(&self.role, &result));
         }
-        self.into_verified(result)
+        let value = self.parse_typed()?;
+        Ok(self.into_verified(value, result))
     }
 
     /// Signature check without consuming (for root: checked by old and new root).
@@ -198,10 +199,9 @@ impl Untrusted {
         }
     }
 
-    fn into_verified<T: RoleType>(
-        self,
-        result: VerificationResult,
-    ) -> Result<Verified<T>, MetadataError> {
+    /// Check `_type`, then build the typed role from the (already verified or about
+    /// to be self-verified) `signed` value.
+    fn parse_typed<T: RoleType>(&self) -> Result<T, MetadataError> {
         let actual = self.claimed_type().unwrap_or_default();
         if actual != T::TYPE {
             return Err(MetadataError::WrongType {
@@ -210,18 +210,21 @@ impl Untrusted {
                 role: self.role.clone(),
             });
         }
-        let value = T::deserialize(&self.signed).map_err(|e| MetadataError::Malformed {
+        T::deserialize(&self.signed).map_err(|e| MetadataError::Malformed {
             role: self.role.clone(),
             detail: e.to_string(),
-        })?;
-        Ok(Verified {
+        })
+    }
+
+    fn into_verified<T: RoleType>(self, value: T, result: VerificationResult) -> Verified<T> {
+        Verified {
             value,
             role: self.role,
             bytes: self.bytes,
             signatures: self.signatures,
             canonical: self.canonical,
             result,
-        })
+        }
     }
 
     /// Verify a root against the threshold of *its own* root role (spec 5.2 for the
@@ -231,18 +234,7 @@ impl Untrusted {
         self,
         shape: impl FnOnce(&Root) -> Result<(), String>,
     ) -> Result<Verified<Root>, MetadataError> {
-        let actual = self.claimed_type().unwrap_or_default();
-        if actual != Root::TYPE {
-            return Err(MetadataError::WrongType {
-                expected: Root::TYPE,
-                actual: actual.chars().take(64).collect(),
-                role: self.role.clone(),
-            });
-        }
-        let value = Root::deserialize(&self.signed).map_err(|e| MetadataError::Malformed {
-            role: self.role.clone(),
-            detail: e.to_string(),
-        })?;
+        let value: Root = self.parse_typed()?;
         shape(&value).map_err(|detail| MetadataError::Malformed {
             role: self.role.clone(),
             detail,
@@ -263,14 +255,7 @@ impl Untrusted {
         if !result.is_met() {
             return Err(threshold_error(&self.role, &result));
         }
-        Ok(Verified {
-            value,
-            role: self.role,
-            bytes: self.bytes,
-            signatures: self.signatures,
-            canonical: self.canonical,
-            result,
-        })
+        Ok(self.into_verified(value, result))
     }
 }
 
