@@ -26,9 +26,9 @@ test: build
 # Prefer cargo-nextest (parallel, per-test isolation); plain cargo test otherwise.
 unit:
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
-		echo "$(CARGO) nextest run --all-targets"; $(CARGO) nextest run --all-targets; \
+		echo "$(CARGO) nextest run --lib --bins --tests"; $(CARGO) nextest run --lib --bins --tests; \
 	else \
-		echo "$(CARGO) test --all-targets"; $(CARGO) test --all-targets; \
+		echo "$(CARGO) test --lib --bins --tests"; $(CARGO) test --lib --bins --tests; \
 	fi
 
 # End-to-end scenarios against target/release/warrant (built by `build`).
