@@ -98,7 +98,8 @@ fn main() {
             .unwrap();
         }
         let root = dir.path().join(format!("root{n}.json"));
-        warrant::ops::export::export(&loc, &dir.path().join(format!("export{n}"))).unwrap();
+        warrant::ops::export::export(&signer, &loc, &dir.path().join(format!("export{n}")))
+            .unwrap();
         std::fs::copy(dir.path().join(format!("export{n}/1.root.json")), &root).unwrap();
         let image = ImageRef::parse(&format!("oci:{}:v0", layout.display())).unwrap();
         let cold = time(30, |i| {

@@ -103,6 +103,16 @@ impl TrustCache {
         self.write("listing.digest", digest.to_string().as_bytes())
     }
 
+    /// Forget everything but the trusted root: the next update takes the store's
+    /// current timestamp, snapshot and targets (a signer resynchronizing after a
+    /// concurrent writer replaced a version it had seen).
+    pub fn forget_all_but_root(&self) {
+        self.clear_listing_digest();
+        for role in ["timestamp", "snapshot", "targets"] {
+            let _ = fs::remove_file(self.dir.join(role_file_name(role)));
+        }
+    }
+
     /// Forget the manifest digest (forces a full update next time).
     pub fn clear_listing_digest(&self) {
         let _ = fs::remove_file(self.dir.join("listing.digest"));

@@ -13,8 +13,8 @@ pub struct ExportArgs {
     pub dir: PathBuf,
 }
 
-pub fn run(a: ExportArgs, _ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+pub fn run(a: ExportArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     let location = super::location(&a.repo)?;
-    out.report(&export(&location, &a.dir)?);
+    out.report(&export(ctx, &location, &a.dir)?);
     Ok(0)
 }

@@ -40,6 +40,19 @@ pub struct Cli {
     /// else a prompt on a terminal).
     #[arg(long, global = true, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+    /// Per-request registry timeout, in seconds.
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+    /// Allow plain HTTP to this registry (`host[:port]`; repeatable). Loopback
+    /// registries always may; everything else is HTTPS only.
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        env = "WARRANT_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    pub insecure_registry: Vec<String>,
     /// Log progress to stderr (repeat for more detail; or set WARRANT_LOG=debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -129,7 +142,9 @@ where
     init_logging(cli.verbose);
     let printer = Printer::new(cli.output);
     let home = cli.home.clone().unwrap_or_else(default_home);
-    let ctx = Context::new(home, PassphraseSource::new(cli.passphrase_file.clone()));
+    let mut ctx = Context::new(home, PassphraseSource::new(cli.passphrase_file.clone()));
+    ctx.network.timeout = std::time::Duration::from_secs(cli.timeout.max(1));
+    ctx.network.insecure = cli.insecure_registry.clone();
     let result = dispatch(cli.command, &ctx, &printer);
     match result {
         Ok(code) => ExitCode::from(code),

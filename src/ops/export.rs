@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::store::Location;
 use crate::store::artifact::MAX_FILE_BYTES;
 
-use super::OpError;
 use super::trust::open_store;
+use super::{Context, OpError};
 
 /// What `export` wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -24,8 +24,8 @@ pub struct ExportOutcome {
 /// Write every (non-pending) metadata file of `location` into `dir`, byte for byte.
 /// Each file is digest-checked by the store; the files are *not* TUF-verified here —
 /// the client that reads them does that.
-pub fn export(location: &Location, dir: &Path) -> Result<ExportOutcome, OpError> {
-    let store = open_store(location)?;
+pub fn export(ctx: &Context, location: &Location, dir: &Path) -> Result<ExportOutcome, OpError> {
+    let store = open_store(ctx, location)?;
     let listing = store.listing()?.ok_or_else(|| OpError::NoRepository {
         location: location.to_string(),
     })?;

@@ -78,8 +78,13 @@ pub fn init(
     location: &Location,
     opts: &InitOptions,
 ) -> Result<InitOutcome, OpError> {
-    let store = crate::store::layout::LayoutStore::create_or_open(location.clone())?;
-    let store: &dyn crate::store::Store = &store;
+    let store: Box<dyn crate::store::Store> = match location {
+        Location::Layout(_) => Box::new(crate::store::layout::LayoutStore::create_or_open(
+            location.clone(),
+        )?),
+        _ => super::trust::open_store(ctx, location)?,
+    };
+    let store = store.as_ref();
     if store.head_listing()?.is_some() {
         return Err(OpError::AlreadyInitialized {
             location: location.to_string(),

@@ -71,7 +71,7 @@ fn target_view(name: &str, role: &str, t: &TargetFile) -> TargetView {
 
 /// Inspect the repository at `location` (verified like `verify` does).
 pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspection, OpError> {
-    let store = open_store(location)?;
+    let store = open_store(ctx, location)?;
     let cache = anchor(ctx, store.as_ref(), pin)?;
     let up = update(ctx, store.as_ref(), cache, true)?;
     let trusted = up.trusted();

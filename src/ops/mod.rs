@@ -20,6 +20,27 @@ use crate::tuf::client::{ClientError, FetchError, FetchErrorKind, Remote};
 use crate::tuf::editor::EditorError;
 use crate::tuf::verify::short_id;
 
+/// How to reach registries.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Per-request timeout.
+    pub timeout: std::time::Duration,
+    /// Registries (`host[:port]`) allowed over plain HTTP besides loopback hosts.
+    pub insecure: Vec<String>,
+    /// The docker config directory (`$DOCKER_CONFIG`, else `~/.docker`).
+    pub docker_config: Option<PathBuf>,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            timeout: std::time::Duration::from_secs(30),
+            insecure: Vec::new(),
+            docker_config: crate::store::auth::docker_config_dir(),
+        }
+    }
+}
+
 /// Process-wide settings: where state lives, how to get the passphrase, the time.
 #[derive(Debug)]
 pub struct Context {
@@ -31,6 +52,8 @@ pub struct Context {
     pub passphrase: PassphraseSource,
     /// The time every expiry is compared with (read once per command).
     pub now: DateTime<Utc>,
+    /// Registry access settings.
+    pub network: Network,
 }
 
 impl Context {
@@ -41,6 +64,7 @@ impl Context {
             home,
             passphrase,
             now: Utc::now(),
+            network: Network::default(),
         }
     }
 

@@ -53,7 +53,7 @@ pub struct SignOutcome {
 
 /// Sign `image` into the top-level targets role.
 pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignOutcome, OpError> {
-    let store = open_store(&image.location)?;
+    let store = open_store(ctx, &image.location)?;
     let descriptor = store.resolve(image)?;
     let target = image.target_name();
     let file = TargetFile {
@@ -66,8 +66,24 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
     loop {
         attempt += 1;
         let cache = anchor(ctx, store.as_ref(), &opts.pin)?;
+        if attempt > 1 {
+            // Another signer won a race: take the store's state as it is now.
+            cache.forget_all_but_root();
+        }
         let up = update(ctx, store.as_ref(), cache, false)?;
-        match publish_target(ctx, store.as_ref(), up, &target, &file, opts) {
+        let outcome = publish_target(ctx, store.as_ref(), up, &target, &file, opts).and_then(|r| {
+            if store.publish_is_atomic() || survived(store.as_ref(), &target, &file)? {
+                Ok(r)
+            } else {
+                Err(OpError::Store(crate::store::StoreError::new(
+                    StoreErrorKind::Conflict,
+                    store.location(),
+                    "warrant.tuf",
+                    "a concurrent signer overwrote this change",
+                )))
+            }
+        });
+        match outcome {
             Ok((published, targets_version)) => {
                 return Ok(SignOutcome {
                     reference: image.to_string(),
@@ -96,6 +112,29 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
             Err(e) => return Err(e),
         }
     }
+}
+
+/// After a publish to a store without compare-and-swap: wait a moment (longer than
+/// the gap between a concurrent signer's last check and its PUT), re-read, and check
+/// that the current top-level targets still holds our target.
+fn survived(store: &dyn Store, target: &str, file: &TargetFile) -> Result<bool, OpError> {
+    std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
+    let Some(listing) = store.listing()? else {
+        return Ok(false);
+    };
+    let Some(current) = listing
+        .files
+        .iter()
+        .find(|f| !f.pending && is_role_file(&f.name, "targets"))
+    else {
+        return Ok(false);
+    };
+    let bytes = store.read_file(current, crate::tuf::client::Limits::default().targets)?;
+    // Not a trust decision (the next verify makes that): only "is our change there".
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let ours = serde_json::to_value(file).unwrap_or_default();
+    let theirs = &value["signed"]["targets"][target];
+    Ok(theirs["hashes"] == ours["hashes"] && theirs["length"] == ours["length"])
 }
 
 /// Exponential backoff with full jitter: 0..(25ms · 2^attempt), capped at 2 s.

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use crate::cache::TrustCache;
 use crate::crypto::KeyId;
-use crate::store::{Location, Store, StoreError};
-use crate::tuf::client::{ClientError, Limits, LocalState as _, Updater};
+use crate::digest::Sha256Digest;
+use crate::store::{Listing, Location, Store, StoredFile};
+use crate::tuf::client::{ClientError, Limits, LocalState, Updater};
 use crate::tuf::trusted::TrustedSet;
 
 use super::{Context, OpError, StoreRemote};
@@ -27,8 +28,22 @@ pub enum Pin {
 }
 
 /// Open the store for `location`.
-pub fn open_store(location: &Location) -> Result<Box<dyn Store>, StoreError> {
+pub fn open_store(ctx: &Context, location: &Location) -> Result<Box<dyn Store>, OpError> {
     match location {
+        Location::Registry { registry, .. } => {
+            let credentials =
+                crate::store::auth::credentials_for(ctx.network.docker_config.as_deref(), registry)
+                    .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+            let opts = crate::store::registry::RegistryOptions {
+                timeout: ctx.network.timeout,
+                insecure: ctx.network.insecure.clone(),
+                credentials,
+            };
+            Ok(Box::new(crate::store::registry::RegistryStore::open(
+                location.clone(),
+                &opts,
+            )?))
+        }
         Location::Layout(_) => Ok(Box::new(crate::store::layout::LayoutStore::open(
             location.clone(),
         )?)),
@@ -132,24 +147,38 @@ pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache,
 /// An updater that has refreshed (or loaded an unchanged state from the cache).
 pub type TrustedUpdater<'a> = Updater<StoreRemote<'a, dyn Store + 'a>, TrustCache>;
 
-/// Bring the trusted state up to date with `store`.
-///
-/// When the `warrant.tuf` digest equals the one the cache was verified from, the
-/// cached metadata is re-verified (signatures and expiry against now) without
-/// reading anything else from the store: the warm path. Otherwise the full spec §5
-/// update runs and the new digest is recorded only after it succeeds.
+/// Bring the trusted state up to date with `store` (see [`update_from`]).
 pub fn update<'a>(
     ctx: &Context,
     store: &'a dyn Store,
     cache: TrustCache,
     allow_cached: bool,
 ) -> Result<TrustedUpdater<'a>, OpError> {
+    let head = store.head_listing()?;
+    update_from(ctx, store, cache, allow_cached, head)
+}
+
+/// Bring the trusted state up to date with `store`, whose `warrant.tuf` digest is
+/// `head` (already asked for, e.g. together with the image).
+///
+/// When `head` equals the digest the cache was verified from, the cached metadata is
+/// re-verified (signatures and expiry against now) without reading anything else
+/// from the store: the warm path. Otherwise the listing is read, the files the cache
+/// does not already hold are fetched in one concurrent round, and the full spec §5
+/// update runs; the new digest is recorded only after it succeeds.
+pub fn update_from<'a>(
+    ctx: &Context,
+    store: &'a dyn Store,
+    cache: TrustCache,
+    allow_cached: bool,
+    head: Option<Sha256Digest>,
+) -> Result<TrustedUpdater<'a>, OpError> {
     let location = store.location().to_string();
     let wrap = |source: ClientError| OpError::Update {
         location: location.clone(),
         source,
     };
-    let head = store.head_listing()?.ok_or_else(|| OpError::NoRepository {
+    let head = head.ok_or_else(|| OpError::NoRepository {
         location: location.clone(),
     })?;
     let mut cache = cache;
@@ -163,14 +192,52 @@ pub fn update<'a>(
             Ok(false) | Err(_) => cache = up.into_local(),
         }
     }
+    let listing = store.listing()?.ok_or_else(|| OpError::NoRepository {
+        location: location.clone(),
+    })?;
+    store.prefetch(&files_to_prefetch(&listing, &cache));
     // The recorded digest is left as is until the update succeeds: the cached
     // metadata stays consistent with it, and a failed update must not change it.
-    let mut up =
-        Updater::new(StoreRemote::new(store), cache, ctx.now, Limits::default()).map_err(wrap)?;
+    let mut up = Updater::new(
+        StoreRemote::with_listing(store, listing),
+        cache,
+        ctx.now,
+        Limits::default(),
+    )
+    .map_err(wrap)?;
     up.refresh().map_err(wrap)?;
     if let Some(listing) = up.remote().listing() {
         let digest = listing.digest;
         up.local_mut().set_listing_digest(&digest)?;
     }
     Ok(up)
+}
+
+/// The files a refresh will read that the cache does not already hold: newer roots,
+/// timestamp, snapshot and top-level targets, each with its download cap.
+fn files_to_prefetch(listing: &Listing, cache: &TrustCache) -> Vec<(StoredFile, u64)> {
+    let limits = Limits::default();
+    let cached = |role: &str| cache.load(role).map(|b| Sha256Digest::of(&b));
+    let root_version = cache
+        .load("root")
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["signed"]["version"].as_u64())
+        .unwrap_or(0);
+    let mut out = Vec::new();
+    for f in listing.files.iter().filter(|f| !f.pending) {
+        let (role, cap) = match f.name.split_once('.') {
+            _ if f.name == "timestamp.json" => ("timestamp", limits.timestamp),
+            Some((v, "root.json")) if v.parse::<u64>().is_ok_and(|v| v > root_version) => {
+                ("", limits.root)
+            }
+            Some((_, "snapshot.json")) => ("snapshot", limits.snapshot),
+            Some((_, "targets.json")) => ("targets", limits.targets),
+            _ => continue,
+        };
+        if !role.is_empty() && cached(role) == Some(f.digest) {
+            continue;
+        }
+        out.push((f.clone(), cap));
+    }
+    out
 }

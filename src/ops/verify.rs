@@ -4,9 +4,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::digest::Sha256Digest;
-use crate::store::ImageRef;
+use crate::store::artifact::OCI_MANIFEST_MEDIA_TYPE;
+use crate::store::{Descriptor, ImageRef};
 
-use super::trust::{Pin, anchor, open_store, update};
+use super::trust::{Pin, anchor, open_store, update_from};
 use super::{Context, OpError};
 
 /// A trusted image.
@@ -32,6 +33,14 @@ pub struct Verdict {
     pub warnings: Vec<String>,
 }
 
+/// What the store serves for the image.
+enum Served {
+    /// Resolved by asking the store (tag references).
+    Resolved(Result<Descriptor, crate::store::StoreError>),
+    /// The reference pins the digest itself.
+    Pinned(Sha256Digest),
+}
+
 /// Within this much of expiry, verify warns.
 pub fn expiry_warning_window() -> Duration {
     Duration::days(3)
@@ -39,9 +48,20 @@ pub fn expiry_warning_window() -> Duration {
 
 /// Verify `image` against its repository's TUF metadata.
 pub fn verify(ctx: &Context, image: &ImageRef, pin: &Pin) -> Result<Verdict, OpError> {
-    let store = open_store(&image.location)?;
+    let store = open_store(ctx, &image.location)?;
     let cache = anchor(ctx, store.as_ref(), pin)?;
-    let mut up = update(ctx, store.as_ref(), cache, true)?;
+    // The image and the TUF artifact are asked for at once (two HEADs on a
+    // registry): when the artifact is unchanged, that is the whole verify. A
+    // reference that carries its digest (what containerd and Kubernetes know) needs
+    // no image request at all: the digest is what will be pulled.
+    let (served, head) = match image.digest {
+        Some(digest) => (Served::Pinned(digest), store.head_listing()),
+        None => {
+            let (served, head) = store.resolve_and_head(image);
+            (Served::Resolved(served), head)
+        }
+    };
+    let mut up = update_from(ctx, store.as_ref(), cache, true, head?)?;
     let target = image.target_name();
     let location = image.location.to_string();
     let found = up
@@ -54,8 +74,20 @@ pub fn verify(ctx: &Context, image: &ImageRef, pin: &Pin) -> Result<Verdict, OpE
             target: target.clone(),
             location: location.clone(),
         })?;
-    let served = store.resolve(image)?;
     let signed = found.file.sha256();
+    let served = match served {
+        Served::Resolved(d) => d?,
+        // sha256 identifies the bytes; the length is the signed one by construction.
+        Served::Pinned(digest) => Descriptor {
+            media_type: found
+                .file
+                .media_type()
+                .unwrap_or(OCI_MANIFEST_MEDIA_TYPE)
+                .to_owned(),
+            digest,
+            size: found.file.length,
+        },
+    };
     if signed != Some(served.digest) || found.file.length != served.size {
         return Err(OpError::DigestMismatch {
             reference: image.to_string(),

@@ -327,6 +327,12 @@ impl Store for LayoutStore {
         self.read_blob(&file.name, &file.digest, Some(file.size), max_bytes)
     }
 
+    fn publish_is_atomic(&self) -> bool {
+        // publish() holds the layout lock across the check of `previous` and the
+        // index.json rename.
+        true
+    }
+
     fn publish(
         &self,
         files: &[NewFile],

@@ -6,12 +6,14 @@
 //! point at. The TUF client decides which files it needs and how large they may be;
 //! the store enforces the size cap it is given and checks every digest while reading.
 //!
-//! Backends: [`layout::LayoutStore`] (an OCI image layout directory, `oci:PATH`). The
-//! registry backend arrives with issue #4 behind the same trait.
+//! Backends: [`layout::LayoutStore`] (an OCI image layout directory, `oci:PATH`) and
+//! [`registry::RegistryStore`] (any OCI distribution registry).
 
 pub mod artifact;
+pub mod auth;
 pub mod layout;
 pub mod reference;
+pub mod registry;
 
 use std::fmt;
 
@@ -163,4 +165,31 @@ pub trait Store {
 
     /// Resolve an image reference (tag and/or digest) to the manifest it points at now.
     fn resolve(&self, image: &ImageRef) -> Result<Descriptor, StoreError>;
+
+    /// True when [`Store::publish`] is a real compare-and-swap (a locked layout). A
+    /// registry has none: signers re-read after publishing to make sure their change
+    /// survived a concurrent writer.
+    fn publish_is_atomic(&self) -> bool {
+        false
+    }
+
+    /// Fetch `files` (each with its size cap) in one concurrent round and keep them
+    /// for the [`Store::read_file`] calls that follow, which still check every digest.
+    /// A hint: stores where reads are cheap ignore it.
+    fn prefetch(&self, files: &[(StoredFile, u64)]) {
+        let _ = files;
+    }
+
+    /// [`Store::resolve`] and [`Store::head_listing`] together: the whole of a warm
+    /// verify. A registry sends both requests at once.
+    #[allow(clippy::type_complexity)]
+    fn resolve_and_head(
+        &self,
+        image: &ImageRef,
+    ) -> (
+        Result<Descriptor, StoreError>,
+        Result<Option<Sha256Digest>, StoreError>,
+    ) {
+        (self.resolve(image), self.head_listing())
+    }
 }

@@ -1,7 +1,10 @@
-//! Parsing what users type: `oci:PATH`, `oci:PATH:TAG`, `oci:PATH@sha256:HEX`,
-//! `oci:PATH:TAG@sha256:HEX` (the forms skopeo's `oci:` transport uses).
+//! Parsing what users type.
 //!
-//! Registry references (`HOST[:PORT]/REPO:TAG`) arrive with the registry backend.
+//! * OCI layouts, as skopeo's `oci:` transport writes them: `oci:PATH`,
+//!   `oci:PATH:TAG`, `oci:PATH@sha256:HEX`, `oci:PATH:TAG@sha256:HEX`.
+//! * Registries, normalized exactly as docker does: `HOST[:PORT]/REPO[:TAG][@DIGEST]`;
+//!   a first component without `.` or `:` (and not `localhost`) is a Docker Hub path,
+//!   so `alpine` is `docker.io/library/alpine` and `me/app` is `docker.io/me/app`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,13 @@ use crate::digest::Sha256Digest;
 pub enum Location {
     /// An OCI image layout directory (absolute path).
     Layout(PathBuf),
+    /// A repository in an OCI distribution registry.
+    Registry {
+        /// `host[:port]`, lowercase (`docker.io` for Docker Hub).
+        registry: String,
+        /// The repository path (`library/alpine`, `team/app`).
+        repository: String,
+    },
 }
 
 /// An image: a location plus a tag, a digest, or both.
@@ -31,9 +41,10 @@ pub struct ImageRef {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ParseRefError {
-    /// Not a known transport.
+    /// Not a known transport, or not a valid registry reference.
     #[error(
-        "unsupported reference {input:?}: use oci:PATH[:TAG|@sha256:DIGEST] for an OCI layout directory"
+        "unsupported reference {input:?}: use HOST[:PORT]/REPO[:TAG][@sha256:DIGEST] for a registry, \
+         or oci:PATH[:TAG][@sha256:DIGEST] for an OCI layout directory"
     )]
     UnknownForm {
         /// The rejected input.
@@ -101,6 +112,7 @@ impl Location {
     pub fn layout_path(&self) -> Option<&Path> {
         match self {
             Location::Layout(p) => Some(p),
+            Location::Registry { .. } => None,
         }
     }
 
@@ -112,6 +124,12 @@ impl Location {
                 let d = Sha256Digest::of(p.as_os_str().as_encoded_bytes());
                 PathBuf::from("oci").join(&d.hex()[..32])
             }
+            // Both parts were validated: lowercase host characters and repository
+            // components that cannot be `.`, `..` or empty.
+            Location::Registry {
+                registry,
+                repository,
+            } => PathBuf::from(registry).join(repository),
         }
     }
 }
@@ -120,6 +138,10 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Layout(p) => write!(f, "oci:{}", p.display()),
+            Location::Registry {
+                registry,
+                repository,
+            } => write!(f, "{registry}/{repository}"),
         }
     }
 }
@@ -138,9 +160,7 @@ impl ImageRef {
 
     fn parse_any(input: &str) -> Result<Self, ParseRefError> {
         let Some(mut rest) = input.strip_prefix("oci:") else {
-            return Err(ParseRefError::UnknownForm {
-                input: input.to_owned(),
-            });
+            return parse_registry(input);
         };
         let mut digest = None;
         if let Some(at) = rest.rfind('@') {
@@ -186,6 +206,112 @@ impl ImageRef {
     }
 }
 
+/// A valid registry host: `[a-z0-9.-]+` with an optional `:port`, or an IPv6 literal.
+fn is_valid_host(h: &str) -> bool {
+    let (name, port) = match h.rsplit_once(':') {
+        Some((n, p)) if !n.ends_with(']') || h.starts_with('[') => (n, Some(p)),
+        _ => (h, None),
+    };
+    let port_ok =
+        port.is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()));
+    let name_ok = if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        !v6.is_empty() && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')
+    } else {
+        !name.is_empty()
+            && name.len() <= 253
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && !name.starts_with(['.', '-'])
+    };
+    port_ok && name_ok
+}
+
+/// A valid repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+fn is_valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            x if x.is_ascii_lowercase() || x.is_ascii_digit() => i += 1,
+            b'.' | b'_' | b'-' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'.' | b'_' | b'-') {
+                    i += 1;
+                }
+                let sep = &c[start..i];
+                if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Parse `HOST[:PORT]/REPO[:TAG][@DIGEST]` with docker's normalization.
+fn parse_registry(input: &str) -> Result<ImageRef, ParseRefError> {
+    let unknown = || ParseRefError::UnknownForm {
+        input: input.to_owned(),
+    };
+    if input.is_empty() || input.len() > 4096 || input.contains("://") {
+        return Err(unknown());
+    }
+    let (name_tag, digest) = match input.split_once('@') {
+        Some((n, d)) => (
+            n,
+            Some(d.parse().map_err(|source| ParseRefError::BadDigest {
+                input: input.to_owned(),
+                source,
+            })?),
+        ),
+        None => (input, None),
+    };
+    // A tag is after the last `:` that follows the last `/` (a `:` before it is a port).
+    let last_slash = name_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_tag[last_slash..].rfind(':') {
+        Some(i) => {
+            let tag = &name_tag[last_slash + i + 1..];
+            if !is_valid_tag(tag) {
+                return Err(unknown());
+            }
+            (&name_tag[..last_slash + i], Some(tag.to_owned()))
+        }
+        None => (name_tag, None),
+    };
+    let (registry, repository) = match name.split_once('/') {
+        Some((first, rest))
+            if first.contains(['.', ':']) || first == "localhost" || first.starts_with('[') =>
+        {
+            (first.to_owned(), rest.to_owned())
+        }
+        Some(_) => ("docker.io".to_owned(), name.to_owned()),
+        None => ("docker.io".to_owned(), format!("library/{name}")),
+    };
+    let registry = match registry.as_str() {
+        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
+        _ => registry,
+    };
+    if !is_valid_host(&registry)
+        || repository.len() > 255
+        || !repository.split('/').all(is_valid_component)
+    {
+        return Err(unknown());
+    }
+    Ok(ImageRef {
+        location: Location::Registry {
+            registry,
+            repository,
+        },
+        tag,
+        digest,
+    })
+}
+
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.location)?;
@@ -221,10 +347,96 @@ mod tests {
     }
 
     #[test]
+    fn registry_references_normalize_like_docker() {
+        let reg = |r: &str, repo: &str| Location::Registry {
+            registry: r.into(),
+            repository: repo.into(),
+        };
+        let cases = [
+            (
+                "alpine:3".to_owned(),
+                reg("docker.io", "library/alpine"),
+                Some("3"),
+                false,
+            ),
+            (
+                "me/app:v1".to_owned(),
+                reg("docker.io", "me/app"),
+                Some("v1"),
+                false,
+            ),
+            (
+                "index.docker.io/library/alpine:3".to_owned(),
+                reg("docker.io", "library/alpine"),
+                Some("3"),
+                false,
+            ),
+            (
+                "localhost:5000/team/app:v1".to_owned(),
+                reg("localhost:5000", "team/app"),
+                Some("v1"),
+                false,
+            ),
+            (
+                "localhost/app:v1".to_owned(),
+                reg("localhost", "app"),
+                Some("v1"),
+                false,
+            ),
+            (
+                format!("127.0.0.1:5000/a/b/c@{D}"),
+                reg("127.0.0.1:5000", "a/b/c"),
+                None,
+                true,
+            ),
+            (
+                format!("ghcr.io/o/app:v1@{D}"),
+                reg("ghcr.io", "o/app"),
+                Some("v1"),
+                true,
+            ),
+            (
+                "[::1]:5000/app:t".to_owned(),
+                reg("[::1]:5000", "app"),
+                Some("t"),
+                false,
+            ),
+        ];
+        for (input, loc, tag, has_digest) in cases {
+            let r = ImageRef::parse(&input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(r.location, loc, "{input}");
+            assert_eq!(r.tag.as_deref(), tag, "{input}");
+            assert_eq!(r.digest.is_some(), has_digest, "{input}");
+        }
+        let repo = Location::parse("localhost:5000/team/app").expect("repo");
+        assert_eq!(repo.to_string(), "localhost:5000/team/app");
+        assert_eq!(
+            repo.cache_dir_name(),
+            PathBuf::from("localhost:5000/team/app")
+        );
+        for bad in [
+            "UPPER/app:v1",
+            "host.io/../x:v1",
+            "host.io/a//b:v1",
+            "a:b:c",
+            "host.io/app:v1:v2",
+            "x/.y:1",
+            "https://host/app",
+            "",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn rejects_bad_forms() {
         assert!(matches!(
             ImageRef::parse("docker://x"),
             Err(ParseRefError::UnknownForm { .. })
+        ));
+        assert!(matches!(
+            ImageRef::parse("localhost:5000/app"),
+            Err(ParseRefError::NoImage { .. })
         ));
         assert!(matches!(
             ImageRef::parse("oci:/tmp/x"),

@@ -259,3 +259,4 @@ pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, String)> {
     out.sort();
     out
 }
+pub mod registry;
