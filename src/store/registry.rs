@@ -97,7 +97,10 @@ pub struct RegistryStore {
     base: String,
     reference: Reference,
     rt: tokio::runtime::Runtime,
-    oci: OciClient,
+    plain: bool,
+    timeout_opt: Duration,
+    /// Built on first use: only writes and the token flow need it.
+    oci: std::sync::OnceLock<OciClient>,
     http: reqwest::Client,
     credentials: Credentials,
     authorization: Mutex<Option<HeaderValue>>,
@@ -153,25 +156,17 @@ impl RegistryStore {
         // a provider is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let io = |what: &str, e: String| StoreError::new(Kind::Io, &location, what, e);
-        let config = ClientConfig {
-            protocol: if plain {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            connect_timeout: Some(connect_timeout(opts.timeout)),
-            read_timeout: Some(opts.timeout),
-            user_agent: concat!("warrant/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        let oci = OciClient::try_from(config).map_err(|e| io("client", e.to_string()))?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(connect_timeout(opts.timeout))
             .timeout(opts.timeout)
             .user_agent(concat!("warrant/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|e| io("client", e.to_string()))?;
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if plain {
+            // No TLS will be spoken: skip loading the system roots, which is most of
+            // a warm verify's CPU time (and a redirect to https then fails closed).
+            builder = builder.tls_certs_only(Vec::<reqwest::Certificate>::new());
+        }
+        let http = builder.build().map_err(|e| io("client", e.to_string()))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -184,7 +179,9 @@ impl RegistryStore {
             base,
             reference,
             rt,
-            oci,
+            plain,
+            timeout_opt: opts.timeout,
+            oci: std::sync::OnceLock::new(),
             http,
             credentials: opts.credentials.clone(),
             authorization: Mutex::new(None),
@@ -197,6 +194,26 @@ impl RegistryStore {
 
     fn err(&self, kind: Kind, what: &str, detail: impl Into<String>) -> StoreError {
         StoreError::new(kind, &self.location, what, detail)
+    }
+
+    fn oci(&self) -> Result<&OciClient, StoreError> {
+        if let Some(c) = self.oci.get() {
+            return Ok(c);
+        }
+        let config = ClientConfig {
+            protocol: if self.plain {
+                ClientProtocol::Http
+            } else {
+                ClientProtocol::Https
+            },
+            connect_timeout: Some(connect_timeout(self.timeout_opt)),
+            read_timeout: Some(self.timeout_opt),
+            user_agent: concat!("warrant/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        let client =
+            OciClient::try_from(config).map_err(|e| self.err(Kind::Io, "client", e.to_string()))?;
+        Ok(self.oci.get_or_init(|| client))
     }
 
     fn oci_auth(&self) -> RegistryAuth {
@@ -212,7 +229,7 @@ impl RegistryStore {
     /// (bearer challenge, or basic when the registry asks for it).
     async fn authenticate(&self, op: RegistryOperation) -> Result<(), StoreError> {
         let token = self
-            .oci
+            .oci()?
             .auth(&self.reference, &self.oci_auth(), op)
             .await
             .map_err(|e| self.err(Kind::Io, "authentication", redact(&e.to_string())))?;
@@ -474,7 +491,7 @@ impl RegistryStore {
         if self.push_ready.lock().map(|g| *g).unwrap_or(false) {
             return Ok(());
         }
-        self.oci
+        self.oci()?
             .store_auth_if_needed(self.reference.resolve_registry(), &self.oci_auth())
             .await;
         self.authenticate(RegistryOperation::Push).await?;
@@ -487,12 +504,12 @@ impl RegistryStore {
     async fn upload(&self, bytes: &[u8], digest: &Sha256Digest) -> Result<(), StoreError> {
         let d = digest.to_string();
         let exists = self
-            .oci
+            .oci()?
             .blob_exists(&self.reference, &d)
             .await
             .map_err(|e| self.err(Kind::Io, &d, redact(&e.to_string())))?;
         if !exists {
-            self.oci
+            self.oci()?
                 .push_blob(&self.reference, bytes.to_vec(), &d)
                 .await
                 .map_err(|e| {
@@ -547,7 +564,7 @@ impl RegistryStore {
         // few milliseconds of one request. The caller re-reads afterwards to converge.
         self.check_previous(previous).await?;
         let content_type = HeaderValue::from_static(OCI_MANIFEST_MEDIA_TYPE);
-        self.oci
+        self.oci()?
             .push_manifest_raw(&self.reference, manifest, content_type)
             .await
             .map_err(|e| {
@@ -716,6 +733,26 @@ mod tests {
         ] {
             assert!(!is_loopback(h), "{h}");
         }
+    }
+
+    #[test]
+    fn https_unless_loopback_or_named_insecure() {
+        let open = |registry: &str, insecure: &[&str]| {
+            let loc = Location::Registry {
+                registry: registry.into(),
+                repository: "app".into(),
+            };
+            let opts = RegistryOptions {
+                insecure: insecure.iter().map(|s| (*s).to_owned()).collect(),
+                ..RegistryOptions::default()
+            };
+            RegistryStore::open(loc, &opts).expect("open").base
+        };
+        assert_eq!(open("registry.example.com", &[]), "https://registry.example.com");
+        assert_eq!(open("10.1.2.3:5000", &[]), "https://10.1.2.3:5000");
+        assert_eq!(open("10.1.2.3:5000", &["10.1.2.3:5000"]), "http://10.1.2.3:5000");
+        assert_eq!(open("localhost:5000", &[]), "http://localhost:5000");
+        assert_eq!(open("docker.io", &[]), "https://registry-1.docker.io");
     }
 
     #[test]
