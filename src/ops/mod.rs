@@ -16,7 +16,7 @@ use crate::cache::CacheError;
 use crate::crypto::keystore::{KeyStore, KeystoreError, PassphraseSource};
 use crate::crypto::{KeyId, SecretKey, Signer};
 use crate::store::{Listing, StoreError, StoreErrorKind};
-use crate::tuf::client::{ClientError, FetchError, FetchErrorKind, Remote};
+use crate::tuf::client::{ClientError, FetchError, FetchErrorKind, MetaName, Remote};
 use crate::tuf::editor::EditorError;
 use crate::tuf::verify::short_id;
 
@@ -355,7 +355,9 @@ fn fetch_error(e: StoreError) -> FetchError {
 }
 
 impl<S: crate::store::Store + ?Sized> Remote for StoreRemote<'_, S> {
-    fn fetch(&mut self, name: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
+    fn fetch(&mut self, name: &MetaName, max_bytes: u64) -> Result<Vec<u8>, FetchError> {
+        let name = name.to_string();
+        let name = name.as_str();
         let location = self.store.location().to_string();
         let listing = self.ensure_listing()?;
         let file = listing.get(name).cloned().ok_or_else(|| FetchError {

@@ -11,6 +11,7 @@
 
 pub mod artifact;
 pub mod auth;
+pub mod http;
 pub mod layout;
 pub mod reference;
 pub mod registry;

@@ -748,9 +748,15 @@ mod tests {
             };
             RegistryStore::open(loc, &opts).expect("open").base
         };
-        assert_eq!(open("registry.example.com", &[]), "https://registry.example.com");
+        assert_eq!(
+            open("registry.example.com", &[]),
+            "https://registry.example.com"
+        );
         assert_eq!(open("10.1.2.3:5000", &[]), "https://10.1.2.3:5000");
-        assert_eq!(open("10.1.2.3:5000", &["10.1.2.3:5000"]), "http://10.1.2.3:5000");
+        assert_eq!(
+            open("10.1.2.3:5000", &["10.1.2.3:5000"]),
+            "http://10.1.2.3:5000"
+        );
         assert_eq!(open("localhost:5000", &[]), "http://localhost:5000");
         assert_eq!(open("docker.io", &[]), "https://registry-1.docker.io");
     }

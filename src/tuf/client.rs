@@ -69,11 +69,50 @@ pub struct FetchError {
     pub message: String,
 }
 
+/// A metadata file the workflow asks for: a role, and its version when the file
+/// name carries one (consistent snapshots, and every root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaName {
+    /// The role name, unencoded (`root`, `timestamp`, `targets`, `qa/prod`).
+    pub role: String,
+    /// The version prefix, if any.
+    pub version: Option<u64>,
+}
+
+impl MetaName {
+    /// `role.json` without a version.
+    pub fn unversioned(role: &str) -> Self {
+        Self {
+            role: role.to_owned(),
+            version: None,
+        }
+    }
+
+    /// `VERSION.role.json`.
+    pub fn versioned(role: &str, version: u64) -> Self {
+        Self {
+            role: role.to_owned(),
+            version: Some(version),
+        }
+    }
+}
+
+impl std::fmt::Display for MetaName {
+    /// The plain file name (`2.root.json`), as warrant.tuf lists it; HTTP remotes
+    /// percent-encode the role part.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.version {
+            Some(v) => write!(f, "{v}.{}.json", self.role),
+            None => write!(f, "{}.json", self.role),
+        }
+    }
+}
+
 /// Where the update workflow downloads metadata from.
 pub trait Remote {
-    /// Fetch the file called `name` (`2.root.json`, `timestamp.json`,
-    /// `7.snapshot.json`, `3.targets.json`, `1.qa.json`), at most `max_bytes`.
-    fn fetch(&mut self, name: &str, max_bytes: u64) -> Result<Vec<u8>, FetchError>;
+    /// Fetch `file` (`2.root.json`, `timestamp.json`, `7.snapshot.json`, ...), at
+    /// most `max_bytes`.
+    fn fetch(&mut self, file: &MetaName, max_bytes: u64) -> Result<Vec<u8>, FetchError>;
 }
 
 /// Where trusted metadata is kept between runs.
@@ -175,11 +214,11 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         self.local
     }
 
-    fn fetch(&mut self, name: &str, max: u64) -> Result<Vec<u8>, ClientError> {
+    fn fetch(&mut self, name: &MetaName, max: u64) -> Result<Vec<u8>, ClientError> {
         self.remote
             .fetch(name, max)
             .map_err(|source| ClientError::Fetch {
-                name: name.to_owned(),
+                name: name.to_string(),
                 source,
             })
     }
@@ -219,11 +258,16 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     fn update_roots(&mut self) -> Result<(), ClientError> {
         let start = self.trusted.root().version.get();
         for next in start + 1..=start + self.limits.max_root_rotations {
-            let name = format!("{next}.root.json");
+            let name = MetaName::versioned("root", next);
             let bytes = match self.remote.fetch(&name, self.limits.root) {
                 Ok(b) => b,
                 Err(e) if e.kind == FetchErrorKind::NotFound => break,
-                Err(source) => return Err(ClientError::Fetch { name, source }),
+                Err(source) => {
+                    return Err(ClientError::Fetch {
+                        name: name.to_string(),
+                        source,
+                    });
+                }
             };
             let root = self.trusted.update_root(bytes)?;
             let bytes = root.bytes().to_vec();
@@ -243,7 +287,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             // an expired one is still kept as the floor by the trusted set.
             let _ = self.trusted.update_timestamp(cached);
         }
-        let bytes = self.fetch("timestamp.json", self.limits.timestamp)?;
+        let bytes = self.fetch(&MetaName::unversioned("timestamp"), self.limits.timestamp)?;
         if self.trusted.update_timestamp(bytes)? == TimestampUpdate::New
             && let Some(ts) = self.trusted.timestamp()
         {
@@ -286,7 +330,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     /// a file over it is a length mismatch (mix-and-match), not just "too large".
     fn fetch_meta(
         &mut self,
-        name: &str,
+        name: &MetaName,
         role: &str,
         referrer: &'static str,
         length: Option<u64>,
@@ -303,17 +347,17 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 .into())
             }
             Err(source) => Err(ClientError::Fetch {
-                name: name.to_owned(),
+                name: name.to_string(),
                 source,
             }),
         }
     }
 
-    fn file_name(&self, role: &str, version: u64) -> String {
+    fn file_name(&self, role: &str, version: u64) -> MetaName {
         if self.trusted.root().consistent_snapshot == Some(true) {
-            format!("{version}.{role}.json")
+            MetaName::versioned(role, version)
         } else {
-            format!("{role}.json")
+            MetaName::unversioned(role)
         }
     }
 

@@ -5,6 +5,7 @@ pub mod canonical;
 pub mod client;
 pub mod delegation;
 pub mod editor;
+pub mod local;
 pub mod metadata;
 pub mod trusted;
 pub mod verify;

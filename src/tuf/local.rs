@@ -1,0 +1,60 @@
+//! Trusted metadata in a plain directory, one `ROLE.json` per role (role names
+//! percent-encoded), as python-tuf keeps it: what a generic TUF client uses. (Image
+//! verification uses [`crate::cache::TrustCache`], which adds locking and the
+//! `warrant.tuf` digest.)
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::client::{LocalState, PersistError};
+use crate::store::http::quote;
+
+/// Largest local metadata file read back.
+const MAX_LOCAL: u64 = 16 * 1024 * 1024;
+
+/// A metadata directory.
+#[derive(Debug, Clone)]
+pub struct MetadataDir {
+    dir: PathBuf,
+}
+
+impl MetadataDir {
+    /// Use `dir` (must exist).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The file of `role`.
+    pub fn path(&self, role: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", quote(role)))
+    }
+}
+
+/// Write `bytes` to `path` atomically (temp file in the same directory, fsync,
+/// rename): readers see the old or the new file, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+impl LocalState for MetadataDir {
+    fn load(&self, role: &str) -> Option<Vec<u8>> {
+        let f = std::fs::File::open(self.path(role)).ok()?;
+        let mut buf = Vec::new();
+        f.take(MAX_LOCAL + 1).read_to_end(&mut buf).ok()?;
+        (buf.len() as u64 <= MAX_LOCAL).then_some(buf)
+    }
+
+    fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError> {
+        write_atomic(&self.path(role), bytes).map_err(|e| PersistError {
+            role: role.to_owned(),
+            detail: e.to_string(),
+        })
+    }
+}
