@@ -244,10 +244,64 @@ impl TargetFile {
             .and_then(|h| Sha256Digest::from_hex(h).ok())
     }
 
+    /// Check downloaded `data` against this target: exact length, and every hash of
+    /// an algorithm we know (`sha256`, `sha512`) must match — with at least one known,
+    /// so a target listing only unknown algorithms is never accepted.
+    pub fn check(&self, data: &[u8]) -> Result<(), TargetMismatch> {
+        use sha2::Digest as _;
+        if data.len() as u64 != self.length {
+            return Err(TargetMismatch::Length {
+                expected: self.length,
+                actual: data.len() as u64,
+            });
+        }
+        let mut known = 0;
+        for (alg, expected) in &self.hashes {
+            let actual = match alg.as_str() {
+                "sha256" => hex::encode(sha2::Sha256::digest(data)),
+                "sha512" => hex::encode(sha2::Sha512::digest(data)),
+                _ => continue,
+            };
+            known += 1;
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(TargetMismatch::Hash {
+                    algorithm: alg.clone(),
+                });
+            }
+        }
+        if known == 0 {
+            return Err(TargetMismatch::NoKnownHash);
+        }
+        Ok(())
+    }
+
     /// The `custom.mediaType`, when present.
     pub fn media_type(&self) -> Option<&str> {
         self.custom.as_ref()?.get("mediaType")?.as_str()
     }
+}
+
+/// Downloaded target bytes that are not the signed target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetMismatch {
+    /// Wrong length.
+    #[error("target length is {actual}, signed length is {expected}")]
+    Length {
+        /// Signed length.
+        expected: u64,
+        /// Actual length.
+        actual: u64,
+    },
+    /// A hash differs.
+    #[error("target {algorithm} does not match the signed hash")]
+    Hash {
+        /// The algorithm.
+        algorithm: String,
+    },
+    /// No hash of a known algorithm.
+    #[error("target lists no hash algorithm warrant knows (sha256, sha512)")]
+    NoKnownHash,
 }
 
 /// A delegated role (spec §4.5 `roles` entries).

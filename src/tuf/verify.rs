@@ -156,6 +156,15 @@ impl Untrusted {
         if !raw.signed.is_object() {
             return Err(malformed("\"signed\" is not an object".into()));
         }
+        // Spec §4.2: "the keyid MUST be unique in the signatures array". python-tuf
+        // rejects such metadata outright; so do we (duplicates would count once anyway).
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = raw.signatures.iter().find(|s| !seen.insert(&s.keyid)) {
+            return Err(malformed(format!(
+                "several signatures by key {}",
+                short_id(&dup.keyid.0)
+            )));
+        }
         let canonical = to_canonical(&raw.signed).map_err(|e| malformed(e.to_string()))?;
         Ok(Self {
             role: role.to_owned(),
@@ -426,6 +435,15 @@ mod tests {
         // One good signature among the bad ones meets a threshold of one.
         let r = check_threshold(b"m", &[sig(&a, b"m")], auth);
         assert!(r.is_met());
+    }
+
+    #[test]
+    fn duplicate_signature_keyids_are_rejected_at_parse() {
+        let env = br#"{"signatures":[{"keyid":"k","sig":"00"},{"keyid":"k","sig":"00"}],"signed":{"_type":"snapshot"}}"#;
+        assert!(matches!(
+            Untrusted::parse("snapshot", env.to_vec()),
+            Err(MetadataError::Malformed { .. })
+        ));
     }
 
     #[test]
