@@ -434,11 +434,27 @@ mod tests {
         );
     }
 
+    /// An RSASSA-PSS signature made by python's `cryptography` (as securesystemslib
+    /// signs) verifies; a changed message does not.
+    #[test]
+    fn rsa_pss_signatures_from_python_verify() {
+        let pem = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAoPe99/GiHHidy/I96hEo\n/d50vwUimYSbUMFxs07zM1vkhkpwi7+eImcASWRvqRQuOu4N5KvHrfHF7uAWsRwD\neLasUxjiKJlAz6rMhRn2jG6uzRVVoY7zOVQm1jO+2H/HVgtdAZQztoGa+LKA2OMA\npLkvxQivA30Dke+OJv8Ynkpf+nOhhMMKiD92bvgKghcbzq8tqrTlAhNHOB0Zs6cQ\n3tEr/HY01egLEbeZDwSR/FE1y9ivE2hjPpDFI+8fOiD/W/xSgFiNM9p0wFVg/vU2\noDUFXy15IZs9T66VnM4a6Z+t7agVFXJgIL6UCE7b4meO/V3/HBdosWndWK+3JlCH\nlwIDAQAB\n-----END PUBLIC KEY-----\n";
+        let sig = hex::decode("5c06c3367a864e5f6560084729cbc23dd2f1cf1effada02876c319752baf8aa17b94c49260cdab95b20ee806748d5f711e9371fe7ced7f1a3a8dc9bc3db3f84bc351c2012b6e4aa0c18fabee953df814fd89a07a29f8623490ee5b7932513234ebb2b34dab2c383fa305a8aff8d8178e426a815a1af30aef82e482a5c6debef9c95cf7c334b3f9d73e26f36c2ca7a0eb3315d54eedd3a500542537f58de407ba3c035bada44e2ca9872f05c5817b17afacdbaab10469e6d0d5791d637336a30a38773bedc5ce624a63fb4606ce4f04720f2bff330cf0d7239553d6cbbb0f3113f45a9c53903c45c22d4dc918a907e9b543eca2b5bd688322e16057014943c394").expect("hex");
+        let key = PublicKey::from_tuf("rsa", "rsassa-pss-sha256", pem).expect("rsa");
+        assert!(key.verify(b"warrant", &sig).is_ok());
+        assert_eq!(key.verify(b"warranT", &sig), Err(BadSignature));
+        assert_eq!(key.verify(b"warrant", &sig[1..]), Err(BadSignature));
+    }
+
     #[test]
     fn unsupported_and_malformed_keys_are_errors() {
         assert!(matches!(
-            PublicKey::from_tuf("rsa", "rsassa-pss-sha256", "x"),
+            PublicKey::from_tuf("rsa", "rsa-pkcs1v15-sha256", "x"),
             Err(KeyError::Unsupported { .. })
+        ));
+        assert!(matches!(
+            PublicKey::from_tuf("rsa", "rsassa-pss-sha256", "x"),
+            Err(KeyError::MalformedPublic { .. })
         ));
         assert!(matches!(
             PublicKey::from_tuf("ed25519", "ed25519", "zz"),
