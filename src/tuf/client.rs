@@ -434,3 +434,6 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests;
