@@ -6,6 +6,7 @@ pub mod client;
 pub mod delegation;
 pub mod editor;
 pub mod local;
+pub mod memory;
 pub mod metadata;
 pub mod trusted;
 pub mod verify;

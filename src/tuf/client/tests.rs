@@ -2,16 +2,14 @@
 //! which caps, and what is trusted afterwards.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::num::NonZeroU64;
-use std::rc::Rc;
 
 use chrono::{Duration, Utc};
 
 use super::*;
 use crate::crypto::{KeyType, SecretKey, Signer};
-use crate::tuf::editor::{self, RoleSpec, meta_for};
+use crate::tuf::editor;
 use crate::tuf::metadata::{DelegatedRole, Delegations, Key, SuccinctRoles, TargetFile, Targets};
 
 fn nz(n: u64) -> NonZeroU64 {
@@ -22,162 +20,43 @@ fn key() -> SecretKey {
     SecretKey::generate(KeyType::Ed25519).unwrap()
 }
 
-#[derive(Default, Clone)]
-struct Mem {
-    files: Rc<RefCell<HashMap<String, Vec<u8>>>>,
-    log: Rc<RefCell<Vec<(String, u64)>>>,
-}
+type Mem = crate::tuf::memory::MemoryRemote;
+type Local = crate::tuf::memory::MemoryState;
 
-impl Remote for Mem {
-    fn fetch(&mut self, file: &MetaName, max: u64) -> Result<Vec<u8>, FetchError> {
-        let name = file.to_string();
-        self.log.borrow_mut().push((name.clone(), max));
-        match self.files.borrow().get(&name) {
-            None => Err(FetchError {
-                kind: FetchErrorKind::NotFound,
-                message: name,
-            }),
-            Some(b) if b.len() as u64 > max => Err(FetchError {
-                kind: FetchErrorKind::TooLarge,
-                message: name,
-            }),
-            Some(b) => Ok(b.clone()),
-        }
+/// Test shorthand over the library's in-memory repository.
+struct Repo(crate::tuf::memory::MemoryRepository);
+
+impl std::ops::Deref for Repo {
+    type Target = crate::tuf::memory::MemoryRepository;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
-#[derive(Default, Clone)]
-struct Local(Rc<RefCell<HashMap<String, Vec<u8>>>>);
-
-impl LocalState for Local {
-    fn load(&self, role: &str) -> Option<Vec<u8>> {
-        self.0.borrow().get(role).cloned()
-    }
-    fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError> {
-        self.0.borrow_mut().insert(role.to_owned(), bytes.to_vec());
-        Ok(())
-    }
-}
-
-/// A repository being edited: keys, versions, and the published files.
-struct Repo {
-    remote: Mem,
-    root_keys: Vec<SecretKey>,
-    root_version: u64,
-    targets_key: SecretKey,
-    online: SecretKey,
-    ts_version: u64,
-    snap_version: u64,
-    /// role → (version, signed bytes)
-    roles: BTreeMap<String, (u64, Vec<u8>)>,
-}
-
-fn spec(keys: &[&SecretKey]) -> RoleSpec {
-    RoleSpec {
-        keys: keys.iter().map(|k| k.public_key().clone()).collect(),
-        threshold: nz(1),
+impl std::ops::DerefMut for Repo {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
 impl Repo {
     fn new() -> Self {
-        let mut r = Self {
-            remote: Mem::default(),
-            root_keys: vec![key()],
-            root_version: 0,
-            targets_key: key(),
-            online: key(),
-            ts_version: 0,
-            snap_version: 0,
-            roles: BTreeMap::new(),
-        };
-        r.publish_root(&[]);
-        r.set_targets("targets", Targets::empty(nz(1), in_days(365)), None);
-        r.publish();
-        r
+        Self(crate::tuf::memory::MemoryRepository::new().unwrap())
     }
-
-    /// A new root version signed by the previous root keys and `extra` (new) ones.
     fn publish_root(&mut self, old: &[&SecretKey]) {
-        self.root_version += 1;
-        let refs: Vec<&SecretKey> = self.root_keys.iter().collect();
-        let mut root = editor::new_root(
-            &spec(&refs),
-            &spec(&[&self.targets_key]),
-            &spec(&[&self.online]),
-            &spec(&[&self.online]),
-            in_days(365),
-        );
-        root.version = nz(self.root_version);
-        let mut signers: Vec<&dyn Signer> =
-            self.root_keys.iter().map(|k| k as &dyn Signer).collect();
-        signers.extend(old.iter().map(|k| *k as &dyn Signer));
-        let bytes = editor::sign(&root, &signers).unwrap();
-        self.remote
-            .files
-            .borrow_mut()
-            .insert(format!("{}.root.json", self.root_version), bytes);
+        self.0.publish_root(old).unwrap();
     }
-
-    fn root_v1(&self) -> Vec<u8> {
-        self.remote.files.borrow()["1.root.json"].clone()
+    fn set_targets(&mut self, role: &str, t: Targets, signer: Option<&SecretKey>) {
+        self.0.set_targets(role, t, signer).unwrap();
     }
-
-    fn set_targets(&mut self, role: &str, mut t: Targets, signer: Option<&SecretKey>) {
-        let version = self.roles.get(role).map_or(1, |(v, _)| v + 1);
-        t.version = nz(version);
-        let bytes = editor::sign(&t, &[signer.unwrap_or(&self.targets_key)]).unwrap();
-        self.remote
-            .files
-            .borrow_mut()
-            .insert(format!("{version}.{role}.json"), bytes.clone());
-        self.roles.insert(role.to_owned(), (version, bytes));
-    }
-
     fn publish(&mut self) {
-        self.snap_version += 1;
-        self.ts_version += 1;
-        let meta = self
-            .roles
-            .iter()
-            .map(|(role, (v, bytes))| (format!("{role}.json"), meta_for(nz(*v), bytes)))
-            .collect();
-        let snap = editor::sign(
-            &editor::new_snapshot(nz(self.snap_version), in_days(30), meta),
-            &[&self.online],
-        )
-        .unwrap();
-        let ts = editor::sign(
-            &editor::new_timestamp(
-                nz(self.ts_version),
-                in_days(7),
-                nz(self.snap_version),
-                &snap,
-            ),
-            &[&self.online],
-        )
-        .unwrap();
-        let mut files = self.remote.files.borrow_mut();
-        files.insert(format!("{}.snapshot.json", self.snap_version), snap);
-        files.insert("timestamp.json".into(), ts);
+        self.0.publish().unwrap();
     }
-
     fn client(&self, local: &Local) -> Updater<Mem, Local> {
-        let mut local = local.clone();
-        if local.load("root").is_none() {
-            local.persist("root", &self.root_v1()).unwrap();
-        }
-        self.remote.log.borrow_mut().clear();
-        Updater::new(self.remote.clone(), local, Utc::now(), Limits::default()).unwrap()
+        self.0.client(local).unwrap()
     }
-
     fn fetched(&self) -> Vec<String> {
-        self.remote
-            .log
-            .borrow()
-            .iter()
-            .map(|(n, _)| n.clone())
-            .collect()
+        self.remote.fetched()
     }
 }
 
@@ -305,8 +184,8 @@ fn a_root_skipping_the_old_keys_breaks_the_chain() {
 fn fast_forward_recovery_after_the_online_key_rotates() {
     let mut repo = Repo::new();
     // The online key is compromised: timestamp and snapshot pushed to version 1000.
-    repo.ts_version = 999;
-    repo.snap_version = 999;
+    repo.timestamp_version = 999;
+    repo.snapshot_version = 999;
     repo.publish();
     let local = Local::default();
     repo.client(&local).refresh().unwrap();
@@ -314,8 +193,8 @@ fn fast_forward_recovery_after_the_online_key_rotates() {
     repo.online = key();
     let old = std::mem::replace(&mut repo.root_keys, vec![key()]);
     repo.publish_root(&[&old[0]]);
-    repo.ts_version = 0;
-    repo.snap_version = 0;
+    repo.timestamp_version = 0;
+    repo.snapshot_version = 0;
     repo.publish();
     let mut up = repo.client(&local);
     up.refresh().unwrap();
