@@ -73,30 +73,16 @@ fn main() {
             },
         )
         .unwrap();
-        let sign_time = time(n.min(20), |i| {
+        let sign_tag = |i: usize| {
             let image = ImageRef::parse(&format!("oci:{}:v{i}", layout.display())).unwrap();
-            sign(
-                &signer,
-                &image,
-                &SignOptions {
-                    key: None,
-                    pin: Pin::FirstUse,
-                },
-            )
-            .unwrap();
-        });
-        for i in 20..n {
-            let image = ImageRef::parse(&format!("oci:{}:v{i}", layout.display())).unwrap();
-            sign(
-                &signer,
-                &image,
-                &SignOptions {
-                    key: None,
-                    pin: Pin::FirstUse,
-                },
-            )
-            .unwrap();
-        }
+            let opts = SignOptions {
+                pin: Pin::FirstUse,
+                ..SignOptions::default()
+            };
+            sign(&signer, &image, &opts).unwrap();
+        };
+        let sign_time = time(n.min(20), sign_tag);
+        (20..n).for_each(sign_tag);
         let root = dir.path().join(format!("root{n}.json"));
         warrant::ops::export::export(&signer, &loc, &dir.path().join(format!("export{n}")))
             .unwrap();

@@ -41,5 +41,6 @@ pub mod crypto;
 pub mod digest;
 pub mod manual;
 pub mod ops;
+pub mod policy;
 pub mod store;
 pub mod tuf;

@@ -6,6 +6,7 @@ mod init;
 mod inspect;
 mod key;
 pub mod output;
+mod roles;
 mod sign;
 mod verify;
 
@@ -78,6 +79,16 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Write the TUF metadata as plain files for any TUF client.
     Export(export::ExportArgs),
+    /// Manage delegated roles (who may vouch for which tags).
+    #[command(subcommand)]
+    Delegation(roles::DelegationCommand),
+    /// List role versions waiting for signatures, with what they change.
+    Pending(roles::PendingArgs),
+    /// Co-sign a pending role version (shows what it changes first).
+    Approve(roles::ApproveArgs),
+    /// Re-sign snapshot and timestamp (fresh expiry) and publish fully signed
+    /// pending versions; run it from a CI cron with the publisher key.
+    Refresh(roles::RefreshArgs),
 }
 
 /// How a verifier pins trust on first use (shared by verify, inspect, sign).
@@ -163,6 +174,10 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Verify(a) => verify::run(a, ctx, out),
         Command::Inspect(a) => inspect::run(a, ctx, out),
         Command::Export(a) => export::run(a, ctx, out),
+        Command::Delegation(c) => roles::delegation_run(c, ctx, out),
+        Command::Pending(a) => roles::pending_run(a, ctx, out),
+        Command::Approve(a) => roles::approve_run(a, ctx, out),
+        Command::Refresh(a) => roles::refresh_run(a, ctx, out),
     }
 }
 

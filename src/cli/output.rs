@@ -105,16 +105,41 @@ impl Report for InitOutcome {
 
 impl Report for SignOutcome {
     fn human(&self) -> String {
-        format!(
-            "signed {} = {} ({} bytes, {}) as target {:?} in role {} (targets v{})\n",
-            self.reference,
-            self.digest,
-            self.size,
-            self.media_type,
-            self.target,
-            self.role,
-            self.targets_version
-        )
+        let mut s = format!(
+            "{} = {} ({} bytes, {})\n",
+            self.reference, self.digest, self.size, self.media_type
+        );
+        s.push_str(&role_status(&self.status, &self.repository));
+        s
+    }
+}
+
+/// One line per role state, saying what happens next.
+pub fn role_status(st: &crate::ops::edit::RoleStatus, repo: &str) -> String {
+    let missing: Vec<&str> = st
+        .missing
+        .iter()
+        .map(|k| crate::tuf::verify::short_id(&k.0))
+        .collect();
+    match st.state {
+        "published" => format!(
+            "published: role {} v{} ({} of {} signatures)\n",
+            st.role, st.version, st.signed, st.threshold
+        ),
+        "ready" => format!(
+            "ready: role {} v{} has its {} signatures; a holder of the publisher key must run `warrant refresh {repo}` to publish it\n",
+            st.role, st.version, st.threshold
+        ),
+        _ => format!(
+            "pending: role {} v{} has {} of {} signatures; still needed from {} more of: {} (`warrant approve {repo} --role {}`)\n",
+            st.role,
+            st.version,
+            st.signed,
+            st.threshold,
+            st.threshold.saturating_sub(st.signed as u64),
+            missing.join(", "),
+            st.role
+        ),
     }
 }
 
@@ -175,6 +200,103 @@ impl Report for ExportOutcome {
         for f in &self.files {
             let _ = writeln!(s, "  {f}");
         }
+        s
+    }
+}
+
+/// A report about a repository (the name is for the human form only).
+#[derive(Serialize)]
+pub struct InRepo<'a, T> {
+    /// The report.
+    #[serde(flatten)]
+    pub value: &'a T,
+    /// The repository.
+    #[serde(skip)]
+    pub repo: &'a str,
+}
+
+impl Report for InRepo<'_, crate::ops::edit::CommitOutcome> {
+    fn human(&self) -> String {
+        let (c, repo) = (self.value, self.repo);
+        let mut s = String::new();
+        for r in &c.roles {
+            s.push_str(&role_status(r, repo));
+        }
+        if c.snapshot_updated {
+            s.push_str("snapshot and timestamp re-signed\n");
+        }
+        if s.is_empty() {
+            s.push_str("nothing to publish\n");
+        }
+        s
+    }
+}
+
+impl Report for Vec<crate::ops::delegation::RoleView> {
+    fn human(&self) -> String {
+        if self.is_empty() {
+            return "no delegated roles (add one with `warrant delegation add`)\n".into();
+        }
+        let mut s = String::new();
+        for r in self {
+            let _ = writeln!(
+                s,
+                "{:<16} from {:<12} v{:<4} {} of {} keys  paths {:?}{}  {} targets",
+                r.role,
+                r.delegator,
+                r.version,
+                r.threshold,
+                r.keyids.len(),
+                r.paths,
+                if r.terminating { " terminating" } else { "" },
+                r.targets
+            );
+        }
+        s
+    }
+}
+
+fn pending_text(p: &crate::ops::approve::PendingView) -> String {
+    let mut s = format!(
+        "{} v{}: {} of {} signatures\n",
+        p.role,
+        p.version,
+        p.signed.len(),
+        p.threshold
+    );
+    for c in &p.changes {
+        let _ = writeln!(
+            s,
+            "  {:<8} {:<24} {} -> {}",
+            c.change,
+            c.target,
+            c.before.as_deref().unwrap_or("-"),
+            c.after.as_deref().unwrap_or("-")
+        );
+    }
+    s
+}
+
+impl Report for Vec<crate::ops::approve::PendingView> {
+    fn human(&self) -> String {
+        if self.is_empty() {
+            return "nothing pending\n".into();
+        }
+        self.iter().map(pending_text).collect()
+    }
+}
+
+impl Report for InRepo<'_, crate::ops::approve::ApproveOutcome> {
+    fn human(&self) -> String {
+        let (a, repo) = (self.value, self.repo);
+        let mut s = format!("reviewed {}", pending_text(&a.reviewed));
+        s.push_str(
+            &InRepo {
+                value: &a.commit,
+                repo,
+            }
+            .human(),
+        );
         s
     }
 }

@@ -9,7 +9,11 @@ use crate::ops::{Context, OpError};
 pub struct SignArgs {
     /// The image: oci:PATH:TAG, oci:PATH@sha256:DIGEST or oci:PATH:TAG@sha256:DIGEST.
     pub reference: String,
-    /// Sign with this targets key (id, prefix or name) instead of any at hand.
+    /// The role to sign into (default: the top-level `targets` role). When the keys
+    /// at hand do not meet its threshold, the new version is published pending.
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Sign with this key (id, prefix or name) instead of every one at hand.
     #[arg(long, value_name = "ID")]
     pub key: Option<String>,
     /// On a machine that has never seen the repository (e.g. a fresh CI runner),
@@ -25,7 +29,11 @@ pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
         Pin::None => Pin::FirstUse,
         p => p,
     };
-    let opts = SignOptions { key: a.key, pin };
+    let opts = SignOptions {
+        role: a.role,
+        key: a.key,
+        pin,
+    };
     out.report(&sign(ctx, &image, &opts)?);
     Ok(0)
 }

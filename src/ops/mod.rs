@@ -1,6 +1,9 @@
 //! What the commands do, as library calls: the CLI (and later the plugins) only parse
 //! arguments and format results.
 
+pub mod approve;
+pub mod delegation;
+pub mod edit;
 pub mod export;
 pub mod init;
 pub mod inspect;
@@ -116,6 +119,51 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Every private key in the store that `keyids` lists (or just `only`, which
+    /// must be listed), decrypted: at least one, else `MissingSigningKeys`.
+    pub fn signers_at_hand(
+        &self,
+        role: &str,
+        keyids: &[KeyId],
+        only: Option<&str>,
+    ) -> Result<Vec<SecretKey>, OpError> {
+        let ids: Vec<KeyId> = match only {
+            Some(q) => {
+                let info = self.keys.find(q)?;
+                if !keyids.contains(&info.keyid) {
+                    return Err(OpError::KeyNotInRole {
+                        role: role.to_owned(),
+                        keyid: info.keyid.0,
+                    });
+                }
+                vec![info.keyid]
+            }
+            None => keyids
+                .iter()
+                .filter(|k| self.keys.has(k))
+                .cloned()
+                .collect(),
+        };
+        if ids.is_empty() {
+            return Err(OpError::MissingSigningKeys {
+                role: role.to_owned(),
+                have: 0,
+                threshold: 1,
+                needed: keyids
+                    .iter()
+                    .map(|k| short_id(&k.0).to_owned())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        let pass = self.passphrase.get(false)?;
+        ids.iter()
+            .map(|k| self.keys.load(k, pass).map_err(OpError::from))
+            .collect()
+    }
+}
+
 /// Borrow a list of signers as trait objects.
 pub fn as_signers(keys: &[SecretKey]) -> Vec<&dyn Signer> {
     keys.iter().map(|k| k as &dyn Signer).collect()
@@ -199,6 +247,35 @@ pub enum OpError {
         /// Its size.
         actual_size: u64,
     },
+    /// A role the policy requires did not sign the target.
+    #[error("not trusted: role {role} did not sign {target:?} (the policy requires it)")]
+    RoleDidNotSign {
+        /// The role.
+        role: String,
+        /// The target.
+        target: String,
+    },
+    /// A required role signed a different manifest for the target.
+    #[error("not trusted: role {role} signed {target:?} as {signed}, not {expected}")]
+    RolesDisagree {
+        /// The role.
+        role: String,
+        /// The target.
+        target: String,
+        /// What the role signed.
+        signed: String,
+        /// What the search found and the store serves.
+        expected: String,
+    },
+    /// No policy entry covers the repository.
+    #[error("no trust policy for {location}: add a [[repository]] entry whose match covers it")]
+    NoPolicy {
+        /// The repository.
+        location: String,
+    },
+    /// The policy file is unusable.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
     /// Storage failed or served bad data.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -271,7 +348,9 @@ impl OpError {
             OpError::PinMismatch { .. }
             | OpError::NoRepository { .. }
             | OpError::TargetNotSigned { .. }
-            | OpError::DigestMismatch { .. } => 1,
+            | OpError::DigestMismatch { .. }
+            | OpError::RoleDidNotSign { .. }
+            | OpError::RolesDisagree { .. } => 1,
             OpError::Update { source, .. } => match source {
                 ClientError::Fetch { source, .. } => match source.kind {
                     FetchErrorKind::Unavailable | FetchErrorKind::NotFound => 3,
@@ -288,7 +367,9 @@ impl OpError {
             | OpError::Keystore(_)
             | OpError::KeyNotInRole { .. }
             | OpError::MissingSigningKeys { .. }
-            | OpError::InvalidArgument(_) => 2,
+            | OpError::InvalidArgument(_)
+            | OpError::NoPolicy { .. }
+            | OpError::Policy(_) => 2,
             OpError::Editor(_)
             | OpError::Cache(_)
             | OpError::TooManyConflicts { .. }

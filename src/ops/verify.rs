@@ -48,6 +48,17 @@ pub fn expiry_warning_window() -> Duration {
 
 /// Verify `image` against its repository's TUF metadata.
 pub fn verify(ctx: &Context, image: &ImageRef, pin: &Pin) -> Result<Verdict, OpError> {
+    verify_with_roles(ctx, image, pin, &[])
+}
+
+/// Verify `image` and demand that each of `require_roles` signed the very same
+/// manifest (a delegation search per role: only that role's entry counts).
+pub fn verify_with_roles(
+    ctx: &Context,
+    image: &ImageRef,
+    pin: &Pin,
+    require_roles: &[String],
+) -> Result<Verdict, OpError> {
     let store = open_store(ctx, &image.location)?;
     let cache = anchor(ctx, store.as_ref(), pin)?;
     // The image and the TUF artifact are asked for at once (two HEADs on a
@@ -97,6 +108,29 @@ pub fn verify(ctx: &Context, image: &ImageRef, pin: &Pin) -> Result<Verdict, OpE
             actual: served.digest.to_string(),
             actual_size: served.size,
         });
+    }
+    for role in require_roles {
+        let by_role = up
+            .find_target_in_role(&target, role)
+            .map_err(|source| OpError::Update {
+                location: location.clone(),
+                source,
+            })?
+            .ok_or_else(|| OpError::RoleDidNotSign {
+                role: role.clone(),
+                target: target.clone(),
+            })?;
+        if by_role.file.hashes != found.file.hashes || by_role.file.length != found.file.length {
+            return Err(OpError::RolesDisagree {
+                role: role.clone(),
+                target: target.clone(),
+                signed: by_role
+                    .file
+                    .sha256()
+                    .map_or_else(|| "no sha256".into(), |d| d.to_string()),
+                expected: served.digest.to_string(),
+            });
+        }
     }
     let trusted = up.trusted();
     let mut expiries = vec![("root", trusted.root().expires)];

@@ -398,6 +398,96 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     /// list order, honouring `terminating`, visiting each role once and at most
     /// `max_delegations` roles. Requires a completed refresh (or cache load).
     pub fn find_target(&mut self, path: &str) -> Result<Option<FoundTarget>, ClientError> {
+        self.search(Some(path), |_, file| file.is_some())
+    }
+
+    /// The same search, but only `role`'s answer counts: roles before it that also
+    /// list `path` are passed over. This is how a policy demands that a given role
+    /// signed a target (`None` when the search never reaches `role` for `path`, or
+    /// `role` does not list it).
+    pub fn find_target_in_role(
+        &mut self,
+        path: &str,
+        role: &str,
+    ) -> Result<Option<FoundTarget>, ClientError> {
+        let found = self.search(Some(path), |r, _| r == role)?;
+        Ok(found.filter(|f| f.role == role && !f.path.is_empty()))
+    }
+
+    /// Load every role reachable from `targets` (bounded like a search) and return
+    /// them in search order with their delegator.
+    pub fn load_delegation_tree(&mut self) -> Result<Vec<(String, String)>, ClientError> {
+        let mut order = Vec::new();
+        self.search(None, |_, _| false)?;
+        let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+        let mut seen = BTreeSet::new();
+        while let Some((r, parent)) = to_visit.pop() {
+            if !seen.insert(r.clone()) || seen.len() > self.limits.max_delegations {
+                continue;
+            }
+            order.push((r.clone(), parent));
+            let Some(d) = self
+                .trusted
+                .targets(&r)
+                .and_then(|t| t.delegations.as_ref())
+            else {
+                continue;
+            };
+            let mut children: Vec<(String, String)> = d
+                .roles
+                .iter()
+                .flatten()
+                .map(|c| (c.name.clone(), r.clone()))
+                .collect();
+            children.reverse();
+            to_visit.extend(children);
+        }
+        Ok(order)
+    }
+
+    /// Which role delegates to `role` (for editing it): a search of the whole tree,
+    /// ignoring paths, bounded like target searches. `Some("root")` for `targets`.
+    pub fn find_delegator(&mut self, role: &str) -> Result<Option<String>, ClientError> {
+        if role == "targets" {
+            return Ok(Some("root".into()));
+        }
+        let mut parent = None;
+        // Load every reachable role, then find the first that delegates to `role`.
+        self.search(None, |_, _| false)?;
+        let mut to_visit: Vec<String> = vec!["targets".into()];
+        let mut seen = BTreeSet::new();
+        while let Some(r) = to_visit.pop() {
+            if !seen.insert(r.clone()) || seen.len() > self.limits.max_delegations {
+                continue;
+            }
+            let Some(t) = self.trusted.targets(&r) else {
+                continue;
+            };
+            let Some(d) = &t.delegations else { continue };
+            if d.roles.iter().flatten().any(|c| c.name == role)
+                || d.succinct_roles
+                    .as_ref()
+                    .is_some_and(|s| super::delegation::is_bin_name(s, role))
+            {
+                parent = Some(r);
+                break;
+            }
+            let mut children: Vec<String> =
+                d.roles.iter().flatten().map(|c| c.name.clone()).collect();
+            children.reverse();
+            to_visit.extend(children);
+        }
+        Ok(parent)
+    }
+
+    /// Preorder DFS; `path` `None` walks every delegation. Stops at the first role
+    /// for which `stop(role, target entry)` is true and returns that entry (an
+    /// entry with an empty path when the role does not list the target).
+    fn search(
+        &mut self,
+        path: Option<&str>,
+        mut stop: impl FnMut(&str, Option<&TargetFile>) -> bool,
+    ) -> Result<Option<FoundTarget>, ClientError> {
         let mut to_visit: Vec<(String, String)> = vec![("targets".into(), "root".into())];
         let mut visited = BTreeSet::new();
         while let Some((role, parent)) = to_visit.pop() {
@@ -411,16 +501,35 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             let Some(targets) = self.trusted.targets(&role) else {
                 continue;
             };
-            if let Some(file) = targets.targets.get(path) {
+            let file = path.and_then(|p| targets.targets.get(p));
+            if stop(&role, file) {
                 return Ok(Some(FoundTarget {
-                    path: path.to_owned(),
+                    path: if file.is_some() {
+                        path.unwrap_or_default().to_owned()
+                    } else {
+                        String::new()
+                    },
                     role,
-                    file: file.clone(),
+                    file: file.cloned().unwrap_or_else(|| TargetFile {
+                        length: 0,
+                        hashes: Default::default(),
+                        custom: None,
+                        unrecognized: Default::default(),
+                    }),
                 }));
             }
             if let Some(d) = &targets.delegations {
                 let mut children = Vec::new();
-                for (child, terminating) in roles_for_target(d, path) {
+                let candidates = match path {
+                    Some(p) => roles_for_target(d, p),
+                    None => d
+                        .roles
+                        .iter()
+                        .flatten()
+                        .map(|r| (r.name.clone(), false))
+                        .collect(),
+                };
+                for (child, terminating) in candidates {
                     children.push((child, role.clone()));
                     if terminating {
                         to_visit.clear();

@@ -185,6 +185,27 @@ impl Untrusted {
         &self.role
     }
 
+    /// The canonical bytes of `signed` (what signatures cover).
+    pub fn canonical(&self) -> &[u8] {
+        &self.canonical
+    }
+
+    /// The signatures, unverified.
+    pub fn signatures(&self) -> &[Signature] {
+        &self.signatures
+    }
+
+    /// The unverified `signed` object.
+    pub fn signed(&self) -> &Value {
+        &self.signed
+    }
+
+    /// Parse the typed role *without* checking signatures: for showing a pending
+    /// version to a reviewer, never for a trust decision.
+    pub fn parse_unverified<T: RoleType>(&self) -> Result<T, MetadataError> {
+        self.parse_typed()
+    }
+
     /// Check the threshold of `authority` and then build the typed role.
     pub fn verify<T: RoleType>(
         self,

@@ -1,0 +1,308 @@
+//! `warrant pending` and `warrant approve`: review and co-sign a role version that
+//! waits for signatures; `warrant refresh`: re-sign snapshot and timestamp, promoting
+//! every fully signed pending version.
+
+use serde::Serialize;
+
+use crate::crypto::{KeyId, Signer as _};
+use crate::digest::Sha256Digest;
+use crate::store::{Listing, Location, Store};
+use crate::tuf::metadata::{Signature, Targets, Unrecognized};
+use crate::tuf::verify::Untrusted;
+
+use super::edit::{
+    CommitOutcome, RoleChange, authority_of, pending_of, transact, untrusted_result, version_of,
+};
+use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
+use super::{Context, OpError};
+
+/// A change of one target between the trusted and the pending version.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TargetChange {
+    /// The target (tag or digest).
+    pub target: String,
+    /// `added`, `removed` or `changed`.
+    pub change: &'static str,
+    /// The digest before (removed, changed).
+    pub before: Option<String>,
+    /// The digest after (added, changed).
+    pub after: Option<String>,
+}
+
+/// A pending role version.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingView {
+    /// The role.
+    pub role: String,
+    /// The pending version.
+    pub version: u64,
+    /// Valid signatures so far.
+    pub signed: Vec<KeyId>,
+    /// Keys that could still sign.
+    pub missing: Vec<KeyId>,
+    /// Required.
+    pub threshold: u64,
+    /// What it changes.
+    pub changes: Vec<TargetChange>,
+}
+
+fn digest_of(t: &crate::tuf::metadata::TargetFile) -> String {
+    t.sha256()
+        .map_or_else(|| "(no sha256)".into(), |d| d.to_string())
+}
+
+/// Targets added, removed or changed from `old` to `new`.
+pub fn diff(old: &Targets, new: &Targets) -> Vec<TargetChange> {
+    let mut out = Vec::new();
+    for (name, f) in &new.targets {
+        match old.targets.get(name) {
+            None => out.push(TargetChange {
+                target: name.clone(),
+                change: "added",
+                before: None,
+                after: Some(digest_of(f)),
+            }),
+            Some(o) if o != f => out.push(TargetChange {
+                target: name.clone(),
+                change: "changed",
+                before: Some(digest_of(o)),
+                after: Some(digest_of(f)),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (name, o) in &old.targets {
+        if !new.targets.contains_key(name) {
+            out.push(TargetChange {
+                target: name.clone(),
+                change: "removed",
+                before: Some(digest_of(o)),
+                after: None,
+            });
+        }
+    }
+    out
+}
+
+fn bad(msg: String) -> OpError {
+    OpError::InvalidArgument(msg)
+}
+
+/// Read and review the pending version of `role`: its envelope, typed content (not
+/// trusted), and the verification against its delegator.
+fn review(
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    role: &str,
+) -> Result<(Untrusted, PendingView, Sha256Digest), OpError> {
+    let loc = store.location().to_string();
+    let file = pending_of(listing, role)
+        .ok_or_else(|| bad(format!("{loc} has no pending version of {role}")))?;
+    let digest = file.digest;
+    let bytes = store.read_file(file, crate::tuf::client::Limits::default().targets)?;
+    let untrusted = Untrusted::parse(role, bytes).map_err(|e| bad(e.to_string()))?;
+    let pending: Targets = untrusted
+        .parse_unverified()
+        .map_err(|e| bad(e.to_string()))?;
+    let delegator = up
+        .find_delegator(role)
+        .map_err(|source| OpError::Update {
+            location: loc.clone(),
+            source,
+        })?
+        .ok_or_else(|| bad(format!("{loc} no longer delegates to {role}")))?;
+    let current = up
+        .trusted()
+        .targets(role)
+        .ok_or_else(|| bad(format!("{role} is not loaded")))?;
+    if pending.version.get() != current.version.get() + 1 {
+        return Err(bad(format!(
+            "the pending {role} v{} does not follow the published v{}: it is stale; sign again",
+            pending.version, current.version
+        )));
+    }
+    let changes = diff(current, &pending);
+    let result = untrusted_result(&untrusted, authority_of(up, role, &delegator)?);
+    let view = PendingView {
+        role: role.to_owned(),
+        version: pending.version.get(),
+        signed: result.signed.iter().cloned().collect(),
+        missing: result.missing.iter().cloned().collect(),
+        threshold: result.threshold.get(),
+        changes,
+    };
+    Ok((untrusted, view, digest))
+}
+
+/// Every pending role version of `location`.
+pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<PendingView>, OpError> {
+    let store = open_store(ctx, location)?;
+    let cache = anchor(ctx, store.as_ref(), pin)?;
+    let mut up = update(ctx, store.as_ref(), cache, false)?;
+    let listing = up
+        .remote()
+        .listing()
+        .cloned()
+        .ok_or_else(|| OpError::NoRepository {
+            location: location.to_string(),
+        })?;
+    let mut out = Vec::new();
+    for f in listing.files.iter().filter(|f| f.pending) {
+        let Some(role) = f
+            .name
+            .strip_suffix(".json")
+            .and_then(|n| n.split_once('.'))
+            .map(|(_, r)| r.to_owned())
+        else {
+            continue;
+        };
+        if version_of(&f.name, &role).is_some() {
+            out.push(review(store.as_ref(), &mut up, &listing, &role)?.1);
+        }
+    }
+    Ok(out)
+}
+
+/// What `approve` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApproveOutcome {
+    /// The version reviewed, with what it changes.
+    pub reviewed: PendingView,
+    /// The commit.
+    pub commit: CommitOutcome,
+}
+
+/// Add this key store's signatures (or `key`'s) to the pending version of `role`.
+/// Refuses when the pending version changed since this command first read it.
+pub fn approve(
+    ctx: &Context,
+    location: &Location,
+    role: &str,
+    key: Option<&str>,
+    pin: &Pin,
+) -> Result<ApproveOutcome, OpError> {
+    let mut first: Option<(Sha256Digest, PendingView)> = None;
+    let (commit, _ours) = transact(
+        ctx,
+        location,
+        pin,
+        false,
+        |up, listing| {
+            let store = open_store(ctx, location)?;
+            let (untrusted, view, digest) = review(store.as_ref(), up, listing, role)?;
+            match &first {
+                None => first = Some((digest, view.clone())),
+                // On a retry the pending version may have gained others' signatures, but
+                // its content must be what was reviewed.
+                Some((_, seen)) if seen.changes != view.changes || seen.version != view.version => {
+                    return Err(bad(format!(
+                        "the pending {role} changed while approving; review it again"
+                    )));
+                }
+                Some(_) => {}
+            }
+            let delegator = up.find_delegator(role).ok().flatten().unwrap_or_default();
+            let authority = authority_of(up, role, &delegator)?;
+            let signers = ctx.signers_at_hand(role, authority.keyids, key)?;
+            let fresh: Vec<_> = signers
+                .iter()
+                .filter(|s| !view.signed.contains(&s.public_key().key_id()))
+                .collect();
+            if fresh.is_empty() {
+                return Err(bad(format!(
+                    "{role} v{} is already signed by every key of yours",
+                    view.version
+                )));
+            }
+            let ours: Vec<KeyId> = fresh.iter().map(|s| s.public_key().key_id()).collect();
+            let mut extra = Vec::new();
+            for s in &fresh {
+                let sig = s
+                    .sign(untrusted.canonical())
+                    .map_err(|e| bad(e.to_string()))?;
+                extra.push(Signature {
+                    keyid: s.public_key().key_id(),
+                    sig: hex::encode(sig),
+                    unrecognized: Unrecognized::new(),
+                });
+            }
+            let mut envelope: serde_json::Value =
+                serde_json::from_slice(untrusted_bytes(&untrusted)?.as_slice())
+                    .map_err(|e| bad(e.to_string()))?;
+            let sigs = envelope["signatures"]
+                .as_array_mut()
+                .ok_or_else(|| bad("no signatures array".into()))?;
+            // Drop invalid signatures by our keys, then add ours.
+            sigs.retain(|x| !ours.iter().any(|k| x["keyid"] == k.0));
+            for s in &extra {
+                sigs.push(serde_json::to_value(s).map_err(|e| bad(e.to_string()))?);
+            }
+            let bytes = serde_json::to_vec(&envelope).map_err(|e| bad(e.to_string()))?;
+            let merged = Untrusted::parse(role, bytes.clone()).map_err(|e| bad(e.to_string()))?;
+            let signatures = untrusted_result(&merged, authority);
+            Ok((
+                vec![RoleChange {
+                    role: role.to_owned(),
+                    version: view.version,
+                    bytes,
+                    signatures,
+                }],
+                vec![],
+                ours,
+            ))
+        },
+        |store, ours| has_signatures(store, role, ours),
+    )?;
+    let reviewed = first
+        .map(|(_, v)| v)
+        .ok_or_else(|| bad("nothing reviewed".into()))?;
+    Ok(ApproveOutcome { reviewed, commit })
+}
+
+fn untrusted_bytes(u: &Untrusted) -> Result<Vec<u8>, OpError> {
+    let v = serde_json::json!({ "signatures": u.signatures(), "signed": u.signed() });
+    serde_json::to_vec(&v).map_err(|e| bad(e.to_string()))
+}
+
+/// Does the newest version of `role` in the store carry signatures by `keys`?
+fn has_signatures(store: &dyn Store, role: &str, keys: &[KeyId]) -> Result<bool, OpError> {
+    let Some(listing) = store.listing()? else {
+        return Ok(false);
+    };
+    let Some(newest) = listing
+        .files
+        .iter()
+        .filter(|f| version_of(&f.name, role).is_some())
+        .max_by_key(|f| version_of(&f.name, role))
+    else {
+        return Ok(false);
+    };
+    let bytes = store.read_file(newest, crate::tuf::client::Limits::default().targets)?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let sigs = v["signatures"].as_array().cloned().unwrap_or_default();
+    Ok(keys.iter().all(|k| sigs.iter().any(|s| s["keyid"] == k.0)))
+}
+
+/// Re-sign snapshot and timestamp with the publisher key (fresh expiry), promoting
+/// every fully signed pending version.
+pub fn refresh(ctx: &Context, location: &Location, pin: &Pin) -> Result<CommitOutcome, OpError> {
+    let (outcome, ()) = transact(
+        ctx,
+        location,
+        pin,
+        true,
+        |up, _| {
+            // Load every role so complete pending versions can be checked against
+            // their delegators.
+            up.load_delegation_tree()
+                .map_err(|source| OpError::Update {
+                    location: location.to_string(),
+                    source,
+                })?;
+            Ok((vec![], vec![], ()))
+        },
+        |_, ()| Ok(true),
+    )?;
+    Ok(outcome)
+}

@@ -1,0 +1,324 @@
+//! `warrant delegation add | remove | list`: who may vouch for which tags.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+
+use serde::Serialize;
+
+use crate::crypto::KeyId;
+use crate::store::Location;
+use crate::tuf::editor::{self, lifetime};
+use crate::tuf::metadata::{
+    DelegatedRole, Delegations, Key, TOP_LEVEL_ROLES, Targets, Unrecognized,
+};
+
+use super::edit::{CommitOutcome, RoleChange, authority_of, sign_role, transact};
+use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
+use super::{Context, OpError};
+
+/// What `delegation add` creates.
+#[derive(Debug, Clone)]
+pub struct NewDelegation {
+    /// The new role's name.
+    pub role: String,
+    /// Its keys (id, prefix or name in the key store).
+    pub keys: Vec<String>,
+    /// Distinct signatures required.
+    pub threshold: u64,
+    /// Tag patterns it may sign (default `*`: every tag).
+    pub paths: Vec<String>,
+    /// Stop the search at this role when its paths match.
+    pub terminating: bool,
+    /// The delegating role (default `targets`).
+    pub from: Option<String>,
+}
+
+fn bad(msg: String) -> OpError {
+    OpError::InvalidArgument(msg)
+}
+
+/// A role name: 1–64 of `[A-Za-z0-9._-]`, not a top-level role, not `.`/`..`.
+fn check_role_name(role: &str) -> Result<(), OpError> {
+    let ok = !role.is_empty()
+        && role.len() <= 64
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && role != "."
+        && role != ".."
+        && !TOP_LEVEL_ROLES.contains(&role);
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "invalid role name {role:?}: use 1 to 64 letters, digits, '.', '_' or '-', and not root/targets/snapshot/timestamp"
+        )))
+    }
+}
+
+/// A pattern some target could match: targets are tags (`[A-Za-z0-9_][A-Za-z0-9._-]*`)
+/// or digests (`sha256:<hex>`), so a pattern with other characters, a `/`, or
+/// nothing in it can never match and is refused.
+pub fn check_pattern(p: &str) -> Result<(), OpError> {
+    let ok = !p.is_empty()
+        && p.len() <= 256
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:*?[]!".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "path pattern {p:?} can never match a tag or digest (allowed: letters, digits, . _ - : and the globs * ? [...])"
+        )))
+    }
+}
+
+/// Add a delegation (signed by the delegator's keys; the new role's empty first
+/// version signed by its own keys, a threshold of which must be in this key store).
+pub fn add(
+    ctx: &Context,
+    location: &Location,
+    d: &NewDelegation,
+    pin: &Pin,
+) -> Result<CommitOutcome, OpError> {
+    check_role_name(&d.role)?;
+    let paths = if d.paths.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        d.paths.clone()
+    };
+    for p in &paths {
+        check_pattern(p)?;
+    }
+    let mut infos = Vec::new();
+    for k in &d.keys {
+        let info = ctx.keys.find(k)?;
+        if infos
+            .iter()
+            .any(|i: &crate::crypto::keystore::KeyInfo| i.keyid == info.keyid)
+        {
+            return Err(bad(format!("key {k} is given twice")));
+        }
+        infos.push(info);
+    }
+    if d.threshold == 0 || d.threshold > infos.len() as u64 {
+        return Err(bad(format!(
+            "--threshold {} must be between 1 and the number of keys ({})",
+            d.threshold,
+            infos.len()
+        )));
+    }
+    let threshold = NonZeroU64::new(d.threshold).ok_or_else(|| bad("threshold 0".into()))?;
+    let parent = d.from.clone().unwrap_or_else(|| "targets".into());
+    let (outcome, ()) = transact(
+        ctx,
+        location,
+        pin,
+        false,
+        |up, _| {
+            let loc = location.to_string();
+            let wrap = |source| OpError::Update {
+                location: loc.clone(),
+                source,
+            };
+            if up.find_delegator(&d.role).map_err(wrap)?.is_some() {
+                return Err(bad(format!("{loc} already has a role {:?}", d.role)));
+            }
+            let grand = up
+                .find_delegator(&parent)
+                .map_err(wrap)?
+                .ok_or_else(|| bad(format!("{loc} has no role {parent:?} to delegate from")))?;
+            let current = up
+                .trusted()
+                .targets(&parent)
+                .ok_or_else(|| bad(format!("{parent} is not loaded")))?;
+            let mut next: Targets = (**current).clone();
+            let dels = next.delegations.get_or_insert_with(|| Delegations {
+                keys: BTreeMap::new(),
+                roles: Some(Vec::new()),
+                succinct_roles: None,
+                unrecognized: Unrecognized::new(),
+            });
+            if dels.succinct_roles.is_some() {
+                return Err(bad(format!(
+                    "{parent} delegates to hash bins; it cannot also delegate by name"
+                )));
+            }
+            let mut keyids: Vec<KeyId> = Vec::new();
+            for info in &infos {
+                let public = info.public_key().map_err(|e| bad(e.to_string()))?;
+                dels.keys
+                    .insert(info.keyid.clone(), Key::from_public(&public));
+                keyids.push(info.keyid.clone());
+            }
+            dels.roles.get_or_insert_with(Vec::new).push(DelegatedRole {
+                name: d.role.clone(),
+                keyids,
+                threshold,
+                terminating: d.terminating,
+                paths: Some(paths.clone()),
+                path_hash_prefixes: None,
+                unrecognized: Unrecognized::new(),
+            });
+            next.version = editor::bump(current.version, "targets")?;
+            next.expires = editor::expiry_in(ctx.now, lifetime::targets()).max(current.expires);
+            let parent_change = sign_role(
+                ctx,
+                &parent,
+                &next,
+                authority_of(up, &parent, &grand)?,
+                &[],
+                None,
+            )?;
+            // The new role's first version, checked against the delegation just made.
+            let first = Targets::empty(
+                NonZeroU64::MIN,
+                editor::expiry_in(ctx.now, lifetime::targets()),
+            );
+            let role_change = sign_new_role(ctx, &d.role, &first, &next)?;
+            if !role_change.is_complete() {
+                return Err(OpError::MissingSigningKeys {
+                    role: d.role.clone(),
+                    have: role_change.signatures.signed.len(),
+                    threshold: threshold.get(),
+                    needed: "the role's own keys (its first version must be signed by them)".into(),
+                });
+            }
+            Ok((vec![role_change, parent_change], vec![], ()))
+        },
+        |_, ()| Ok(true),
+    )?;
+    Ok(outcome)
+}
+
+fn sign_new_role(
+    ctx: &Context,
+    role: &str,
+    first: &Targets,
+    parent: &Targets,
+) -> Result<RoleChange, OpError> {
+    let authority =
+        crate::tuf::trusted::delegated_authority(parent, role).map_err(|e| bad(e.to_string()))?;
+    super::edit::sign_role(ctx, role, first, authority, &[], None)
+}
+
+/// Remove the delegation to `role` (its targets are no longer trusted).
+pub fn remove(
+    ctx: &Context,
+    location: &Location,
+    role: &str,
+    pin: &Pin,
+) -> Result<CommitOutcome, OpError> {
+    let (outcome, ()) = transact(
+        ctx,
+        location,
+        pin,
+        false,
+        |up, _| {
+            let loc = location.to_string();
+            let wrap = |source| OpError::Update {
+                location: loc.clone(),
+                source,
+            };
+            let parent = up
+                .find_delegator(role)
+                .map_err(wrap)?
+                .filter(|p| p != "root")
+                .ok_or_else(|| bad(format!("{loc} has no delegated role {role:?}")))?;
+            let grand = up
+                .find_delegator(&parent)
+                .map_err(wrap)?
+                .unwrap_or_else(|| "root".into());
+            let current = up
+                .trusted()
+                .targets(&parent)
+                .ok_or_else(|| bad(format!("{parent} is not loaded")))?;
+            let mut next: Targets = (**current).clone();
+            if let Some(dels) = next.delegations.as_mut()
+                && let Some(roles) = dels.roles.as_mut()
+            {
+                roles.retain(|r| r.name != role);
+                let used: Vec<KeyId> = roles.iter().flat_map(|r| r.keyids.clone()).collect();
+                dels.keys.retain(|k, _| used.contains(k));
+            }
+            next.version = editor::bump(current.version, "targets")?;
+            next.expires = editor::expiry_in(ctx.now, lifetime::targets()).max(current.expires);
+            let change = sign_role(
+                ctx,
+                &parent,
+                &next,
+                authority_of(up, &parent, &grand)?,
+                &[],
+                None,
+            )?;
+            let removed = if change.is_complete() {
+                vec![role.to_owned()]
+            } else {
+                vec![]
+            };
+            Ok((vec![change], removed, ()))
+        },
+        |_, ()| Ok(true),
+    )?;
+    Ok(outcome)
+}
+
+/// One delegated role as `delegation list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleView {
+    /// The role.
+    pub role: String,
+    /// Who delegates to it.
+    pub delegator: String,
+    /// Its keys.
+    pub keyids: Vec<KeyId>,
+    /// Its threshold.
+    pub threshold: u64,
+    /// Tag patterns.
+    pub paths: Vec<String>,
+    /// Whether the search stops there.
+    pub terminating: bool,
+    /// Its current version.
+    pub version: u64,
+    /// How many targets it signs.
+    pub targets: usize,
+}
+
+/// Every delegated role, in search order (verified).
+pub fn list(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<RoleView>, OpError> {
+    let store = open_store(ctx, location)?;
+    let cache = anchor(ctx, store.as_ref(), pin)?;
+    let mut up: TrustedUpdater<'_> = update(ctx, store.as_ref(), cache, true)?;
+    let order = up
+        .load_delegation_tree()
+        .map_err(|source| OpError::Update {
+            location: location.to_string(),
+            source,
+        })?;
+    let mut out = Vec::new();
+    for (role, parent) in order.into_iter().filter(|(r, _)| r != "targets") {
+        let (Some(p), Some(t)) = (up.trusted().targets(&parent), up.trusted().targets(&role))
+        else {
+            continue;
+        };
+        let Some(entry) = p
+            .delegations
+            .as_ref()
+            .and_then(|d| d.roles.as_ref())
+            .and_then(|rs| rs.iter().find(|r| r.name == role))
+        else {
+            continue;
+        };
+        out.push(RoleView {
+            role: role.clone(),
+            delegator: parent,
+            keyids: entry.keyids.clone(),
+            threshold: entry.threshold.get(),
+            paths: entry.paths.clone().unwrap_or_default(),
+            terminating: entry.terminating,
+            version: t.version.get(),
+            targets: t.targets.len(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,498 @@
+//! Changing a repository: new versions of targets roles, signed by the keys at hand,
+//! published either into snapshot and timestamp (threshold met and the publisher key
+//! at hand) or as *pending* layers that verifiers never see (DESIGN §3), retried
+//! against concurrent writers.
+//!
+//! Every command that edits (sign, approve, delegation add/remove, refresh) builds a
+//! list of [`RoleChange`]s from the trusted state and hands them to [`commit`].
+
+use std::collections::BTreeMap;
+use std::time::Duration as StdDuration;
+
+use serde::Serialize;
+
+use crate::crypto::{KeyId, SecretKey};
+use crate::digest::Sha256Digest;
+use crate::store::{Listing, NewFile, Store, StoreError, StoreErrorKind, StoredFile};
+use crate::tuf::client::LocalState as _;
+use crate::tuf::editor::{self, lifetime};
+use crate::tuf::metadata::{Signature, Targets};
+use crate::tuf::trusted::delegated_authority;
+use crate::tuf::verify::{Authority, Untrusted, VerificationResult, check_threshold, short_id};
+
+use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
+use super::{Context, OpError, as_signers};
+
+/// Publish attempts before giving up on a busy repository.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// A new version of one targets role, already signed by the keys at hand.
+#[derive(Debug, Clone)]
+pub struct RoleChange {
+    /// The role.
+    pub role: String,
+    /// Its new version.
+    pub version: u64,
+    /// The envelope bytes.
+    pub bytes: Vec<u8>,
+    /// Who signed and who is missing, against the delegator's keys.
+    pub signatures: VerificationResult,
+}
+
+impl RoleChange {
+    /// True when the threshold is met.
+    pub fn is_complete(&self) -> bool {
+        self.signatures.is_met()
+    }
+}
+
+/// What a commit did with each role.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleStatus {
+    /// The role.
+    pub role: String,
+    /// The version written.
+    pub version: u64,
+    /// `published` (in snapshot), `pending` (needs signatures) or `ready` (fully
+    /// signed, waiting for a holder of the publisher key to run `warrant refresh`).
+    pub state: &'static str,
+    /// Valid signatures.
+    pub signed: usize,
+    /// The threshold.
+    pub threshold: u64,
+    /// Key ids that could still sign.
+    pub missing: Vec<KeyId>,
+}
+
+/// The result of a commit.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitOutcome {
+    /// Per changed or promoted role.
+    pub roles: Vec<RoleStatus>,
+    /// The new `warrant.tuf` digest.
+    pub published: Sha256Digest,
+    /// Whether snapshot and timestamp were re-signed.
+    pub snapshot_updated: bool,
+    /// Attempts needed.
+    pub attempts: u32,
+}
+
+/// The delegator of `role` and the keys it authorizes, from the trusted state.
+pub fn authority_of<'a>(
+    up: &'a TrustedUpdater<'_>,
+    role: &str,
+    delegator: &str,
+) -> Result<Authority<'a>, OpError> {
+    let trusted = up.trusted();
+    if delegator == "root" {
+        let root = trusted.root();
+        let r = root
+            .roles
+            .get(role)
+            .ok_or_else(|| OpError::InvalidArgument(format!("root has no {role} role")))?;
+        return Ok(Authority {
+            keys: &root.keys,
+            keyids: &r.keyids,
+            threshold: r.threshold,
+        });
+    }
+    let parent = trusted
+        .targets(delegator)
+        .ok_or_else(|| OpError::InvalidArgument(format!("delegator {delegator} is not loaded")))?;
+    delegated_authority(parent, role).map_err(|e| OpError::InvalidArgument(e.to_string()))
+}
+
+/// Sign `targets` as `role` with every key at hand that `authority` lists (or only
+/// `only`), keeping `keep` (valid signatures of the same content, for approvals).
+pub fn sign_role(
+    ctx: &Context,
+    role: &str,
+    targets: &Targets,
+    authority: Authority<'_>,
+    keep: &[Signature],
+    only: Option<&str>,
+) -> Result<RoleChange, OpError> {
+    let signers = ctx.signers_at_hand(role, authority.keyids, only)?;
+    let bytes = editor::sign(targets, &as_signers(&signers))?;
+    let bytes = if keep.is_empty() {
+        bytes
+    } else {
+        merge_signatures(&bytes, keep)?
+    };
+    let untrusted = Untrusted::parse(role, bytes.clone())
+        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    let signatures = untrusted_result(&untrusted, authority);
+    Ok(RoleChange {
+        role: role.to_owned(),
+        version: targets.version.get(),
+        bytes,
+        signatures,
+    })
+}
+
+/// Who signed `untrusted` validly under `authority`.
+pub fn untrusted_result(untrusted: &Untrusted, authority: Authority<'_>) -> VerificationResult {
+    check_threshold(untrusted.canonical(), untrusted.signatures(), authority)
+}
+
+/// Add `extra` signatures to an envelope (skipping key ids already present).
+fn merge_signatures(bytes: &[u8], extra: &[Signature]) -> Result<Vec<u8>, OpError> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    let sigs = v["signatures"]
+        .as_array_mut()
+        .ok_or_else(|| OpError::InvalidArgument("no signatures".into()))?;
+    for s in extra {
+        if !sigs.iter().any(|x| x["keyid"] == s.keyid.0) {
+            sigs.push(
+                serde_json::to_value(s).map_err(|e| OpError::InvalidArgument(e.to_string()))?,
+            );
+        }
+    }
+    serde_json::to_vec(&v).map_err(|e| OpError::InvalidArgument(e.to_string()))
+}
+
+/// Is `name` the file of `role` at some version (`N.role.json`)?
+pub fn version_of(name: &str, role: &str) -> Option<u64> {
+    let v = name.strip_suffix(&format!(".{role}.json"))?;
+    v.parse()
+        .ok()
+        .filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The pending file of `role` in `listing`, if any.
+pub fn pending_of<'l>(listing: &'l Listing, role: &str) -> Option<&'l StoredFile> {
+    listing
+        .files
+        .iter()
+        .find(|f| f.pending && version_of(&f.name, role).is_some())
+}
+
+/// Exponential backoff with full jitter: 0..(25ms · 2^attempt), capped at 2 s.
+pub fn backoff(attempt: u32) -> StdDuration {
+    let cap = (25u64 << attempt.min(6)).min(2000);
+    let mut b = [0u8; 8];
+    let r = getrandom::fill(&mut b)
+        .map(|_| u64::from_le_bytes(b))
+        .unwrap_or(cap / 2);
+    StdDuration::from_millis(r % cap.max(1))
+}
+
+/// Run `edit` against the current trusted state of `location` and commit what it
+/// returns, retrying from the new state when another writer publishes meanwhile
+/// (and, on stores without compare-and-swap, when `survived` says after a re-read
+/// that the change was overwritten).
+pub fn transact<T>(
+    ctx: &Context,
+    location: &crate::store::Location,
+    pin: &Pin,
+    resign: bool,
+    mut edit: impl FnMut(
+        &mut TrustedUpdater<'_>,
+        &Listing,
+    ) -> Result<(Vec<RoleChange>, Vec<String>, T), OpError>,
+    survived: impl Fn(&dyn Store, &T) -> Result<bool, OpError>,
+) -> Result<(CommitOutcome, T), OpError> {
+    let store = open_store(ctx, location)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let cache = anchor(ctx, store.as_ref(), pin)?;
+        if attempt > 1 {
+            // Another writer won a race: take the store's state as it is now.
+            cache.forget_all_but_root();
+        }
+        let mut up = update(ctx, store.as_ref(), cache, false)?;
+        let listing = up
+            .remote()
+            .listing()
+            .cloned()
+            .ok_or_else(|| OpError::NoRepository {
+                location: location.to_string(),
+            })?;
+        let (changes, removed, extra) = edit(&mut up, &listing)?;
+        let result = commit(
+            ctx,
+            store.as_ref(),
+            &mut up,
+            &listing,
+            changes,
+            &removed,
+            resign,
+        )
+        .and_then(|mut out| {
+            if store.publish_is_atomic() {
+                return Ok(out);
+            }
+            // Longer than the gap between a concurrent writer's last check and its PUT.
+            std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
+            if survived(store.as_ref(), &extra)? {
+                out.attempts = attempt;
+                Ok(out)
+            } else {
+                Err(OpError::Store(StoreError::new(
+                    StoreErrorKind::Conflict,
+                    store.location(),
+                    "warrant.tuf",
+                    "a concurrent writer overwrote this change",
+                )))
+            }
+        });
+        match result {
+            Ok(mut out) => {
+                out.attempts = attempt;
+                return Ok((out, extra));
+            }
+            Err(OpError::Store(e))
+                if e.kind == StoreErrorKind::Conflict && attempt < MAX_ATTEMPTS =>
+            {
+                tracing::info!(attempt, "another writer published meanwhile; retrying");
+                std::thread::sleep(backoff(attempt));
+            }
+            Err(OpError::Store(e)) if e.kind == StoreErrorKind::Conflict => {
+                return Err(OpError::TooManyConflicts {
+                    location: location.to_string(),
+                    attempts: attempt,
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Pending files in `listing` that are now complete and the next version of their
+/// role: `warrant refresh` (or any commit with the publisher key) promotes them.
+fn ready_pending(
+    store: &dyn Store,
+    up: &TrustedUpdater<'_>,
+    listing: &Listing,
+    changed: &[RoleChange],
+) -> Result<Vec<RoleChange>, OpError> {
+    let mut out = Vec::new();
+    for f in listing.files.iter().filter(|f| f.pending) {
+        let Some((v, role)) = f.name.strip_suffix(".json").and_then(|n| n.split_once('.')) else {
+            continue;
+        };
+        let (Ok(version), role) = (v.parse::<u64>(), role.to_owned()) else {
+            continue;
+        };
+        if changed.iter().any(|c| c.role == role) {
+            continue;
+        }
+        let current = up.trusted().snapshot_meta(&role).map(|m| m.version.get());
+        if current.is_some_and(|c| c + 1 != version) {
+            continue;
+        }
+        let Some(delegator) = delegator_in_tree(up, &role) else {
+            continue;
+        };
+        let Ok(authority) = authority_of(up, &role, &delegator) else {
+            continue;
+        };
+        let bytes = store.read_file(f, crate::tuf::client::Limits::default().targets)?;
+        let Ok(untrusted) = Untrusted::parse(&role, bytes.clone()) else {
+            continue;
+        };
+        let signatures = untrusted_result(&untrusted, authority);
+        if signatures.is_met() {
+            out.push(RoleChange {
+                role,
+                version,
+                bytes,
+                signatures,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The loaded role that delegates to `role`, if any.
+fn delegator_in_tree(up: &TrustedUpdater<'_>, role: &str) -> Option<String> {
+    if role == "targets" {
+        return Some("root".into());
+    }
+    // Only roles already trusted in this process are considered.
+    let snapshot = up.trusted().snapshot()?;
+    snapshot
+        .meta
+        .keys()
+        .filter_map(|k| k.strip_suffix(".json"))
+        .find(|parent| {
+            up.trusted()
+                .targets(parent)
+                .is_some_and(|t| delegated_authority(t, role).is_ok())
+        })
+        .map(str::to_owned)
+}
+
+/// Publish `changes` (and drop `removed` roles): complete changes go into a new
+/// snapshot and timestamp when the publisher keys are at hand, everything else as a
+/// pending layer. Existing complete pending versions are promoted on the way.
+pub fn commit(
+    ctx: &Context,
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    changes: Vec<RoleChange>,
+    removed: &[String],
+    resign: bool,
+) -> Result<CommitOutcome, OpError> {
+    let trusted = up.trusted();
+    let root = trusted.root();
+    let (Some(snapshot), Some(timestamp)) = (trusted.snapshot(), trusted.timestamp()) else {
+        return Err(OpError::NoRepository {
+            location: store.location().to_string(),
+        });
+    };
+    let mut changes = changes;
+    changes.extend(ready_pending(store, up, listing, &changes)?);
+    let complete: Vec<&RoleChange> = changes.iter().filter(|c| c.is_complete()).collect();
+    let key_ids = |role: &str| {
+        root.roles
+            .get(role)
+            .map(|r| (r.keyids.clone(), r.threshold.get()))
+            .unwrap_or_default()
+    };
+    let (snap_ids, snap_threshold) = key_ids("snapshot");
+    let (ts_ids, ts_threshold) = key_ids("timestamp");
+    let publisher: Option<(Vec<SecretKey>, Vec<SecretKey>)> =
+        if complete.is_empty() && removed.is_empty() && !resign {
+            None
+        } else {
+            match (
+                ctx.signers_for("snapshot", &snap_ids, snap_threshold, None),
+                ctx.signers_for("timestamp", &ts_ids, ts_threshold, None),
+            ) {
+                (Ok(s), Ok(t)) => Some((s, t)),
+                (Err(OpError::MissingSigningKeys { .. }), _)
+                | (_, Err(OpError::MissingSigningKeys { .. })) => None,
+                (Err(e), _) | (_, Err(e)) => return Err(e),
+            }
+        };
+    let promote = publisher.is_some();
+    if (!removed.is_empty() || resign) && !promote {
+        return Err(OpError::MissingSigningKeys {
+            role: "snapshot".into(),
+            have: 0,
+            threshold: snap_threshold,
+            needed: snap_ids
+                .iter()
+                .map(|k| short_id(&k.0).to_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+
+    let now = ctx.now;
+    let mut files: Vec<NewFile> = Vec::new();
+    let mut statuses = Vec::new();
+    let published_roles: Vec<&str> = if promote {
+        complete.iter().map(|c| c.role.as_str()).collect()
+    } else {
+        vec![]
+    };
+    let touched: Vec<&str> = changes.iter().map(|c| c.role.as_str()).collect();
+    for f in &listing.files {
+        let Some((_, role)) = f
+            .name
+            .strip_suffix(".json")
+            .and_then(|n| n.split_once('.'))
+            .or_else(|| (f.name == "timestamp.json").then_some(("", "timestamp")))
+        else {
+            continue;
+        };
+        let drop = (f.pending && touched.contains(&role))
+            || (!f.pending && published_roles.contains(&role))
+            || removed.iter().any(|r| r == role)
+            || (promote && (role == "snapshot" || role == "timestamp"));
+        if !drop {
+            files.push(NewFile {
+                name: f.name.clone(),
+                bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
+                pending: f.pending,
+            });
+        }
+    }
+    for c in &changes {
+        let published = promote && c.is_complete();
+        files.push(NewFile {
+            name: format!("{}.{}.json", c.version, c.role),
+            bytes: c.bytes.clone(),
+            pending: !published,
+        });
+        statuses.push(RoleStatus {
+            role: c.role.clone(),
+            version: c.version,
+            state: if published {
+                "published"
+            } else if c.is_complete() {
+                "ready"
+            } else {
+                "pending"
+            },
+            signed: c.signatures.signed.len(),
+            threshold: c.signatures.threshold.get(),
+            missing: c.signatures.missing.iter().cloned().collect(),
+        });
+    }
+    let mut new_meta: Option<(Vec<u8>, Vec<u8>)> = None;
+    if let Some((snap_signers, ts_signers)) = &publisher {
+        let mut meta: BTreeMap<_, _> = snapshot.meta.clone();
+        for r in removed {
+            meta.remove(&format!("{r}.json"));
+        }
+        for c in complete.iter() {
+            let v = std::num::NonZeroU64::new(c.version)
+                .ok_or(crate::tuf::editor::EditorError::Overflow("role"))?;
+            meta.insert(format!("{}.json", c.role), editor::meta_for(v, &c.bytes));
+        }
+        let snap_version = editor::bump(snapshot.version, "snapshot")?;
+        let snap = editor::new_snapshot(
+            snap_version,
+            editor::expiry_in(now, lifetime::snapshot()),
+            meta,
+        );
+        let snap_bytes = editor::sign(&snap, &as_signers(snap_signers))?;
+        let ts = editor::new_timestamp(
+            editor::bump(timestamp.version, "timestamp")?,
+            editor::expiry_in(now, lifetime::timestamp()),
+            snap_version,
+            &snap_bytes,
+        );
+        let ts_bytes = editor::sign(&ts, &as_signers(ts_signers))?;
+        files.push(NewFile {
+            name: format!("{snap_version}.snapshot.json"),
+            bytes: snap_bytes.clone(),
+            pending: false,
+        });
+        files.push(NewFile {
+            name: "timestamp.json".into(),
+            bytes: ts_bytes.clone(),
+            pending: false,
+        });
+        new_meta = Some((snap_bytes, ts_bytes));
+    }
+    let published = store.publish(&files, Some(&listing.digest))?;
+    // Our own trusted state follows what we published (verified again next time).
+    if let Some((snap, ts)) = new_meta {
+        let cache = up.local_mut();
+        let persist = |cache: &mut crate::cache::TrustCache, role: &str, bytes: &[u8]| {
+            cache.persist(role, bytes).map_err(|e| OpError::Update {
+                location: store.location().to_string(),
+                source: e.into(),
+            })
+        };
+        persist(cache, "timestamp", &ts)?;
+        persist(cache, "snapshot", &snap)?;
+        for c in complete.iter() {
+            persist(cache, &c.role, &c.bytes)?;
+        }
+        cache.set_listing_digest(&published)?;
+    }
+    Ok(CommitOutcome {
+        roles: statuses,
+        published,
+        snapshot_updated: promote,
+        attempts: 1,
+    })
+}

@@ -1,0 +1,219 @@
+//! The verify policy: which repositories are trusted, anchored how, and which roles
+//! must all have signed an image (TOML, `--policy FILE` or `$WARRANT_HOME/policy.toml`).
+//!
+//! ```toml
+//! [[repository]]
+//! match = "localhost:5000/team/*"   # glob on REGISTRY/REPOSITORY; `*` stays within one `/` segment
+//! root-keyids = ["<hex>", "..."]     # or: root = "path/1.root.json" (relative to this file)
+//! require-roles = ["qa", "prod"]     # each must sign the same digest for the tag
+//! tofu = false                       # trust on first use only when true
+//! ```
+//!
+//! The first matching entry applies; a repository no entry matches is refused.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ops::trust::Pin;
+use crate::store::Location;
+use crate::tuf::delegation::path_matches;
+
+/// Largest policy file read.
+const MAX_POLICY: u64 = 1024 * 1024;
+
+/// A policy file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// Unreadable.
+    #[error("policy {path}: {detail}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// Not valid TOML or not the expected shape.
+    #[error("policy {path} is invalid: {detail}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (line and column).
+        detail: String,
+    },
+}
+
+/// What happens to a repository that no entry matches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Default_ {
+    /// Refuse it (the default: fail closed).
+    #[default]
+    Deny,
+    /// Let it through unverified (an explicit opt-out, for hosts that must pull
+    /// images no policy covers).
+    Allow,
+}
+
+/// One `[[repository]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Entry {
+    /// Glob on `REGISTRY/REPOSITORY` (or `oci:PATH` for layouts).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// Root key ids to pin (prefixes of 8+ hex digits allowed).
+    #[serde(default)]
+    pub root_keyids: Vec<String>,
+    /// A root.json to pin, relative to the policy file.
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+    /// Roles that must each have signed the same digest.
+    #[serde(default)]
+    pub require_roles: Vec<String>,
+    /// Trust the repository's first root on first use.
+    #[serde(default)]
+    pub tofu: bool,
+}
+
+/// A policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// What to do with repositories no entry matches.
+    #[serde(default)]
+    pub default: Default_,
+    /// The entries, first match wins.
+    #[serde(default)]
+    pub repository: Vec<Entry>,
+    /// Where the file lives (relative `root` paths resolve against it).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl Policy {
+    /// Read and check `path`.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        use std::io::Read as _;
+        let read = |detail: String| PolicyError::Read {
+            path: path.to_owned(),
+            detail,
+        };
+        let f = std::fs::File::open(path).map_err(|e| read(e.to_string()))?;
+        let mut text = String::new();
+        f.take(MAX_POLICY + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| read(e.to_string()))?;
+        if text.len() as u64 > MAX_POLICY {
+            return Err(read("larger than 1 MiB".into()));
+        }
+        Self::parse(&text, path)
+    }
+
+    /// Parse policy text (`path` for messages and relative roots).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PolicyError> {
+        let invalid = |detail: String| PolicyError::Invalid {
+            path: path.to_owned(),
+            detail,
+        };
+        let mut policy: Policy = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        for e in &policy.repository {
+            let anchors = usize::from(!e.root_keyids.is_empty())
+                + usize::from(e.root.is_some())
+                + usize::from(e.tofu);
+            if anchors != 1 {
+                return Err(invalid(format!(
+                    "entry {:?} must name exactly one trust anchor: root-keyids, root, or tofu = true",
+                    e.pattern
+                )));
+            }
+            if e.pattern.is_empty() {
+                return Err(invalid("an entry has an empty match".into()));
+            }
+        }
+        policy.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(policy)
+    }
+
+    /// The first entry matching `location`.
+    pub fn entry_for(&self, location: &Location) -> Option<&Entry> {
+        let name = location.to_string();
+        self.repository
+            .iter()
+            .find(|e| path_matches(&e.pattern, &name))
+    }
+
+    /// The pin an entry gives.
+    pub fn pin(&self, entry: &Entry) -> Pin {
+        if let Some(root) = &entry.root {
+            Pin::RootFile(self.dir.join(root))
+        } else if entry.tofu {
+            Pin::FirstUse
+        } else {
+            Pin::KeyIds(entry.root_keyids.clone())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg(r: &str, repo: &str) -> Location {
+        Location::Registry {
+            registry: r.into(),
+            repository: repo.into(),
+        }
+    }
+
+    #[test]
+    fn first_matching_entry_applies() {
+        let p = Policy::parse(
+            r#"
+[[repository]]
+match = "localhost:5000/team/*"
+root-keyids = ["abcdef0123"]
+require-roles = ["qa", "prod"]
+
+[[repository]]
+match = "localhost:5000/*/*"
+root = "roots/1.root.json"
+"#,
+            Path::new("/etc/warrant/policy.toml"),
+        )
+        .expect("parse");
+        let e = p
+            .entry_for(&reg("localhost:5000", "team/app"))
+            .expect("match");
+        assert_eq!(e.require_roles, ["qa", "prod"]);
+        assert!(matches!(p.pin(e), Pin::KeyIds(_)));
+        let e = p
+            .entry_for(&reg("localhost:5000", "other/app"))
+            .expect("second");
+        assert!(
+            matches!(p.pin(e), Pin::RootFile(ref f) if f == Path::new("/etc/warrant/roots/1.root.json"))
+        );
+        assert!(
+            p.entry_for(&reg("localhost:5000", "team/app/sub"))
+                .is_none()
+        );
+        assert!(p.entry_for(&reg("ghcr.io", "team/app")).is_none());
+        assert_eq!(p.default, Default_::Deny);
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_the_reason() {
+        for bad in [
+            "[[repository]]\nmatch = \"x/*\"\n",
+            "[[repository]]\nmatch = \"x/*\"\ntofu = true\nroot-keyids = [\"a\"]\n",
+            "[[repository]]\nmatch = \"x/*\"\ntofu = true\nunknown = 1\n",
+            "default = \"maybe\"\n",
+            "[[repository\n",
+        ] {
+            assert!(Policy::parse(bad, Path::new("p.toml")).is_err(), "{bad}");
+        }
+        let p = Policy::parse("default = \"allow\"\n", Path::new("p.toml")).expect("allow");
+        assert_eq!(p.default, Default_::Allow);
+    }
+}
