@@ -18,6 +18,14 @@ pub enum KeyCommand {
     },
     /// List the keys in the key store.
     List,
+    /// Change the keys or threshold of a role (root rotation for top-level roles).
+    Rotate(super::lifecycle::RotateArgs),
+    /// Remove a key from every role of a repository and re-sign without it.
+    Revoke(super::lifecycle::RevokeArgs),
+    /// Print a key as PEM (the private key stays encrypted).
+    Export(super::lifecycle::ExportKeyArgs),
+    /// Add a PEM key to the key store.
+    Import(super::lifecycle::ImportKeyArgs),
 }
 
 pub fn run(cmd: KeyCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
@@ -29,6 +37,10 @@ pub fn run(cmd: KeyCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError>
             out.report(&info);
         }
         KeyCommand::List => out.report(&ctx.keys.list()?),
+        KeyCommand::Rotate(a) => return super::lifecycle::rotate_run(a, ctx, out),
+        KeyCommand::Revoke(a) => return super::lifecycle::revoke_run(a, ctx, out),
+        KeyCommand::Export(a) => return super::lifecycle::export_key_run(a, ctx, out),
+        KeyCommand::Import(a) => return super::lifecycle::import_key_run(a, ctx, out),
     }
     Ok(0)
 }

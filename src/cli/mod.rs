@@ -5,6 +5,7 @@ mod export;
 mod init;
 mod inspect;
 mod key;
+mod lifecycle;
 pub mod output;
 mod roles;
 mod sign;
@@ -89,6 +90,10 @@ pub enum Command {
     /// Re-sign snapshot and timestamp (fresh expiry) and publish fully signed
     /// pending versions; run it from a CI cron with the publisher key.
     Refresh(roles::RefreshArgs),
+    /// Remove an image's target: verifying it then fails.
+    Unsign(lifecycle::UnsignArgs),
+    /// Every role's version and expiry; exit 1 when one has expired.
+    Status(lifecycle::StatusArgs),
 }
 
 /// How a verifier pins trust on first use (shared by verify, inspect, sign).
@@ -156,6 +161,18 @@ where
     let mut ctx = Context::new(home, PassphraseSource::new(cli.passphrase_file.clone()));
     ctx.network.timeout = std::time::Duration::from_secs(cli.timeout.max(1));
     ctx.network.insecure = cli.insecure_registry.clone();
+    if let Command::Refresh(roles::RefreshArgs {
+        expires: Some(d), ..
+    }) = &cli.command
+    {
+        match crate::ops::parse_duration(d) {
+            Ok(d) => ctx.lifetimes.timestamp = d,
+            Err(e) => {
+                printer.error(&e);
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    }
     let result = dispatch(cli.command, &ctx, &printer);
     match result {
         Ok(code) => ExitCode::from(code),
@@ -178,6 +195,8 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Pending(a) => roles::pending_run(a, ctx, out),
         Command::Approve(a) => roles::approve_run(a, ctx, out),
         Command::Refresh(a) => roles::refresh_run(a, ctx, out),
+        Command::Unsign(a) => lifecycle::unsign_run(a, ctx, out),
+        Command::Status(a) => lifecycle::status_run(a, ctx, out),
     }
 }
 

@@ -300,3 +300,81 @@ impl Report for InRepo<'_, crate::ops::approve::ApproveOutcome> {
         s
     }
 }
+
+impl Report for crate::ops::sign::UnsignOutcome {
+    fn human(&self) -> String {
+        format!(
+            "removed target {:?}\n{}",
+            self.target,
+            role_status(&self.status, &self.repository)
+        )
+    }
+}
+
+impl Report for crate::ops::status::Status {
+    fn human(&self) -> String {
+        let mut s = format!("{}\n", self.location);
+        for r in &self.roles {
+            let _ = writeln!(
+                s,
+                "  {:<16} v{:<5} expires {}  {}{}",
+                r.role,
+                r.version,
+                r.expires.format("%Y-%m-%dT%H:%M:%SZ"),
+                r.state,
+                if r.pending { " (pending)" } else { "" }
+            );
+        }
+        match &self.verification_error {
+            None => s.push_str("verifies: yes\n"),
+            Some(e) => {
+                let _ = writeln!(s, "verifies: no: {e}");
+            }
+        }
+        s
+    }
+}
+
+impl Report for InRepo<'_, crate::ops::rotate::RotateOutcome> {
+    fn human(&self) -> String {
+        let r = self.value;
+        let ids: Vec<&str> = r
+            .keyids
+            .iter()
+            .map(|k| crate::tuf::verify::short_id(&k.0))
+            .collect();
+        let mut s = format!("{}: {} of keys {}\n", r.role, r.threshold, ids.join(", "));
+        if let Some(v) = r.root_version {
+            let _ = writeln!(
+                s,
+                "published root v{v} (signed by the old and the new root keys)"
+            );
+        }
+        if let Some(c) = &r.commit {
+            s.push_str(
+                &InRepo {
+                    value: c,
+                    repo: self.repo,
+                }
+                .human(),
+            );
+        }
+        s
+    }
+}
+
+impl Report for InRepo<'_, crate::ops::rotate::RevokeOutcome> {
+    fn human(&self) -> String {
+        let mut s = format!("revoked {}\n", self.value.keyid);
+        for r in &self.value.rotations {
+            s.push_str(
+                &InRepo {
+                    value: r,
+                    repo: self.repo,
+                }
+                .human(),
+            );
+        }
+        s
+    }
+}

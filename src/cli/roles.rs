@@ -164,6 +164,9 @@ pub fn approve_run(a: ApproveArgs, ctx: &Context, out: &Printer) -> Result<u8, O
 pub struct RefreshArgs {
     /// The repository.
     pub repo: String,
+    /// Lifetime of the new timestamp (e.g. 7d, 12h; default 7d).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
     /// Trust anchor on first contact.
     #[command(flatten)]
     pub pin: PinArgs,

@@ -172,6 +172,19 @@ impl PublicKey {
         }
     }
 
+    /// A P-256 key with its PEM written as warrant and securesystemslib write it
+    /// (so the key id is the same wherever the key came from).
+    pub fn from_p256(key: p256::ecdsa::VerifyingKey) -> Result<Self, KeyError> {
+        let pem = key
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| KeyError::MalformedPrivate(e.to_string()))?;
+        Ok(Self::EcdsaP256 {
+            key,
+            pem,
+            legacy_keytype: false,
+        })
+    }
+
     /// The TUF `keytype`.
     pub fn keytype(&self) -> &'static str {
         match self {

@@ -342,6 +342,102 @@ impl KeyStore {
         }
     }
 
+    /// Import a PEM file: an `ENCRYPTED PRIVATE KEY` (decrypted with `pass`, stored
+    /// re-encrypted under it), a plain `PRIVATE KEY` (stored encrypted), or a
+    /// `PUBLIC KEY` (stored public-only: usable in delegations and rotations, not
+    /// for signing).
+    pub fn import(
+        &self,
+        pem: &str,
+        name: &str,
+        pass: &Passphrase,
+    ) -> Result<KeyInfo, KeystoreError> {
+        let malformed = |detail: String| KeystoreError::Malformed {
+            path: PathBuf::from("(imported key)"),
+            detail,
+        };
+        let label = pem
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("-----BEGIN ")
+                    .and_then(|l| l.strip_suffix("-----"))
+            })
+            .ok_or_else(|| malformed("not a PEM file".into()))?;
+        match label {
+            "ENCRYPTED PRIVATE KEY" => {
+                let (_, doc) =
+                    SecretDocument::from_pem(pem).map_err(|e| malformed(e.to_string()))?;
+                let enc = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes())
+                    .map_err(|e| malformed(e.to_string()))?;
+                let plain =
+                    enc.decrypt(pass.0.as_bytes())
+                        .map_err(|_| KeystoreError::WrongPassphrase {
+                            keyid: KeyId("(imported key)".into()),
+                        })?;
+                self.add(&SecretKey::from_pkcs8_der(plain.as_bytes())?, name, pass)
+            }
+            "PRIVATE KEY" => {
+                let (_, doc) =
+                    SecretDocument::from_pem(pem).map_err(|e| malformed(e.to_string()))?;
+                self.add(&SecretKey::from_pkcs8_der(doc.as_bytes())?, name, pass)
+            }
+            "PUBLIC KEY" => {
+                use p256::pkcs8::DecodePublicKey as _;
+                let public = if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
+                    PublicKey::Ed25519(k)
+                } else {
+                    let k = p256::ecdsa::VerifyingKey::from_public_key_pem(pem).map_err(|e| {
+                        malformed(format!("not an Ed25519 or P-256 public key: {e}"))
+                    })?;
+                    PublicKey::from_p256(k)?
+                };
+                self.add_public(&public, name)
+            }
+            other => Err(malformed(format!("unsupported PEM label {other}"))),
+        }
+    }
+
+    /// Store a public key only.
+    pub fn add_public(&self, public: &PublicKey, name: &str) -> Result<KeyInfo, KeystoreError> {
+        self.ensure_dir()?;
+        let info = KeyInfo {
+            keyid: public.key_id(),
+            name: name.to_owned(),
+            keytype: public.keytype().to_owned(),
+            scheme: public.scheme().to_owned(),
+            public: public.public(),
+        };
+        let pub_path = self.dir.join(format!("{}.pub.json", info.keyid));
+        let json = serde_json::to_vec_pretty(&info).map_err(|e| KeystoreError::Malformed {
+            path: pub_path.clone(),
+            detail: e.to_string(),
+        })?;
+        write_private(&self.dir, &pub_path, &json)?;
+        Ok(info)
+    }
+
+    /// The public key as SubjectPublicKeyInfo PEM.
+    pub fn export_public(&self, info: &KeyInfo) -> Result<String, KeystoreError> {
+        use p256::pkcs8::EncodePublicKey as _;
+        let public = info.public_key()?;
+        let pem = match &public {
+            PublicKey::Ed25519(k) => k.to_public_key_pem(LineEnding::LF),
+            PublicKey::EcdsaP256 { key, .. } => key.to_public_key_pem(LineEnding::LF),
+            PublicKey::RsaPss { pem, .. } => Ok(pem.clone()),
+        };
+        pem.map_err(|e| KeystoreError::Key(KeyError::MalformedPrivate(e.to_string())))
+    }
+
+    /// The encrypted private key file (PEM, still encrypted under its passphrase).
+    pub fn export_private(&self, info: &KeyInfo) -> Result<String, KeystoreError> {
+        let path = self.dir.join(format!("{}.key", info.keyid));
+        let bytes = read_capped(&path)?;
+        String::from_utf8(bytes).map_err(|_| KeystoreError::Malformed {
+            path,
+            detail: "not PEM text".into(),
+        })
+    }
+
     /// True when the store holds the private key `keyid`.
     pub fn has(&self, keyid: &KeyId) -> bool {
         self.dir.join(format!("{keyid}.key")).is_file()

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::crypto::KeyId;
 use crate::store::Location;
-use crate::tuf::editor::{self, lifetime};
+use crate::tuf::editor;
 use crate::tuf::metadata::{
     DelegatedRole, Delegations, Key, TOP_LEVEL_ROLES, Targets, Unrecognized,
 };
@@ -161,7 +161,7 @@ pub fn add(
                 unrecognized: Unrecognized::new(),
             });
             next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, lifetime::targets()).max(current.expires);
+            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
             let parent_change = sign_role(
                 ctx,
                 &parent,
@@ -173,7 +173,7 @@ pub fn add(
             // The new role's first version, checked against the delegation just made.
             let first = Targets::empty(
                 NonZeroU64::MIN,
-                editor::expiry_in(ctx.now, lifetime::targets()),
+                editor::expiry_in(ctx.now, ctx.lifetimes.targets),
             );
             let role_change = sign_new_role(ctx, &d.role, &first, &next)?;
             if !role_change.is_complete() {
@@ -242,7 +242,7 @@ pub fn remove(
                 dels.keys.retain(|k, _| used.contains(k));
             }
             next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, lifetime::targets()).max(current.expires);
+            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
             let change = sign_role(
                 ctx,
                 &parent,

@@ -15,7 +15,7 @@ use crate::crypto::{KeyId, SecretKey};
 use crate::digest::Sha256Digest;
 use crate::store::{Listing, NewFile, Store, StoreError, StoreErrorKind, StoredFile};
 use crate::tuf::client::LocalState as _;
-use crate::tuf::editor::{self, lifetime};
+use crate::tuf::editor;
 use crate::tuf::metadata::{Signature, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::{Authority, Untrusted, VerificationResult, check_threshold, short_id};
@@ -449,13 +449,13 @@ pub fn commit(
         let snap_version = editor::bump(snapshot.version, "snapshot")?;
         let snap = editor::new_snapshot(
             snap_version,
-            editor::expiry_in(now, lifetime::snapshot()),
+            editor::expiry_in(now, ctx.lifetimes.snapshot),
             meta,
         );
         let snap_bytes = editor::sign(&snap, &as_signers(snap_signers))?;
         let ts = editor::new_timestamp(
             editor::bump(timestamp.version, "timestamp")?,
-            editor::expiry_in(now, lifetime::timestamp()),
+            editor::expiry_in(now, ctx.lifetimes.timestamp),
             snap_version,
             &snap_bytes,
         );

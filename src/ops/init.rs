@@ -11,7 +11,7 @@ use crate::crypto::{KeyId, KeyType, PublicKey};
 use crate::digest::Sha256Digest;
 use crate::store::{Location, NewFile};
 use crate::tuf::client::LocalState as _;
-use crate::tuf::editor::{self, RoleSpec, lifetime};
+use crate::tuf::editor::{self, RoleSpec};
 use crate::tuf::metadata::Targets;
 
 use super::{Context, OpError, as_signers};
@@ -151,7 +151,7 @@ pub fn init(
         &targets_spec,
         &publisher_spec,
         &publisher_spec,
-        editor::expiry_in(now, lifetime::root()),
+        editor::expiry_in(now, ctx.lifetimes.root),
     );
     let root_ids: Vec<KeyId> = root_infos.iter().map(|i| i.keyid.clone()).collect();
     let root_signers = ctx.signers_for("root", &root_ids, opts.root_threshold.get(), None)?;
@@ -159,14 +159,14 @@ pub fn init(
 
     let targets_signers =
         ctx.signers_for("targets", std::slice::from_ref(&targets.keyid), 1, None)?;
-    let targets_md = Targets::empty(one, editor::expiry_in(now, lifetime::targets()));
+    let targets_md = Targets::empty(one, editor::expiry_in(now, ctx.lifetimes.targets));
     let targets_bytes = editor::sign(&targets_md, &as_signers(&targets_signers))?;
 
     let pub_signers =
         ctx.signers_for("snapshot", std::slice::from_ref(&publisher.keyid), 1, None)?;
     let snapshot = editor::new_snapshot(
         one,
-        editor::expiry_in(now, lifetime::snapshot()),
+        editor::expiry_in(now, ctx.lifetimes.snapshot),
         [(
             "targets.json".to_owned(),
             editor::meta_for(one, &targets_bytes),
@@ -176,7 +176,7 @@ pub fn init(
     let snapshot_bytes = editor::sign(&snapshot, &as_signers(&pub_signers))?;
     let timestamp = editor::new_timestamp(
         one,
-        editor::expiry_in(now, lifetime::timestamp()),
+        editor::expiry_in(now, ctx.lifetimes.timestamp),
         one,
         &snapshot_bytes,
     );

@@ -7,7 +7,9 @@ pub mod edit;
 pub mod export;
 pub mod init;
 pub mod inspect;
+pub mod rotate;
 pub mod sign;
+pub mod status;
 pub mod trust;
 pub mod verify;
 
@@ -44,6 +46,54 @@ impl Default for Network {
     }
 }
 
+/// How long new metadata lives (issue #6 defaults: root and targets a year,
+/// snapshot 30 days, timestamp 7 days).
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Root.
+    pub root: chrono::Duration,
+    /// Targets and delegated roles.
+    pub targets: chrono::Duration,
+    /// Snapshot.
+    pub snapshot: chrono::Duration,
+    /// Timestamp.
+    pub timestamp: chrono::Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        use crate::tuf::editor::lifetime;
+        Self {
+            root: lifetime::root(),
+            targets: lifetime::targets(),
+            snapshot: lifetime::snapshot(),
+            timestamp: lifetime::timestamp(),
+        }
+    }
+}
+
+/// Parse a duration like `7d`, `12h`, `30m`, `90s` or `2w`.
+pub fn parse_duration(s: &str) -> Result<chrono::Duration, OpError> {
+    let bad = || {
+        OpError::InvalidArgument(format!(
+            "invalid duration {s:?}: use e.g. 7d, 12h, 30m, 90s, 2w"
+        ))
+    };
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "s" => chrono::Duration::try_seconds(n),
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        "w" => chrono::Duration::try_weeks(n),
+        _ => None,
+    }
+    .filter(|d| *d > chrono::Duration::zero() && *d <= chrono::Duration::days(3650))
+    .ok_or_else(bad)?;
+    Ok(d)
+}
+
 /// Process-wide settings: where state lives, how to get the passphrase, the time.
 #[derive(Debug)]
 pub struct Context {
@@ -57,6 +107,8 @@ pub struct Context {
     pub now: DateTime<Utc>,
     /// Registry access settings.
     pub network: Network,
+    /// Lifetimes of metadata this process signs.
+    pub lifetimes: Lifetimes,
 }
 
 impl Context {
@@ -68,6 +120,7 @@ impl Context {
             passphrase,
             now: Utc::now(),
             network: Network::default(),
+            lifetimes: Lifetimes::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::digest::Sha256Digest;
 use crate::store::{ImageRef, Store};
 use crate::tuf::delegation::path_matches;
-use crate::tuf::editor::{self, lifetime};
+use crate::tuf::editor;
 use crate::tuf::metadata::{TargetFile, Unrecognized};
 
 use super::edit::{RoleStatus, authority_of, pending_of, sign_role, transact, version_of};
@@ -103,7 +103,7 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
             let mut next = (**current).clone();
             next.targets.insert(target.clone(), file.clone());
             next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, lifetime::targets()).max(current.expires);
+            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
             let change = sign_role(ctx, &role, &next, authority, &[], opts.key.as_deref())?;
             Ok((vec![change], vec![], ()))
         },
@@ -190,4 +190,116 @@ mod tests {
             Some(12)
         );
     }
+}
+
+/// What `unsign` removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnsignOutcome {
+    /// The target path removed.
+    pub target: String,
+    /// The repository.
+    pub repository: String,
+    /// The role's new version and whether it is published or waiting.
+    pub status: RoleStatus,
+    /// The new `warrant.tuf` digest.
+    pub published: Sha256Digest,
+}
+
+/// Remove `image`'s target (its tag, or its digest) from `opts.role`, or from the
+/// role a verifier would find it in: a verify of it then fails.
+pub fn unsign(
+    ctx: &Context,
+    image: &ImageRef,
+    opts: &SignOptions,
+) -> Result<UnsignOutcome, OpError> {
+    let target = image.target_name();
+    let (outcome, role) = transact(
+        ctx,
+        &image.location,
+        &opts.pin,
+        false,
+        |up, listing| {
+            let location = image.location.to_string();
+            let wrap = |source| OpError::Update {
+                location: location.clone(),
+                source,
+            };
+            let role = match &opts.role {
+                Some(r) => r.clone(),
+                None => up
+                    .find_target(&target)
+                    .map_err(wrap)?
+                    .map(|f| f.role)
+                    .ok_or_else(|| OpError::TargetNotSigned {
+                        target: target.clone(),
+                        location: location.clone(),
+                    })?,
+            };
+            let delegator = up.find_delegator(&role).map_err(wrap)?.ok_or_else(|| {
+                OpError::InvalidArgument(format!("{location} has no role {role:?}"))
+            })?;
+            if pending_of(listing, &role).is_some() {
+                return Err(OpError::InvalidArgument(format!(
+                    "{role} has a pending version; approve it first (`warrant pending {location}`)"
+                )));
+            }
+            let current = up
+                .trusted()
+                .targets(&role)
+                .ok_or_else(|| OpError::NoRepository {
+                    location: location.clone(),
+                })?;
+            if !current.targets.contains_key(&target) {
+                return Err(OpError::TargetNotSigned {
+                    target: target.clone(),
+                    location: format!("{location} (role {role})"),
+                });
+            }
+            let mut next = (**current).clone();
+            next.targets.remove(&target);
+            next.version = editor::bump(current.version, "targets")?;
+            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
+            let change = sign_role(
+                ctx,
+                &role,
+                &next,
+                authority_of(up, &role, &delegator)?,
+                &[],
+                opts.key.as_deref(),
+            )?;
+            Ok((vec![change], vec![], role))
+        },
+        // Survived when the newest version of the role no longer lists it.
+        |store, role| newest_lists(store, role, &target).map(|listed| !listed),
+    )?;
+    let status = outcome
+        .roles
+        .iter()
+        .find(|s| s.role == role)
+        .cloned()
+        .ok_or_else(|| OpError::InvalidArgument("nothing was removed".into()))?;
+    Ok(UnsignOutcome {
+        target,
+        repository: image.location.to_string(),
+        status,
+        published: outcome.published,
+    })
+}
+
+/// Does the newest version of `role` in the store list `target` at all?
+fn newest_lists(store: &dyn Store, role: &str, target: &str) -> Result<bool, OpError> {
+    let Some(listing) = store.listing()? else {
+        return Ok(false);
+    };
+    let Some(newest) = listing
+        .files
+        .iter()
+        .filter(|f| version_of(&f.name, role).is_some())
+        .max_by_key(|f| version_of(&f.name, role))
+    else {
+        return Ok(false);
+    };
+    let bytes = store.read_file(newest, crate::tuf::client::Limits::default().targets)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    Ok(value["signed"]["targets"].get(target).is_some())
 }

@@ -1,0 +1,191 @@
+//! `unsign`, `status`, and the key lifecycle commands under `key`.
+use std::path::PathBuf;
+
+use super::PinArgs;
+use super::output::{InRepo, Printer};
+use crate::ops::rotate::{Rotation, revoke, rotate};
+use crate::ops::sign::{SignOptions, unsign};
+use crate::ops::status::status;
+use crate::ops::trust::Pin;
+use crate::ops::{Context, OpError};
+
+fn signer_pin(p: &PinArgs) -> Pin {
+    match p.pin() {
+        Pin::None => Pin::FirstUse,
+        p => p,
+    }
+}
+
+/// `warrant unsign REF`
+#[derive(Debug, clap::Args)]
+pub struct UnsignArgs {
+    /// The image whose target (tag, or digest) to remove.
+    pub reference: String,
+    /// The role to remove it from (default: the role a verifier finds it in).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Sign with this key only.
+    #[arg(long, value_name = "ID")]
+    pub key: Option<String>,
+    /// Trust anchor on first contact.
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+pub fn unsign_run(a: UnsignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+    let image = super::image(&a.reference)?;
+    let opts = SignOptions {
+        role: a.role,
+        key: a.key,
+        pin: signer_pin(&a.pin),
+    };
+    out.report(&unsign(ctx, &image, &opts)?);
+    Ok(0)
+}
+
+/// `warrant status REPO`
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The repository.
+    pub repo: String,
+    /// Trust anchor on first contact (for the verification check).
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+/// Exit 1 when a published role has expired.
+pub fn status_run(a: StatusArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+    let s = status(ctx, &super::location(&a.repo)?, &a.pin.pin())?;
+    for r in s.roles.iter().filter(|r| r.state != "ok" && !r.pending) {
+        out.warn(&format!(
+            "{} v{} {} at {}",
+            r.role,
+            r.version,
+            r.state,
+            r.expires.format("%Y-%m-%dT%H:%M:%SZ")
+        ));
+    }
+    out.report(&s);
+    Ok(if s.any_expired() { 1 } else { 0 })
+}
+
+/// `warrant key rotate REPO --role ROLE ...`
+#[derive(Debug, clap::Args)]
+pub struct RotateArgs {
+    /// The repository.
+    pub repo: String,
+    /// root, targets, snapshot, timestamp, or a delegated role.
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
+    /// A key to remove (repeatable).
+    #[arg(long, value_name = "ID")]
+    pub remove: Vec<String>,
+    /// A key to add (repeatable; a public key in the key store suffices).
+    #[arg(long, value_name = "ID")]
+    pub add: Vec<String>,
+    /// The role's new threshold.
+    #[arg(long, value_name = "N")]
+    pub threshold: Option<u64>,
+    /// Trust anchor on first contact.
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+    if a.remove.is_empty() && a.add.is_empty() && a.threshold.is_none() {
+        return Err(OpError::InvalidArgument(
+            "nothing to change: give --add, --remove or --threshold".into(),
+        ));
+    }
+    let rot = Rotation {
+        role: a.role,
+        remove: a.remove,
+        add: a.add,
+        threshold: a.threshold,
+    };
+    let outcome = rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin))?;
+    out.report(&InRepo {
+        value: &outcome,
+        repo: &a.repo,
+    });
+    Ok(0)
+}
+
+/// `warrant key revoke REPO KEYID`
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    /// The repository.
+    pub repo: String,
+    /// The key to remove from every role.
+    pub keyid: String,
+    /// Trust anchor on first contact.
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+pub fn revoke_run(a: RevokeArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+    let outcome = revoke(
+        ctx,
+        &super::location(&a.repo)?,
+        &a.keyid,
+        &signer_pin(&a.pin),
+    )?;
+    out.report(&InRepo {
+        value: &outcome,
+        repo: &a.repo,
+    });
+    Ok(0)
+}
+
+/// `warrant key export ID`
+#[derive(Debug, clap::Args)]
+pub struct ExportKeyArgs {
+    /// The key (id, prefix or name).
+    pub id: String,
+    /// Export only the public key (SubjectPublicKeyInfo PEM); otherwise the
+    /// private key, still encrypted under its passphrase.
+    #[arg(long)]
+    pub public: bool,
+}
+
+pub fn export_key_run(a: ExportKeyArgs, ctx: &Context, _out: &Printer) -> Result<u8, OpError> {
+    let info = ctx.keys.find(&a.id)?;
+    let pem = if a.public {
+        ctx.keys.export_public(&info)?
+    } else {
+        ctx.keys.export_private(&info)?
+    };
+    print!("{pem}");
+    Ok(0)
+}
+
+/// `warrant key import FILE`
+#[derive(Debug, clap::Args)]
+pub struct ImportKeyArgs {
+    /// A PEM file: ENCRYPTED PRIVATE KEY, PRIVATE KEY or PUBLIC KEY.
+    pub file: PathBuf,
+    /// A label to find the key by.
+    #[arg(long, default_value = "imported")]
+    pub name: String,
+}
+
+pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+    let text = std::fs::read_to_string(&a.file).map_err(|e| OpError::Io {
+        path: a.file.clone(),
+        detail: e.to_string(),
+    })?;
+    let pass = if text.contains("PRIVATE KEY") {
+        Some(ctx.passphrase.get(false)?)
+    } else {
+        None
+    };
+    let info = match pass {
+        Some(p) => ctx.keys.import(&text, &a.name, p)?,
+        None => {
+            let dummy = crate::crypto::keystore::Passphrase::new("unused".into())?;
+            ctx.keys.import(&text, &a.name, &dummy)?
+        }
+    };
+    out.report(&info);
+    Ok(0)
+}

@@ -1,0 +1,470 @@
+//! `warrant key rotate` and `warrant key revoke`: change who may sign a role.
+//!
+//! A top-level role (root, targets, snapshot, timestamp) changes in a new root
+//! version `N+1.root.json`, signed by a threshold of the old root keys *and* of the
+//! new ones, so verifiers that cached any older root follow the chain. The metadata
+//! the new keys now own is re-signed in the same publish (targets with the new
+//! targets keys; snapshot and timestamp always, with the new publisher keys), so
+//! nothing signed only by a removed key stays trusted. A delegated role changes in
+//! its delegator's metadata, and is re-signed by its new keys.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU64;
+
+use serde::Serialize;
+
+use crate::crypto::{KeyId, SecretKey, Signer as _};
+use crate::digest::Sha256Digest;
+use crate::store::{Location, NewFile, StoreErrorKind};
+use crate::tuf::editor;
+use crate::tuf::metadata::{Key, Root, TOP_LEVEL_ROLES, Targets};
+use crate::tuf::trusted::delegated_authority;
+use crate::tuf::verify::short_id;
+
+use super::edit::{CommitOutcome, MAX_ATTEMPTS, authority_of, backoff, sign_role, transact};
+use super::trust::{Pin, anchor, open_store, update};
+use super::{Context, OpError, as_signers};
+
+/// What to change about a role's keys.
+#[derive(Debug, Clone, Default)]
+pub struct Rotation {
+    /// The role.
+    pub role: String,
+    /// Keys to remove (id, 8+ digit prefix, or key-store name).
+    pub remove: Vec<String>,
+    /// Keys to add (from the key store; public keys suffice).
+    pub add: Vec<String>,
+    /// The new threshold (default: unchanged).
+    pub threshold: Option<u64>,
+}
+
+/// What a rotation published.
+#[derive(Debug, Clone, Serialize)]
+pub struct RotateOutcome {
+    /// The role changed.
+    pub role: String,
+    /// Its key ids now.
+    pub keyids: Vec<KeyId>,
+    /// Its threshold now.
+    pub threshold: u64,
+    /// The new root version (top-level roles), if any.
+    pub root_version: Option<u64>,
+    /// The delegator commit (delegated roles), if any.
+    pub commit: Option<CommitOutcome>,
+    /// The new `warrant.tuf` digest.
+    pub published: Option<Sha256Digest>,
+}
+
+fn bad(msg: String) -> OpError {
+    OpError::InvalidArgument(msg)
+}
+
+/// Resolve a key given by the user against the ids of a role (prefix) or the store.
+fn resolve_existing(ctx: &Context, q: &str, keyids: &[KeyId]) -> Result<KeyId, OpError> {
+    if let Some(k) = keyids
+        .iter()
+        .find(|k| k.0 == q || (q.len() >= 8 && k.0.starts_with(q)))
+    {
+        return Ok(k.clone());
+    }
+    let info = ctx.keys.find(q)?;
+    if keyids.contains(&info.keyid) {
+        Ok(info.keyid)
+    } else {
+        Err(bad(format!("key {q} is not a key of this role")))
+    }
+}
+
+/// A role's key ids and threshold after a rotation, with the key objects to add.
+type KeyChange = (Vec<KeyId>, NonZeroU64, Vec<(KeyId, Key)>);
+
+/// New key ids and threshold after `rot`, and the key objects to add.
+fn apply(
+    ctx: &Context,
+    rot: &Rotation,
+    keyids: &[KeyId],
+    threshold: NonZeroU64,
+) -> Result<KeyChange, OpError> {
+    let mut ids: Vec<KeyId> = keyids.to_vec();
+    for q in &rot.remove {
+        let id = resolve_existing(ctx, q, keyids)?;
+        ids.retain(|k| k != &id);
+    }
+    let mut added = Vec::new();
+    for q in &rot.add {
+        let info = ctx.keys.find(q)?;
+        if ids.contains(&info.keyid) {
+            return Err(bad(format!(
+                "key {} is already a key of {}",
+                short_id(&info.keyid.0),
+                rot.role
+            )));
+        }
+        let public = info.public_key().map_err(|e| bad(e.to_string()))?;
+        ids.push(info.keyid.clone());
+        added.push((info.keyid, Key::from_public(&public)));
+    }
+    let t = rot.threshold.unwrap_or(threshold.get());
+    if t == 0 || t > ids.len() as u64 {
+        return Err(bad(format!(
+            "{} would have {} keys and threshold {t}: the threshold must be between 1 and the number of keys",
+            rot.role,
+            ids.len()
+        )));
+    }
+    let t = NonZeroU64::new(t).ok_or_else(|| bad("threshold 0".into()))?;
+    Ok((ids, t, added))
+}
+
+/// Keys at hand for `ids`, at least `threshold` of them.
+fn keys_for(
+    ctx: &Context,
+    role: &str,
+    ids: &[KeyId],
+    threshold: NonZeroU64,
+) -> Result<Vec<SecretKey>, OpError> {
+    ctx.signers_for(role, ids, threshold.get(), None)
+}
+
+/// Rotate keys of `rot.role`.
+pub fn rotate(
+    ctx: &Context,
+    location: &Location,
+    rot: &Rotation,
+    pin: &Pin,
+) -> Result<RotateOutcome, OpError> {
+    if TOP_LEVEL_ROLES.contains(&rot.role.as_str()) {
+        rotate_top_level(ctx, location, rot, pin)
+    } else {
+        rotate_delegated(ctx, location, rot, pin)
+    }
+}
+
+fn rotate_top_level(
+    ctx: &Context,
+    location: &Location,
+    rot: &Rotation,
+    pin: &Pin,
+) -> Result<RotateOutcome, OpError> {
+    let store = open_store(ctx, location)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let cache = anchor(ctx, store.as_ref(), pin)?;
+        if attempt > 1 {
+            cache.forget_all_but_root();
+        }
+        let mut up = update(ctx, store.as_ref(), cache, false)?;
+        let listing = up
+            .remote()
+            .listing()
+            .cloned()
+            .ok_or_else(|| OpError::NoRepository {
+                location: location.to_string(),
+            })?;
+        let trusted = up.trusted();
+        let old: &Root = trusted.root();
+        let entry = old
+            .roles
+            .get(&rot.role)
+            .ok_or_else(|| bad(format!("root has no {} role", rot.role)))?;
+        let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
+        let mut new = old.clone();
+        new.version = editor::bump(old.version, "root")?;
+        new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
+        for (id, key) in added {
+            new.keys.insert(id, key);
+        }
+        if let Some(e) = new.roles.get_mut(&rot.role) {
+            e.keyids = ids.clone();
+            e.threshold = threshold;
+        }
+        let used: BTreeSet<KeyId> = new
+            .roles
+            .values()
+            .flat_map(|r| r.keyids.iter().cloned())
+            .collect();
+        new.keys.retain(|k, _| used.contains(k));
+        // Signed by the old root's threshold and the new root's threshold.
+        let old_root = &old.roles["root"];
+        let new_root = &new.roles["root"];
+        let mut signers = keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
+        for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
+            if !signers
+                .iter()
+                .any(|s| s.public_key().key_id() == k.public_key().key_id())
+            {
+                signers.push(k);
+            }
+        }
+        let root_bytes = editor::sign(&new, &as_signers(&signers))?;
+
+        // Re-sign what the new keys own, so nothing rests on a removed key.
+        let (Some(targets), Some(snapshot), Some(timestamp)) = (
+            trusted.targets("targets"),
+            trusted.snapshot(),
+            trusted.timestamp(),
+        ) else {
+            return Err(OpError::NoRepository {
+                location: location.to_string(),
+            });
+        };
+        let mut files: Vec<NewFile> = Vec::new();
+        let mut meta = snapshot.meta.clone();
+        let replace_targets = rot.role == "targets";
+        if replace_targets {
+            let mut t: Targets = (**targets).clone();
+            t.version = editor::bump(targets.version, "targets")?;
+            let e = &new.roles["targets"];
+            let bytes = editor::sign(
+                &t,
+                &as_signers(&keys_for(ctx, "targets", &e.keyids, e.threshold)?),
+            )?;
+            meta.insert("targets.json".into(), editor::meta_for(t.version, &bytes));
+            files.push(NewFile {
+                name: format!("{}.targets.json", t.version),
+                bytes,
+                pending: false,
+            });
+        }
+        let snap_version = editor::bump(snapshot.version, "snapshot")?;
+        let snap = editor::new_snapshot(
+            snap_version,
+            editor::expiry_in(ctx.now, ctx.lifetimes.snapshot),
+            meta,
+        );
+        let e = &new.roles["snapshot"];
+        let snap_bytes = editor::sign(
+            &snap,
+            &as_signers(&keys_for(ctx, "snapshot", &e.keyids, e.threshold)?),
+        )?;
+        let ts = editor::new_timestamp(
+            editor::bump(timestamp.version, "timestamp")?,
+            editor::expiry_in(ctx.now, ctx.lifetimes.timestamp),
+            snap_version,
+            &snap_bytes,
+        );
+        let e = &new.roles["timestamp"];
+        let ts_bytes = editor::sign(
+            &ts,
+            &as_signers(&keys_for(ctx, "timestamp", &e.keyids, e.threshold)?),
+        )?;
+        files.push(NewFile {
+            name: format!("{}.root.json", new.version),
+            bytes: root_bytes,
+            pending: false,
+        });
+        files.push(NewFile {
+            name: format!("{snap_version}.snapshot.json"),
+            bytes: snap_bytes,
+            pending: false,
+        });
+        files.push(NewFile {
+            name: "timestamp.json".into(),
+            bytes: ts_bytes,
+            pending: false,
+        });
+        for f in &listing.files {
+            let drop = f.name == "timestamp.json"
+                || (!f.pending && super::edit::version_of(&f.name, "snapshot").is_some())
+                || (replace_targets
+                    && !f.pending
+                    && super::edit::version_of(&f.name, "targets").is_some());
+            if !drop {
+                files.push(NewFile {
+                    name: f.name.clone(),
+                    bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
+                    pending: f.pending,
+                });
+            }
+        }
+        let root_version = new.version.get();
+        match store.publish(&files, Some(&listing.digest)) {
+            Ok(published) => {
+                // Our own trusted state follows the chain on the next command.
+                up.local_mut().clear_listing_digest();
+                return Ok(RotateOutcome {
+                    role: rot.role.clone(),
+                    keyids: ids,
+                    threshold: threshold.get(),
+                    root_version: Some(root_version),
+                    commit: None,
+                    published: Some(published),
+                });
+            }
+            Err(e) if e.kind == StoreErrorKind::Conflict && attempt < MAX_ATTEMPTS => {
+                std::thread::sleep(backoff(attempt));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn rotate_delegated(
+    ctx: &Context,
+    location: &Location,
+    rot: &Rotation,
+    pin: &Pin,
+) -> Result<RotateOutcome, OpError> {
+    let mut result: Option<(Vec<KeyId>, u64)> = None;
+    let (commit, ()) = transact(
+        ctx,
+        location,
+        pin,
+        false,
+        |up, _| {
+            let loc = location.to_string();
+            let wrap = |source| OpError::Update {
+                location: loc.clone(),
+                source,
+            };
+            let parent = up
+                .find_delegator(&rot.role)
+                .map_err(wrap)?
+                .filter(|p| p != "root")
+                .ok_or_else(|| bad(format!("{loc} has no role {:?}", rot.role)))?;
+            let grand = up
+                .find_delegator(&parent)
+                .map_err(wrap)?
+                .unwrap_or_else(|| "root".into());
+            let current = up
+                .trusted()
+                .targets(&parent)
+                .ok_or_else(|| bad(format!("{parent} is not loaded")))?;
+            let mut next: Targets = (**current).clone();
+            let dels = next
+                .delegations
+                .as_mut()
+                .ok_or_else(|| bad(format!("{parent} delegates nothing")))?;
+            let entry = dels
+                .roles
+                .iter_mut()
+                .flatten()
+                .find(|r| r.name == rot.role)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{parent} does not delegate to {} by name",
+                        rot.role
+                    ))
+                })?;
+            let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
+            entry.keyids = ids.clone();
+            entry.threshold = threshold;
+            for (id, key) in added {
+                dels.keys.insert(id, key);
+            }
+            let used: BTreeSet<KeyId> = dels
+                .roles
+                .iter()
+                .flatten()
+                .flat_map(|r| r.keyids.iter().cloned())
+                .collect();
+            dels.keys.retain(|k, _| used.contains(k));
+            next.version = editor::bump(current.version, "targets")?;
+            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
+            let parent_change = sign_role(
+                ctx,
+                &parent,
+                &next,
+                authority_of(up, &parent, &grand)?,
+                &[],
+                None,
+            )?;
+            // The role itself, re-signed by its new keys (against the new delegation).
+            let role_md = up
+                .trusted()
+                .targets(&rot.role)
+                .ok_or_else(|| bad(format!("{} is not loaded", rot.role)))?;
+            let mut resigned: Targets = (**role_md).clone();
+            resigned.version = editor::bump(role_md.version, "targets")?;
+            let authority =
+                delegated_authority(&next, &rot.role).map_err(|e| bad(e.to_string()))?;
+            let role_change = sign_role(ctx, &rot.role, &resigned, authority, &[], None)?;
+            result = Some((ids, threshold.get()));
+            Ok((vec![role_change, parent_change], vec![], ()))
+        },
+        |_, ()| Ok(true),
+    )?;
+    let (keyids, threshold) = result.ok_or_else(|| bad("nothing rotated".into()))?;
+    let published = Some(commit.published);
+    Ok(RotateOutcome {
+        role: rot.role.clone(),
+        keyids,
+        threshold,
+        root_version: None,
+        commit: Some(commit),
+        published,
+    })
+}
+
+/// What `revoke` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokeOutcome {
+    /// The key.
+    pub keyid: KeyId,
+    /// Each role it was removed from.
+    pub rotations: Vec<RotateOutcome>,
+}
+
+/// Remove `key` from every role that lists it (top-level roles in one root
+/// rotation each, delegated roles through their delegators), re-signing what it
+/// signed with the remaining keys.
+pub fn revoke(
+    ctx: &Context,
+    location: &Location,
+    key: &str,
+    pin: &Pin,
+) -> Result<RevokeOutcome, OpError> {
+    let store = open_store(ctx, location)?;
+    let cache = anchor(ctx, store.as_ref(), pin)?;
+    let mut up = update(ctx, store.as_ref(), cache, false)?;
+    let order = up
+        .load_delegation_tree()
+        .map_err(|source| OpError::Update {
+            location: location.to_string(),
+            source,
+        })?;
+    let root = up.trusted().root();
+    let keyid = root
+        .keys
+        .keys()
+        .find(|k| k.0 == key || (key.len() >= 8 && k.0.starts_with(key)))
+        .cloned()
+        .or_else(|| ctx.keys.find(key).ok().map(|i| i.keyid));
+    let keyid = keyid.ok_or_else(|| bad(format!("no key {key} in {location} or the key store")))?;
+    let mut roles: Vec<String> = TOP_LEVEL_ROLES
+        .iter()
+        .filter(|r| {
+            root.roles
+                .get(**r)
+                .is_some_and(|e| e.keyids.contains(&keyid))
+        })
+        .map(|r| (*r).to_owned())
+        .collect();
+    for (role, parent) in &order {
+        if let Some(p) = up.trusted().targets(parent)
+            && authority_of(&up, role, parent).is_ok_and(|a| a.keyids.contains(&keyid))
+            && p.delegations.is_some()
+        {
+            roles.push(role.clone());
+        }
+    }
+    drop(up);
+    if roles.is_empty() {
+        return Err(bad(format!(
+            "key {} signs no role of {location}",
+            short_id(&keyid.0)
+        )));
+    }
+    let mut rotations = Vec::new();
+    for role in roles {
+        let rot = Rotation {
+            role,
+            remove: vec![keyid.0.clone()],
+            add: vec![],
+            threshold: None,
+        };
+        rotations.push(rotate(ctx, location, &rot, pin)?);
+    }
+    Ok(RevokeOutcome { keyid, rotations })
+}
