@@ -15,7 +15,9 @@
 //!
 //! The crate is layered; arrows point one way:
 //!
-//! * [`cli`] parses arguments and formats output, nothing else; it calls
+//! * [`cli`] parses arguments and formats output, nothing else, and [`plugins`]
+//!   speaks docker's and containerd's plugin protocols (the same binary under
+//!   another name); both call
 //! * [`ops`], one module per command (init, sign, verify, inspect, export), which
 //!   composes
 //! * [`tuf`], the specification and nothing else: [`tuf::metadata`] (types that
@@ -41,6 +43,7 @@ pub mod crypto;
 pub mod digest;
 pub mod manual;
 pub mod ops;
+pub mod plugins;
 pub mod policy;
 pub mod store;
 pub mod tuf;

@@ -4,6 +4,7 @@
 mod export;
 mod init;
 mod inspect;
+mod install;
 mod key;
 mod lifecycle;
 pub mod output;
@@ -94,6 +95,9 @@ pub enum Command {
     Unsign(lifecycle::UnsignArgs),
     /// Every role's version and expiry; exit 1 when one has expired.
     Status(lifecycle::StatusArgs),
+    /// Install warrant as the Docker CLI plugin or the containerd image verifier.
+    #[command(subcommand)]
+    Install(install::InstallCommand),
 }
 
 /// How a verifier pins trust on first use (shared by verify, inspect, sign).
@@ -197,6 +201,7 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Refresh(a) => roles::refresh_run(a, ctx, out),
         Command::Unsign(a) => lifecycle::unsign_run(a, ctx, out),
         Command::Status(a) => lifecycle::status_run(a, ctx, out),
+        Command::Install(c) => install::run(c, ctx, out),
     }
 }
 

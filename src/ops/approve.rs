@@ -13,7 +13,7 @@ use crate::tuf::verify::Untrusted;
 use super::edit::{
     CommitOutcome, RoleChange, authority_of, pending_of, transact, untrusted_result, version_of,
 };
-use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
+use super::trust::{Pin, TrustedUpdater, anchor, open_store, update_for_editing};
 use super::{Context, OpError};
 
 /// A change of one target between the trusted and the pending version.
@@ -139,7 +139,7 @@ fn review(
 pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<PendingView>, OpError> {
     let store = open_store(ctx, location)?;
     let cache = anchor(ctx, store.as_ref(), pin)?;
-    let mut up = update(ctx, store.as_ref(), cache, false)?;
+    let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
     let listing = up
         .remote()
         .listing()

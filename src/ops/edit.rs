@@ -20,7 +20,7 @@ use crate::tuf::metadata::{Signature, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::{Authority, Untrusted, VerificationResult, check_threshold, short_id};
 
-use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
+use super::trust::{Pin, TrustedUpdater, anchor, open_store, update_for_editing};
 use super::{Context, OpError, as_signers};
 
 /// Publish attempts before giving up on a busy repository.
@@ -202,7 +202,7 @@ pub fn transact<T>(
             // Another writer won a race: take the store's state as it is now.
             cache.forget_all_but_root();
         }
-        let mut up = update(ctx, store.as_ref(), cache, false)?;
+        let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
         let listing = up
             .remote()
             .listing()

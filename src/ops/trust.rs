@@ -158,6 +158,34 @@ pub fn update<'a>(
     update_from(ctx, store, cache, allow_cached, head)
 }
 
+/// The full update for a command that is about to change the repository: every
+/// check but expiry (an expired timestamp is exactly what `refresh` repairs).
+pub fn update_for_editing<'a>(
+    ctx: &Context,
+    store: &'a dyn Store,
+    cache: TrustCache,
+) -> Result<TrustedUpdater<'a>, OpError> {
+    let location = store.location().to_string();
+    let wrap = |source: ClientError| OpError::Update {
+        location: location.clone(),
+        source,
+    };
+    let listing = store.listing()?.ok_or_else(|| OpError::NoRepository {
+        location: location.clone(),
+    })?;
+    store.prefetch(&files_to_prefetch(&listing, &cache));
+    let mut up = Updater::new(
+        StoreRemote::with_listing(store, listing),
+        cache,
+        ctx.now,
+        Limits::default(),
+    )
+    .map_err(wrap)?
+    .for_editing();
+    up.refresh().map_err(wrap)?;
+    Ok(up)
+}
+
 /// Bring the trusted state up to date with `store`, whose `warrant.tuf` digest is
 /// `head` (already asked for, e.g. together with the image).
 ///

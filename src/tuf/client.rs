@@ -199,6 +199,14 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         &self.trusted
     }
 
+    /// For repository editors only: load expired metadata too (see
+    /// [`super::trusted::Expiry::IgnoredForEditing`]).
+    pub fn for_editing(mut self) -> Self {
+        self.trusted
+            .set_expiry(super::trusted::Expiry::IgnoredForEditing);
+        self
+    }
+
     /// The local state (e.g. to record extra cache data after a refresh).
     pub fn local_mut(&mut self) -> &mut L {
         &mut self.local

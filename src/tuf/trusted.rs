@@ -170,6 +170,19 @@ pub struct TrustedSet {
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Verified<Snapshot>>,
     targets: BTreeMap<String, Verified<Targets>>,
+    expiry: Expiry,
+}
+
+/// Whether expiry is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Every check of the spec, expiry included (verification).
+    Enforced,
+    /// Expired metadata is still loaded. **Only for repository editors** that are
+    /// about to re-sign it (`warrant refresh` must work on an expired timestamp);
+    /// signatures, versions, hashes and rollback checks all still apply. Never use
+    /// it to decide whether to trust an image.
+    IgnoredForEditing,
 }
 
 impl TrustedSet {
@@ -183,6 +196,7 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: BTreeMap::new(),
+            expiry: Expiry::Enforced,
         })
     }
 
@@ -236,8 +250,13 @@ impl TrustedSet {
         self.check_expiry("root", self.root.expires)
     }
 
+    /// Load expired metadata too (see [`Expiry::IgnoredForEditing`]).
+    pub fn set_expiry(&mut self, expiry: Expiry) {
+        self.expiry = expiry;
+    }
+
     fn check_expiry(&self, role: &str, expires: DateTime<Utc>) -> Result<(), TrustError> {
-        if expires <= self.now {
+        if expires <= self.now && self.expiry == Expiry::Enforced {
             return Err(TrustError::Expired {
                 role: role.to_owned(),
                 expires,
