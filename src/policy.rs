@@ -4,7 +4,7 @@
 //! ```toml
 //! [[repository]]
 //! match = "localhost:5000/team/*"   # glob on REGISTRY/REPOSITORY; `*` stays within one `/` segment
-//! root-keyids = ["<hex>", "..."]     # or: root = "path/1.root.json" (relative to this file)
+//! root-keyids = ["<hex>", "..."]     # or: root = "path/1.root.json", or: ca = "ca.pem" (relative to this file)
 //! require-roles = ["qa", "prod"]     # each must sign the same digest for the tag
 //! tofu = false                       # trust on first use only when true
 //! ```
@@ -69,6 +69,10 @@ pub struct Entry {
     /// A root.json to pin, relative to the policy file.
     #[serde(default)]
     pub root: Option<PathBuf>,
+    /// A CA certificate (PEM, relative to the policy file): trust a repository whose
+    /// root keys (a threshold of them) hold valid certificates issued by it.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
     /// Roles that must each have signed the same digest.
     #[serde(default)]
     pub require_roles: Vec<String>,
@@ -121,10 +125,11 @@ impl Policy {
         for e in &policy.repository {
             let anchors = usize::from(!e.root_keyids.is_empty())
                 + usize::from(e.root.is_some())
+                + usize::from(e.ca.is_some())
                 + usize::from(e.tofu);
             if anchors != 1 {
                 return Err(invalid(format!(
-                    "entry {:?} must name exactly one trust anchor: root-keyids, root, or tofu = true",
+                    "entry {:?} must name exactly one trust anchor: root-keyids, root, ca, or tofu = true",
                     e.pattern
                 )));
             }
@@ -148,6 +153,8 @@ impl Policy {
     pub fn pin(&self, entry: &Entry) -> Pin {
         if let Some(root) = &entry.root {
             Pin::RootFile(self.dir.join(root))
+        } else if let Some(ca) = &entry.ca {
+            Pin::Ca(self.dir.join(ca))
         } else if entry.tofu {
             Pin::FirstUse
         } else {

@@ -290,3 +290,127 @@ fn forge_with_revoked_key(w: &World) {
     });
     store.publish(&files, Some(&listing.digest)).unwrap();
 }
+
+/// An `openssl req -x509` CA (P-256) with its key as unencrypted PKCS#8.
+fn openssl_ca(
+    dir: &std::path::Path,
+    name: &str,
+    days: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+        ])
+        .arg(days.to_string())
+        .args(["-subj", &format!("/CN={name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+#[test]
+fn a_ca_made_with_openssl_pins_the_root_and_other_cas_or_expired_leaves_are_refused() {
+    let reg = RegistryFixture::start();
+    let w = World::new();
+    make_image(&w.layout(), "v1", "one");
+    reg.push(&w.layout(), "v1", "team/app");
+    let repo = reg.repo("team/app", "");
+    let (ca, ca_key) = openssl_ca(w.dir.path(), "Test Root CA", 30);
+    let (other_ca, _) = openssl_ca(w.dir.path(), "Other CA", 30);
+    let ok = |args: &[&str]| {
+        let r = w.signer(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.text());
+        r
+    };
+    ok(&["key", "generate", "--name", "rootk"]);
+    let r = ok(&[
+        "key",
+        "certify",
+        "rootk",
+        "--ca-cert",
+        ca.to_str().unwrap(),
+        "--ca-key",
+        ca_key.to_str().unwrap(),
+        "--days",
+        "2",
+    ]);
+    assert!(
+        r.stdout.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{}",
+        r.stdout
+    );
+    // openssl itself agrees the leaf chains to the CA.
+    let leaf = w.path("leaf.pem");
+    std::fs::write(&leaf, &r.stdout).unwrap();
+    let out = std::process::Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(&ca)
+        .arg(&leaf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl verify: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    ok(&["init", &repo, "--root-key", "rootk"]);
+    ok(&["sign", &format!("{repo}:v1")]);
+    let policy = |name: &str, ca: &std::path::Path| {
+        let p = w.path(&format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                "[[repository]]\nmatch = \"{}/*/*\"\nca = \"{}\"\n",
+                reg.host(),
+                ca.display()
+            ),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let image = format!("{repo}:v1");
+    let r = w.verifier("v", &["verify", &image, "--policy", &policy("good", &ca)]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let r = w.verifier(
+        "other",
+        &["verify", &image, "--policy", &policy("other", &other_ca)],
+    );
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(r.stderr.contains("not issued by"), "{}", r.stderr);
+    // Three days later the two-day leaf has expired (the CA and timestamp have not).
+    let mut c = std::process::Command::new("faketime");
+    c.args([
+        "-f",
+        "+3d",
+        env!("CARGO_BIN_EXE_warrant"),
+        "verify",
+        &image,
+        "--policy",
+        &policy("good2", &ca),
+    ])
+    .env("WARRANT_HOME", w.path("late"));
+    let r = w.run(c);
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+}

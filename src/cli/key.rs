@@ -26,6 +26,9 @@ pub enum KeyCommand {
     Export(super::lifecycle::ExportKeyArgs),
     /// Add a PEM key to the key store.
     Import(super::lifecycle::ImportKeyArgs),
+    /// Issue an X.509 certificate for a key (by a CA, or self-signed); root keys
+    /// carry it in root.json so policies can pin the CA (`ca = "ca.pem"`).
+    Certify(super::lifecycle::CertifyArgs),
 }
 
 pub fn run(cmd: KeyCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
@@ -41,6 +44,7 @@ pub fn run(cmd: KeyCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError>
         KeyCommand::Revoke(a) => return super::lifecycle::revoke_run(a, ctx, out),
         KeyCommand::Export(a) => return super::lifecycle::export_key_run(a, ctx, out),
         KeyCommand::Import(a) => return super::lifecycle::import_key_run(a, ctx, out),
+        KeyCommand::Certify(a) => return super::lifecycle::certify_run(a, ctx, out),
     }
     Ok(0)
 }

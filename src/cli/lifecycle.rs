@@ -189,3 +189,73 @@ pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<
     out.report(&info);
     Ok(0)
 }
+
+/// `warrant key certify ID`
+#[derive(Debug, clap::Args)]
+pub struct CertifyArgs {
+    /// The key to certify (id, prefix or name).
+    pub id: String,
+    /// The CA certificate (PEM); without it the certificate is self-signed by the key.
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+    /// The CA's private key (unencrypted PKCS#8 PEM, `openssl genpkey` style).
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365, value_name = "N")]
+    pub days: u32,
+}
+
+fn read_text(path: &PathBuf) -> Result<String, OpError> {
+    std::fs::read_to_string(path).map_err(|e| OpError::Io {
+        path: path.clone(),
+        detail: e.to_string(),
+    })
+}
+
+pub fn certify_run(a: CertifyArgs, ctx: &Context, _out: &Printer) -> Result<u8, OpError> {
+    use crate::crypto::x509;
+    let info = ctx.keys.find(&a.id)?;
+    let public = info
+        .public_key()
+        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    let bad = |e: x509::X509Error| OpError::InvalidArgument(e.to_string());
+    let pem = match (&a.ca_cert, &a.ca_key) {
+        (Some(cert), Some(key)) => {
+            let ca = x509::parse(&read_text(cert)?).map_err(bad)?;
+            let key_text = read_text(key)?;
+            let (label, doc) = pkcs8::SecretDocument::from_pem(&key_text).map_err(|e| {
+                OpError::InvalidArgument(format!(
+                    "{}: {e} (convert with `openssl pkcs8 -topk8 -nocrypt`)",
+                    key.display()
+                ))
+            })?;
+            if label != "PRIVATE KEY" {
+                return Err(OpError::InvalidArgument(format!(
+                    "{}: expected an unencrypted PKCS#8 PRIVATE KEY, found {label} (convert with `openssl pkcs8 -topk8 -nocrypt`)",
+                    key.display()
+                )));
+            }
+            let ca_key = crate::crypto::SecretKey::from_pkcs8_der(doc.as_bytes())
+                .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+            let leaf = x509::issue(&public, &ca_key, Some(&ca), a.days).map_err(bad)?;
+            // Check what we made before storing it.
+            x509::verify_chain(
+                &[x509::parse(&leaf).map_err(bad)?],
+                &ca,
+                &public,
+                ctx.now.into(),
+            )
+            .map_err(bad)?;
+            leaf
+        }
+        _ => {
+            let pass = ctx.passphrase.get(false)?;
+            let key = ctx.keys.load(&info.keyid, pass)?;
+            x509::issue(&public, &key, None, a.days).map_err(bad)?
+        }
+    };
+    ctx.keys.set_certificate(&info.keyid, &pem)?;
+    print!("{pem}");
+    Ok(0)
+}

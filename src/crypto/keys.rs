@@ -279,14 +279,14 @@ pub struct SignError {
     pub detail: String,
 }
 
-enum Secret {
+pub(crate) enum Secret {
     Ed25519(ed25519_dalek::SigningKey),
     EcdsaP256(p256::ecdsa::SigningKey),
 }
 
 /// A private key held in memory (zeroized on drop by the underlying crates).
 pub struct SecretKey {
-    secret: Secret,
+    pub(crate) secret: Secret,
     public: PublicKey,
 }
 

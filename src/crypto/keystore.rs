@@ -438,6 +438,22 @@ impl KeyStore {
         })
     }
 
+    /// Store a certificate (PEM chain, leaf first) for `keyid`.
+    pub fn set_certificate(&self, keyid: &KeyId, pem: &str) -> Result<(), KeystoreError> {
+        self.ensure_dir()?;
+        let path = self.dir.join(format!("{keyid}.crt.pem"));
+        write_private(&self.dir, &path, pem.as_bytes())
+    }
+
+    /// The certificate chain stored for `keyid`, if any.
+    pub fn certificate(&self, keyid: &KeyId) -> Option<String> {
+        if !keyid.0.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let bytes = read_capped(&self.dir.join(format!("{keyid}.crt.pem"))).ok()?;
+        String::from_utf8(bytes).ok()
+    }
+
     /// True when the store holds the private key `keyid`.
     pub fn has(&self, keyid: &KeyId) -> bool {
         self.dir.join(format!("{keyid}.key")).is_file()

@@ -2,5 +2,6 @@
 
 pub mod keys;
 pub mod keystore;
+pub mod x509;
 
 pub use keys::{KeyId, KeyType, PublicKey, SecretKey, Signer};

@@ -146,13 +146,17 @@ pub fn init(
         threshold: one,
     };
     let now = ctx.now;
-    let root = editor::new_root(
+    let mut root = editor::new_root(
         &root_spec,
         &targets_spec,
         &publisher_spec,
         &publisher_spec,
         editor::expiry_in(now, ctx.lifetimes.root),
     );
+    // Root keys carry their X.509 chains when `warrant key certify` made them.
+    for info in &root_infos {
+        root.keys.insert(info.keyid.clone(), ctx.key_entry(info)?);
+    }
     let root_ids: Vec<KeyId> = root_infos.iter().map(|i| i.keyid.clone()).collect();
     let root_signers = ctx.signers_for("root", &root_ids, opts.root_threshold.get(), None)?;
     let root_bytes = editor::sign(&root, &as_signers(&root_signers))?;

@@ -217,6 +217,37 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The root.json / delegation entry for a key, carrying its certificate chain
+    /// when the key store has one (`warrant key certify`).
+    pub fn key_entry(
+        &self,
+        info: &crate::crypto::keystore::KeyInfo,
+    ) -> Result<crate::tuf::metadata::Key, OpError> {
+        let public = info
+            .public_key()
+            .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+        let mut key = crate::tuf::metadata::Key::from_public(&public);
+        if let Some(pem) = self.keys.certificate(&info.keyid) {
+            let chain = crate::crypto::x509::parse_bundle(&pem)
+                .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+            let pems: Vec<serde_json::Value> = chain
+                .iter()
+                .filter_map(|c| {
+                    use x509_cert::der::EncodePem as _;
+                    c.to_pem(x509_cert::der::pem::LineEnding::LF).ok()
+                })
+                .map(serde_json::Value::String)
+                .collect();
+            key.unrecognized.insert(
+                crate::crypto::x509::CHAIN_FIELD.into(),
+                serde_json::Value::Array(pems),
+            );
+        }
+        Ok(key)
+    }
+}
+
 /// Borrow a list of signers as trait objects.
 pub fn as_signers(keys: &[SecretKey]) -> Vec<&dyn Signer> {
     keys.iter().map(|k| k as &dyn Signer).collect()
@@ -251,6 +282,18 @@ pub enum OpError {
         location: String,
         /// `root key ids` or `root file`.
         what: &'static str,
+    },
+    /// The root keys' certificates do not chain to the pinned CA.
+    #[error(
+        "not trusted: the root keys of {location} are not certified by the CA in {ca}: {reasons}"
+    )]
+    CertificatesRejected {
+        /// The repository.
+        location: String,
+        /// The CA file.
+        ca: PathBuf,
+        /// Per key, why.
+        reasons: String,
     },
     /// The repository has no `warrant.tuf`.
     #[error(
@@ -399,6 +442,7 @@ impl OpError {
     pub fn exit_code(&self) -> u8 {
         match self {
             OpError::PinMismatch { .. }
+            | OpError::CertificatesRejected { .. }
             | OpError::NoRepository { .. }
             | OpError::TargetNotSigned { .. }
             | OpError::DigestMismatch { .. }

@@ -100,9 +100,9 @@ fn apply(
                 rot.role
             )));
         }
-        let public = info.public_key().map_err(|e| bad(e.to_string()))?;
+        let entry = ctx.key_entry(&info)?;
         ids.push(info.keyid.clone());
-        added.push((info.keyid, Key::from_public(&public)));
+        added.push((info.keyid, entry));
     }
     let t = rot.threshold.unwrap_or(threshold.get());
     if t == 0 || t > ids.len() as u64 {

@@ -25,6 +25,9 @@ pub enum Pin {
     /// Trust whatever `1.root.json` the store holds (signers bootstrapping; never for
     /// verification unless a policy says `tofu = true`).
     FirstUse,
+    /// Trust the repository's `1.root.json` when a threshold of its root keys signed
+    /// it *and* carry valid certificate chains to this CA (PEM file).
+    Ca(PathBuf),
 }
 
 /// Open the store for `location`.
@@ -128,6 +131,15 @@ pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache,
             }
             bytes
         }
+        Pin::Ca(ca_path) => {
+            let bytes = first_root(store)?;
+            let set = TrustedSet::new(bytes.clone(), ctx.now).map_err(|e| OpError::Update {
+                location: loc(),
+                source: ClientError::Trust(e),
+            })?;
+            check_root_certificates(ca_path, set.root(), &loc(), ctx.now.into())?;
+            bytes
+        }
         Pin::FirstUse => {
             let bytes = first_root(store)?;
             TrustedSet::new(bytes.clone(), ctx.now).map_err(|e| OpError::Update {
@@ -142,6 +154,73 @@ pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache,
         source: e.into(),
     })?;
     Ok(cache)
+}
+
+/// A threshold of `root`'s root keys must have signed it and hold certificate
+/// chains, valid now, to the CA in `ca_path`.
+fn check_root_certificates(
+    ca_path: &PathBuf,
+    root: &crate::tuf::verify::Verified<crate::tuf::metadata::Root>,
+    location: &str,
+    now: std::time::SystemTime,
+) -> Result<(), OpError> {
+    use crate::crypto::x509;
+    let ca_pem = String::from_utf8(read_pin_file(ca_path)?).map_err(|_| OpError::PinFile {
+        path: ca_path.clone(),
+        detail: "not PEM text".into(),
+    })?;
+    let ca = x509::parse(&ca_pem).map_err(|e| OpError::PinFile {
+        path: ca_path.clone(),
+        detail: e.to_string(),
+    })?;
+    let threshold = root
+        .roles
+        .get("root")
+        .map_or(u64::MAX, |r| r.threshold.get());
+    let mut good = 0u64;
+    let mut reasons = Vec::new();
+    for keyid in &root.result().signed {
+        let Some(key) = root.keys.get(keyid) else {
+            continue;
+        };
+        let short = crate::tuf::verify::short_id(&keyid.0);
+        let chain: Vec<String> = key
+            .unrecognized
+            .get(x509::CHAIN_FIELD)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if chain.is_empty() {
+            reasons.push(format!("root key {short} has no certificate"));
+            continue;
+        }
+        let result = chain
+            .iter()
+            .map(|p| x509::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|certs| {
+                let public = key
+                    .to_public()
+                    .map_err(|e| x509::X509Error::Malformed(e.to_string()))?;
+                x509::verify_chain(&certs, &ca, &public, now)
+            });
+        match result {
+            Ok(()) => good += 1,
+            Err(e) => reasons.push(format!("root key {short}: {e}")),
+        }
+    }
+    if good >= threshold {
+        return Ok(());
+    }
+    Err(OpError::CertificatesRejected {
+        location: location.to_owned(),
+        ca: ca_path.clone(),
+        reasons: reasons.join("; "),
+    })
 }
 
 /// An updater that has refreshed (or loaded an unchanged state from the cache).
