@@ -17,7 +17,8 @@
 //!
 //! * [`cli`] parses arguments and formats output, nothing else, and [`plugins`]
 //!   speaks docker's and containerd's plugin protocols (the same binary under
-//!   another name); both call
+//!   another name), and [`admission`] is the Kubernetes admission webhook
+//!   (`warrant serve admission`); all call
 //! * [`ops`], one module per command (init, sign, verify, inspect, export), which
 //!   composes
 //! * [`tuf`], the specification and nothing else: [`tuf::metadata`] (types that
@@ -37,6 +38,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod cache;
 pub mod cli;
 pub mod crypto;

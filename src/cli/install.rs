@@ -7,13 +7,18 @@ use crate::plugins::install::{Component, InstallError, Installed, Method, instal
 /// `warrant install ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum InstallCommand {
-    /// Make `docker warrant ...` work: link this binary as `docker-warrant` in
-    /// docker's plugin directory ($DOCKER_CONFIG/cli-plugins, default
-    /// ~/.docker/cli-plugins; system-wide: --dir /usr/local/lib/docker/cli-plugins).
+    /// Make `docker warrant ...` work (the Docker CLI plugin).
+    ///
+    /// Links this binary as `docker-warrant` in docker's plugin directory:
+    /// $DOCKER_CONFIG/cli-plugins, default ~/.docker/cli-plugins; for every user of
+    /// the host, --dir /usr/local/lib/docker/cli-plugins.
     DockerPlugin(InstallArgs),
-    /// Make containerd 2.x verify every pull: link this binary as `warrant` in its
-    /// image-verifier bin_dir (default /opt/containerd/image-verifier/bin). Write
-    /// /etc/warrant/policy.toml first: without it every pull is blocked.
+    /// Make containerd 2.x verify every pull (the image verifier).
+    ///
+    /// Links this binary as `warrant` in containerd's image-verifier bin_dir
+    /// (default /opt/containerd/image-verifier/bin). Write /etc/warrant/policy.toml
+    /// first: without it every pull is blocked. plugin-manifest/containerd/install.sh
+    /// does the whole host setup.
     ContainerdVerifier(InstallArgs),
 }
 

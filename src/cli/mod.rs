@@ -9,6 +9,7 @@ mod key;
 mod lifecycle;
 pub mod output;
 mod roles;
+mod serve;
 mod sign;
 mod verify;
 
@@ -98,6 +99,9 @@ pub enum Command {
     /// Install warrant as the Docker CLI plugin or the containerd image verifier.
     #[command(subcommand)]
     Install(install::InstallCommand),
+    /// Run a server: the Kubernetes admission webhook.
+    #[command(subcommand)]
+    Serve(serve::ServeCommand),
 }
 
 /// How a verifier pins trust on first use (shared by verify, inspect, sign).
@@ -202,6 +206,7 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Unsign(a) => lifecycle::unsign_run(a, ctx, out),
         Command::Status(a) => lifecycle::status_run(a, ctx, out),
         Command::Install(c) => install::run(c, ctx, out),
+        Command::Serve(c) => serve::run(c, ctx, out),
     }
 }
 

@@ -35,6 +35,10 @@ use crate::store::{ImageRef, Location};
 
 use super::PolicyDecision;
 
+mod args;
+
+use args::{PULL_FLAGS, RUN_FLAGS, split_args, subcommand};
+
 /// The variable through which docker tells a plugin how it was itself invoked.
 pub const ORIGINAL_CLI_COMMAND: &str = "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND";
 
@@ -114,11 +118,12 @@ impl Invocation {
                 help = true;
             } else if a.starts_with('-') {
                 globals.push(args[i].clone());
-                if DOCKER_GLOBAL_VALUE_FLAGS.contains(&a) {
-                    if let Some(v) = args.get(i + 1) {
-                        globals.push(v.clone());
-                        i += 1;
-                    }
+                if let Some(v) = args
+                    .get(i + 1)
+                    .filter(|_| DOCKER_GLOBAL_VALUE_FLAGS.contains(&a))
+                {
+                    globals.push(v.clone());
+                    i += 1;
                 }
             } else {
                 break;
@@ -193,285 +198,6 @@ struct VerifyOpts {
     image: String,
 }
 
-/// warrant's options that take a value, by long name.
-const WARRANT_VALUE_FLAGS: [&str; 8] = [
-    "output",
-    "home",
-    "passphrase-file",
-    "timeout",
-    "insecure-registry",
-    "root",
-    "root-keyid",
-    "policy",
-];
-
-/// One docker subcommand's options, to find IMAGE among them.
-struct DockerFlags {
-    /// Long switches (no value).
-    bool_long: &'static [&'static str],
-    /// Long options with a value.
-    value_long: &'static [&'static str],
-    /// Short switches.
-    bool_short: &'static str,
-    /// Short options with a value.
-    value_short: &'static str,
-    /// Options refused, with why.
-    refused: &'static [(&'static str, &'static str)],
-}
-
-const PULL_FLAGS: DockerFlags = DockerFlags {
-    bool_long: &["disable-content-trust", "quiet"],
-    value_long: &["platform"],
-    bool_short: "q",
-    value_short: "",
-    refused: &[
-        ("all-tags", "pulls every tag, verified or not"),
-        ("a", "pulls every tag, verified or not"),
-    ],
-};
-
-/// `docker run` as of docker CLI 28.
-const RUN_FLAGS: DockerFlags = DockerFlags {
-    bool_long: &[
-        "detach",
-        "disable-content-trust",
-        "init",
-        "interactive",
-        "no-healthcheck",
-        "oom-kill-disable",
-        "privileged",
-        "publish-all",
-        "quiet",
-        "read-only",
-        "rm",
-        "sig-proxy",
-        "tty",
-        "use-api-socket",
-    ],
-    value_long: &[
-        "add-host",
-        "annotation",
-        "attach",
-        "blkio-weight",
-        "blkio-weight-device",
-        "cap-add",
-        "cap-drop",
-        "cgroup-parent",
-        "cgroupns",
-        "cidfile",
-        "cpu-count",
-        "cpu-percent",
-        "cpu-period",
-        "cpu-quota",
-        "cpu-rt-period",
-        "cpu-rt-runtime",
-        "cpu-shares",
-        "cpus",
-        "cpuset-cpus",
-        "cpuset-mems",
-        "detach-keys",
-        "device",
-        "device-cgroup-rule",
-        "device-read-bps",
-        "device-read-iops",
-        "device-write-bps",
-        "device-write-iops",
-        "dns",
-        "dns-option",
-        "dns-search",
-        "domainname",
-        "entrypoint",
-        "env",
-        "env-file",
-        "expose",
-        "gpus",
-        "group-add",
-        "health-cmd",
-        "health-interval",
-        "health-retries",
-        "health-start-interval",
-        "health-start-period",
-        "health-timeout",
-        "hostname",
-        "io-maxbandwidth",
-        "io-maxiops",
-        "ip",
-        "ip6",
-        "ipc",
-        "isolation",
-        "kernel-memory",
-        "label",
-        "label-file",
-        "link",
-        "link-local-ip",
-        "log-driver",
-        "log-opt",
-        "mac-address",
-        "memory",
-        "memory-reservation",
-        "memory-swap",
-        "memory-swappiness",
-        "mount",
-        "name",
-        "network",
-        "network-alias",
-        "oom-score-adj",
-        "pid",
-        "pids-limit",
-        "platform",
-        "publish",
-        "pull",
-        "restart",
-        "runtime",
-        "security-opt",
-        "shm-size",
-        "stop-signal",
-        "stop-timeout",
-        "storage-opt",
-        "sysctl",
-        "tmpfs",
-        "ulimit",
-        "user",
-        "userns",
-        "uts",
-        "volume",
-        "volume-driver",
-        "volumes-from",
-        "workdir",
-    ],
-    bool_short: "diPqt",
-    value_short: "acehlmpuvw",
-    refused: &[],
-};
-
-/// A `pull`/`run` command line taken apart.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Split {
-    /// warrant's options (for [`VerifyOpts`]).
-    warrant: Vec<String>,
-    /// docker's options, passed on unchanged.
-    docker: Vec<OsString>,
-    /// IMAGE.
-    image: String,
-    /// What follows IMAGE (the container's command).
-    rest: Vec<OsString>,
-    /// `--help` was asked for.
-    help: bool,
-}
-
-/// Find IMAGE in `[OPTIONS] IMAGE [ARG...]`, where OPTIONS mixes warrant's long
-/// options and docker's. An option neither knows is ambiguous (does it take the
-/// next word?) and refused unless written `--flag=value`: guessing wrong would
-/// verify one image and hand docker another.
-fn split_args(tokens: &[OsString], docker: &DockerFlags) -> Result<Split, String> {
-    let mut s = Split::default();
-    let mut i = 0;
-    let value_of = |i: usize, flag: &str| -> Result<OsString, String> {
-        tokens
-            .get(i + 1)
-            .cloned()
-            .ok_or_else(|| format!("option {flag} needs a value"))
-    };
-    while i < tokens.len() {
-        let t = tokens[i]
-            .to_str()
-            .ok_or("an option before IMAGE is not UTF-8")?;
-        if t == "--" {
-            i += 1;
-            break;
-        }
-        if !t.starts_with('-') || t == "-" {
-            break;
-        }
-        if let Some(long) = t.strip_prefix("--") {
-            let (name, inline) = match long.split_once('=') {
-                Some((n, _)) => (n, true),
-                None => (long, false),
-            };
-            if let Some((_, why)) = docker.refused.iter().find(|(f, _)| *f == name) {
-                return Err(format!("--{name} is not allowed here: it {why}"));
-            }
-            if name == "help" {
-                s.help = true;
-            } else if WARRANT_VALUE_FLAGS.contains(&name) || name == "verbose" {
-                s.warrant.push(t.to_owned());
-                if !inline && name != "verbose" {
-                    let v = value_of(i, t)?;
-                    s.warrant
-                        .push(v.to_str().ok_or("option values must be UTF-8")?.to_owned());
-                    i += 1;
-                }
-            } else if docker.bool_long.contains(&name) || inline {
-                s.docker.push(tokens[i].clone());
-            } else if docker.value_long.contains(&name) {
-                s.docker.push(tokens[i].clone());
-                s.docker.push(value_of(i, t)?);
-                i += 1;
-            } else {
-                return Err(format!(
-                    "unknown option --{name}: write it as --{name}=VALUE (or --{name}=true for a switch) so that IMAGE is unambiguous"
-                ));
-            }
-        } else {
-            // A cluster of short options: switches, then at most one option whose
-            // value is the rest of the cluster or the next word.
-            let cluster = &t[1..];
-            let mut takes_next = false;
-            for (k, c) in cluster.char_indices() {
-                if let Some((_, why)) = docker
-                    .refused
-                    .iter()
-                    .find(|(f, _)| f.len() == 1 && f.starts_with(c))
-                {
-                    return Err(format!("-{c} is not allowed here: it {why}"));
-                }
-                if docker.bool_short.contains(c) {
-                    continue;
-                }
-                if docker.value_short.contains(c) {
-                    let rest = &cluster[k + c.len_utf8()..];
-                    takes_next = rest.is_empty();
-                    break;
-                }
-                return Err(format!(
-                    "unknown option -{c} in {t}: use its long form, as --flag=VALUE if unsure"
-                ));
-            }
-            s.docker.push(tokens[i].clone());
-            if takes_next {
-                s.docker.push(value_of(i, t)?);
-                i += 1;
-            }
-        }
-        i += 1;
-    }
-    if s.help {
-        return Ok(s);
-    }
-    let image = tokens.get(i).ok_or("IMAGE is missing")?;
-    s.image = image.to_str().ok_or("IMAGE is not UTF-8")?.to_owned();
-    s.rest = tokens[i + 1..].to_vec();
-    Ok(s)
-}
-
-/// The first word of warrant's arguments that is not a global option or its
-/// value: the subcommand, and its index.
-fn subcommand(args: &[OsString]) -> Option<(usize, &str)> {
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].to_str()?;
-        if let Some(long) = a.strip_prefix("--") {
-            if !long.contains('=') && WARRANT_VALUE_FLAGS[..5].contains(&long) {
-                i += 1;
-            }
-        } else if !a.starts_with('-') {
-            return Some((i, a));
-        }
-        i += 1;
-    }
-    None
-}
-
 /// `docker warrant --help`: the CLI's commands plus `pull` and `run`.
 pub fn help() -> String {
     crate::cli::Cli::command()
@@ -520,7 +246,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     {
         return match serde_json::to_string(&metadata()) {
             Ok(json) => {
-                println!("{json}");
+                say(&format!("{json}\n"));
                 ExitCode::SUCCESS
             }
             Err(_) => ExitCode::from(3),
@@ -537,17 +263,17 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         || inv.args.is_empty()
         || (sub.is_none() && inv.args.iter().any(|a| a == "--help" || a == "-h"));
     if wants_help {
-        print!("{}", help());
+        say(&help());
         return ExitCode::SUCCESS;
     }
     match sub {
         Some((i, "help")) => match inv.args.get(i + 1).and_then(|a| a.to_str()) {
             None => {
-                print!("{}", help());
+                say(&help());
                 ExitCode::SUCCESS
             }
             Some(s @ ("pull" | "run")) => {
-                print!("{}", verify_command(s).render_long_help());
+                say(&verify_command(s).render_long_help().to_string());
                 ExitCode::SUCCESS
             }
             Some(_) => delegate(&inv),
@@ -555,6 +281,13 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Some((i, s @ ("pull" | "run"))) => pull_or_run(&inv, i, s),
         _ => delegate(&inv),
     }
+}
+
+/// Write to stdout; a reader that went away is no reason to panic.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// Every other command is the CLI's, named `docker warrant` in its messages.
@@ -604,7 +337,7 @@ fn pull_or_run(inv: &Invocation, at: usize, sub: &str) -> ExitCode {
         Err(e) => return usage_error(&human, format!("docker warrant {sub}: {e}")),
     };
     if split.help {
-        print!("{}", verify_command(sub).render_long_help());
+        say(&verify_command(sub).render_long_help().to_string());
         return ExitCode::SUCCESS;
     }
     if sub == "pull" && !split.rest.is_empty() {
@@ -772,6 +505,7 @@ fn exec_docker(
 
 #[cfg(test)]
 mod tests {
+    use super::args::WARRANT_VALUE_FLAGS;
     use super::*;
 
     fn os(a: &[&str]) -> Vec<OsString> {
@@ -827,86 +561,6 @@ mod tests {
         assert_eq!(inv.docker_globals, os(&["--future", "x"]));
         assert_eq!(inv.args, os(&["verify"]));
         assert!(Invocation::parse(&os(&["verify", "a:1"])).is_none());
-    }
-
-    #[test]
-    fn the_subcommand_is_found_after_global_options() {
-        let sub = |a: &[&str]| subcommand(&os(a)).map(|(i, s)| (i, s.to_owned()));
-        assert_eq!(sub(&["pull", "x"]), Some((0, "pull".into())));
-        assert_eq!(
-            sub(&["--timeout", "5", "-v", "--output=json", "run", "x"]),
-            Some((4, "run".into()))
-        );
-        assert_eq!(
-            sub(&["--home", "pull", "verify"]),
-            Some((2, "verify".into()))
-        );
-        assert_eq!(sub(&["--help"]), None);
-    }
-
-    #[test]
-    fn docker_run_options_are_told_from_image_and_command() {
-        let s = split_args(
-            &os(&[
-                "--rm",
-                "-it",
-                "-e",
-                "A=1",
-                "--root",
-                "r.json",
-                "-p8080:80",
-                "--name",
-                "web",
-                "--policy=p.toml",
-                "-v",
-                "/a:/b",
-                "--future=x",
-                "reg/app:1",
-                "sh",
-                "-c",
-                "echo",
-            ]),
-            &RUN_FLAGS,
-        )
-        .expect("split");
-        assert_eq!(s.image, "reg/app:1");
-        assert_eq!(s.warrant, ["--root", "r.json", "--policy=p.toml"]);
-        assert_eq!(
-            s.docker,
-            os(&[
-                "--rm",
-                "-it",
-                "-e",
-                "A=1",
-                "-p8080:80",
-                "--name",
-                "web",
-                "-v",
-                "/a:/b",
-                "--future=x"
-            ])
-        );
-        assert_eq!(s.rest, os(&["sh", "-c", "echo"]));
-        let s = split_args(&os(&["--", "-weird"]), &RUN_FLAGS).expect("after --");
-        assert_eq!(s.image, "-weird");
-        assert!(split_args(&os(&["--help"]), &RUN_FLAGS).expect("help").help);
-        for bad in [
-            &["--future", "x", "img"][..],
-            &["-Z", "img"],
-            &["--rm"],
-            &["-e"],
-        ] {
-            assert!(split_args(&os(bad), &RUN_FLAGS).is_err(), "{bad:?}");
-        }
-        let s = split_args(
-            &os(&["-q", "--platform", "linux/arm64", "img:1"]),
-            &PULL_FLAGS,
-        )
-        .expect("pull");
-        assert_eq!(s.docker, os(&["-q", "--platform", "linux/arm64"]));
-        for bad in [&["-a", "img"][..], &["--all-tags", "img"], &["-qa", "img"]] {
-            assert!(split_args(&os(bad), &PULL_FLAGS).is_err(), "{bad:?}");
-        }
     }
 
     #[test]

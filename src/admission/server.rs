@@ -1,0 +1,358 @@
+//! HTTPS: rustls, hyper's HTTP/1.1 server with keep-alive (the API server reuses
+//! connections), and the routes. Every limit a hostile or broken client could
+//! probe is explicit: connections, TLS handshake time, header read time, body
+//! size and body read time.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::handler::{Answer, Reviewer};
+use super::metrics::{Endpoint, Metrics, Outcome};
+use super::verifier::PolicyVerifier;
+use super::{AdmissionError, Config, MAX_BODY, VerifyCache, tls};
+use crate::policy::Policy;
+
+/// Most connections served at once; further clients wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// A client that has not finished the TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// ... or has not sent a request's headers by then (also idle keep-alive).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// On shutdown, requests in progress get this long to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+struct State {
+    reviewer: Reviewer,
+    metrics: Arc<Metrics>,
+    ready: AtomicBool,
+}
+
+/// A server that is accepting connections.
+pub struct Running {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Running({})", self.addr)
+    }
+}
+
+impl Running {
+    /// The address bound (the port is the real one when `:0` was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The live metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.state.metrics
+    }
+
+    /// The shared verification cache.
+    pub fn cache(&self) -> &Arc<VerifyCache> {
+        self.state.reviewer.cache()
+    }
+
+    /// Stop: report not ready at once, keep answering for `delay` (while the
+    /// endpoint is taken out of the Service), then stop accepting and let
+    /// requests in progress finish.
+    pub async fn shutdown(self, delay: Duration) {
+        self.state.ready.store(false, Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
+        let _ = self.stop.send(true);
+        let _ = self.accept.await;
+    }
+}
+
+/// Make sure `home` is a directory the trusted metadata can be written to.
+fn check_home(home: &Path) -> Result<(), AdmissionError> {
+    let err = |e: std::io::Error| AdmissionError::Home {
+        path: home.to_owned(),
+        detail: e.to_string(),
+    };
+    std::fs::create_dir_all(home).map_err(err)?;
+    let probe = home.join(format!(".write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(err)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Load the policy and the certificate, bind, and start serving on the current
+/// tokio runtime (which must be multi-threaded: verifications run on its
+/// blocking pool).
+pub async fn start(config: Config) -> Result<Running, AdmissionError> {
+    let policy = Policy::load(&config.policy)?;
+    check_home(&config.home)?;
+    let metrics = Arc::new(Metrics::default());
+    let verifier = PolicyVerifier::new(config.home.clone(), config.network.clone(), policy)
+        .counting(Arc::clone(&metrics.registry_checks));
+    let cache = Arc::new(VerifyCache::new(
+        Arc::new(verifier),
+        &config.cache,
+        Arc::clone(&metrics),
+    ));
+    let provider = tls::provider();
+    let certs = Arc::new(tls::Reloading::new(
+        config.tls_cert.clone(),
+        config.tls_key.clone(),
+        Arc::clone(&provider),
+    )?);
+    let mut tls_config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| AdmissionError::Tls {
+            path: config.tls_cert.clone(),
+            detail: e.to_string(),
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::clone(&certs) as Arc<dyn rustls::server::ResolvesServerCert>);
+    tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+    let bind = |e: std::io::Error| AdmissionError::Bind {
+        addr: config.listen,
+        detail: e.to_string(),
+    };
+    let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    let state = Arc::new(State {
+        reviewer: Reviewer::new(cache, config.deadline, Arc::clone(&metrics)),
+        metrics,
+        ready: AtomicBool::new(true),
+    });
+    let (stop, stopped) = watch::channel(false);
+    let mut reload_stop = stopped.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tls::RELOAD_INTERVAL) => {
+                    let certs = Arc::clone(&certs);
+                    let _ = tokio::task::spawn_blocking(move || certs.reload_if_changed()).await;
+                }
+                _ = reload_stop.changed() => break,
+            }
+        }
+    });
+    let accept = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state), stopped));
+    tracing::info!(%addr, "admission webhook listening");
+    Ok(Running {
+        addr,
+        state,
+        stop,
+        accept,
+    })
+}
+
+/// Run the webhook until SIGTERM or SIGINT, on a runtime of its own; `listening`
+/// is told the bound address once connections are accepted.
+pub fn serve(config: Config, listening: impl FnOnce(SocketAddr)) -> Result<(), AdmissionError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("warrant-admission")
+        .build()
+        .map_err(|e| AdmissionError::Runtime(e.to_string()))?;
+    rt.block_on(async move {
+        let delay = config.shutdown_delay;
+        let running = start(config).await?;
+        listening(running.local_addr());
+        termination().await;
+        tracing::info!("shutting down");
+        running.shutdown(delay).await;
+        Ok(())
+    })
+}
+
+/// SIGTERM (what the kubelet sends) or SIGINT.
+async fn termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, typically: back off, do not spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => break,
+        };
+        // Answers are small and latency is the point: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = Arc::clone(&state);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| route(Arc::clone(&state), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, "connection ended: {e}");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing");
+    }
+}
+
+fn reply(status: u16, content_type: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn wrong_method(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut r = reply(405, TEXT, "method not allowed\n");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+async fn route(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let arrived = Instant::now();
+    let endpoint = match req.uri().path() {
+        "/validate" => Endpoint::Validate,
+        "/mutate" => Endpoint::Mutate,
+        "/healthz" | "/readyz" | "/metrics" if req.method() != Method::GET => {
+            return Ok(wrong_method("GET"));
+        }
+        "/healthz" => return Ok(reply(200, TEXT, "ok\n")),
+        "/readyz" => {
+            return Ok(if state.ready.load(Ordering::SeqCst) {
+                reply(200, TEXT, "ready\n")
+            } else {
+                reply(503, TEXT, "shutting down\n")
+            });
+        }
+        "/metrics" => {
+            let text = state.metrics.render(state.reviewer.cache().len());
+            return Ok(reply(200, "text/plain; version=0.0.4; charset=utf-8", text));
+        }
+        _ => {
+            return Ok(reply(
+                404,
+                TEXT,
+                "not found: use POST /validate or /mutate\n",
+            ));
+        }
+    };
+    if req.method() != Method::POST {
+        return Ok(wrong_method("POST"));
+    }
+    let deadline = arrived + state.reviewer.deadline();
+    let answer = match read_body(req, deadline).await {
+        Ok(body) => state.reviewer.review_until(endpoint, &body, deadline).await,
+        Err(a) => a,
+    };
+    state
+        .metrics
+        .request(endpoint, answer.outcome, arrived.elapsed());
+    let content_type = if answer.status == 200 {
+        "application/json"
+    } else {
+        TEXT
+    };
+    Ok(reply(answer.status, content_type, answer.body))
+}
+
+/// The body, at most [`MAX_BODY`] bytes, read by `deadline`.
+async fn read_body(req: Request<Incoming>, deadline: Instant) -> Result<Bytes, Answer> {
+    let refuse = |status: u16, why: String| Answer {
+        status,
+        body: why.into_bytes(),
+        outcome: Outcome::BadRequest,
+    };
+    let too_large = || refuse(413, format!("request body larger than {MAX_BODY} bytes\n"));
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let deadline = tokio::time::Instant::from_std(deadline);
+    let body = Limited::new(req.into_body(), MAX_BODY).collect();
+    match tokio::time::timeout_at(deadline, body).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(refuse(400, format!("cannot read the request body: {e}\n"))),
+        Err(_) => Err(refuse(
+            408,
+            "the request body did not arrive in time\n".into(),
+        )),
+    }
+}
