@@ -28,7 +28,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode};
 
-use super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE};
+use super::artifact::{self, OCI_MANIFEST_MEDIA_TYPE};
 use super::auth::Credentials;
 use super::{
     Descriptor, ImageRef, Listing, Location, MAX_MANIFEST_BYTES, NewFile, Store, StoreError,
@@ -487,108 +487,6 @@ impl RegistryStore {
         Ok(bytes)
     }
 
-    async fn ensure_push_auth(&self) -> Result<(), StoreError> {
-        if self.push_ready.lock().map(|g| *g).unwrap_or(false) {
-            return Ok(());
-        }
-        self.oci()?
-            .store_auth_if_needed(self.reference.resolve_registry(), &self.oci_auth())
-            .await;
-        self.authenticate(RegistryOperation::Push).await?;
-        if let Ok(mut g) = self.push_ready.lock() {
-            *g = true;
-        }
-        Ok(())
-    }
-
-    async fn upload(&self, bytes: &[u8], digest: &Sha256Digest) -> Result<(), StoreError> {
-        let d = digest.to_string();
-        let exists = self
-            .oci()?
-            .blob_exists(&self.reference, &d)
-            .await
-            .map_err(|e| self.err(Kind::Io, &d, redact(&e.to_string())))?;
-        if !exists {
-            self.oci()?
-                .push_blob(&self.reference, bytes.to_vec(), &d)
-                .await
-                .map_err(|e| {
-                    self.err(
-                        Kind::Io,
-                        &d,
-                        format!("upload failed: {}", redact(&e.to_string())),
-                    )
-                })?;
-        }
-        Ok(())
-    }
-
-    async fn publish_async(
-        &self,
-        files: &[NewFile],
-        previous: Option<&Sha256Digest>,
-    ) -> Result<Sha256Digest, StoreError> {
-        let stored: Vec<StoredFile> = files
-            .iter()
-            .map(|f| StoredFile {
-                name: f.name.clone(),
-                digest: Sha256Digest::of(&f.bytes),
-                size: f.bytes.len() as u64,
-                pending: f.pending,
-            })
-            .collect();
-        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let manifest = artifact::build_manifest(&stored, &created);
-        let digest = Sha256Digest::of(&manifest);
-        artifact::parse_manifest(&manifest, digest).map_err(|e| {
-            self.err(
-                Kind::Malformed,
-                TUF_TAG,
-                format!("refusing to publish: {e}"),
-            )
-        })?;
-        self.ensure_push_auth().await?;
-        self.check_previous(previous).await?;
-        // Blobs first, concurrently; the manifest that names them last.
-        let mut uploads: Vec<(&[u8], Sha256Digest)> = files
-            .iter()
-            .zip(&stored)
-            .map(|(f, s)| (f.bytes.as_slice(), s.digest))
-            .collect();
-        uploads.push((EMPTY_CONFIG, Sha256Digest::of(EMPTY_CONFIG)));
-        for r in join_all(uploads.iter().map(|(b, d)| self.upload(b, d))).await {
-            r?;
-        }
-        // Registries have no compare-and-swap on tags: check again right before the
-        // PUT, so the window in which a concurrent signer can be overwritten is the
-        // few milliseconds of one request. The caller re-reads afterwards to converge.
-        self.check_previous(previous).await?;
-        let content_type = HeaderValue::from_static(OCI_MANIFEST_MEDIA_TYPE);
-        self.oci()?
-            .push_manifest_raw(&self.reference, manifest, content_type)
-            .await
-            .map_err(|e| {
-                self.err(
-                    Kind::Io,
-                    TUF_TAG,
-                    format!("manifest upload failed: {}", redact(&e.to_string())),
-                )
-            })?;
-        Ok(digest)
-    }
-
-    async fn check_previous(&self, previous: Option<&Sha256Digest>) -> Result<(), StoreError> {
-        let current = self.head_manifest(TUF_TAG).await?.map(|d| d.digest);
-        if current.as_ref() != previous {
-            return Err(self.err(
-                Kind::Conflict,
-                TUF_TAG,
-                "another signer published meanwhile; re-read and retry",
-            ));
-        }
-        Ok(())
-    }
-
     fn manifest_reference(image: &ImageRef) -> String {
         match (&image.tag, &image.digest) {
             (_, Some(d)) if image.tag.is_none() => d.to_string(),
@@ -710,63 +608,6 @@ impl Store for RegistryStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+mod tests;
 
-    #[test]
-    fn loopback_hosts_are_recognized() {
-        for h in [
-            "localhost",
-            "localhost:5000",
-            "127.0.0.1:5000",
-            "127.1.2.3",
-            "[::1]:5000",
-            "[::1]",
-        ] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in [
-            "example.com",
-            "10.0.0.1:5000",
-            "localhost.evil.com",
-            "128.0.0.1",
-        ] {
-            assert!(!is_loopback(h), "{h}");
-        }
-    }
-
-    #[test]
-    fn https_unless_loopback_or_named_insecure() {
-        let open = |registry: &str, insecure: &[&str]| {
-            let loc = Location::Registry {
-                registry: registry.into(),
-                repository: "app".into(),
-            };
-            let opts = RegistryOptions {
-                insecure: insecure.iter().map(|s| (*s).to_owned()).collect(),
-                ..RegistryOptions::default()
-            };
-            RegistryStore::open(loc, &opts).expect("open").base
-        };
-        assert_eq!(
-            open("registry.example.com", &[]),
-            "https://registry.example.com"
-        );
-        assert_eq!(open("10.1.2.3:5000", &[]), "https://10.1.2.3:5000");
-        assert_eq!(
-            open("10.1.2.3:5000", &["10.1.2.3:5000"]),
-            "http://10.1.2.3:5000"
-        );
-        assert_eq!(open("localhost:5000", &[]), "http://localhost:5000");
-        assert_eq!(open("docker.io", &[]), "https://registry-1.docker.io");
-    }
-
-    #[test]
-    fn credentials_in_urls_are_redacted() {
-        assert_eq!(
-            redact("error sending request for http://u:p@h/v2/"),
-            "error sending request for http://<redacted>@h/v2/"
-        );
-        assert_eq!(redact("plain text"), "plain text");
-    }
-}
+mod publish;
