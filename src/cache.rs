@@ -52,10 +52,22 @@ pub fn role_file_name(role: &str) -> String {
 }
 
 impl TrustCache {
-    /// Open (creating, mode 0700) and lock the cache of `location` under `home`.
+    /// Open (creating, mode 0700) and lock the verifier's cache of `location`
+    /// under `home` (`$WARRANT_HOME/trust/`).
     pub fn open(home: &Path, location: &Location) -> Result<Self, CacheError> {
+        Self::open_in(&home.join("trust"), location)
+    }
+
+    /// The cache commands that *change* a repository keep (`$WARRANT_HOME/
+    /// trust-signer/`): a signer may trust a repository on first use, and that must
+    /// never become a verifier's anchor on the same host.
+    pub fn open_for_editing(home: &Path, location: &Location) -> Result<Self, CacheError> {
+        Self::open_in(&home.join("trust-signer"), location)
+    }
+
+    fn open_in(base: &Path, location: &Location) -> Result<Self, CacheError> {
         use std::os::unix::fs::DirBuilderExt as _;
-        let dir = home.join("trust").join(location.cache_dir_name());
+        let dir = base.join(location.cache_dir_name());
         let err = |path: &Path, e: std::io::Error| CacheError {
             path: path.to_owned(),
             detail: e.to_string(),

@@ -63,7 +63,7 @@ pub struct Entry {
     /// Glob on `REGISTRY/REPOSITORY` (or `oci:PATH` for layouts).
     #[serde(rename = "match")]
     pub pattern: String,
-    /// Root key ids to pin (prefixes of 8+ hex digits allowed).
+    /// Root key ids to pin (prefixes of 32+ hex digits allowed).
     #[serde(default)]
     pub root_keyids: Vec<String>,
     /// A root.json to pin, relative to the policy file.

@@ -388,3 +388,121 @@ fn ecdsa_p256_repositories_sign_and_verify() {
     );
     assert_eq!(r.code, 0, "{}", r.text());
 }
+
+#[test]
+fn a_root_that_declares_a_pinned_key_id_for_another_key_is_refused() {
+    // The attacker publishes a repository whose root lists *their* key under the key
+    // id the verifier pinned, and signs everything with it under that label.
+    use std::collections::BTreeMap;
+    use std::num::NonZeroU64;
+    use warrant::crypto::{KeyId, KeyType, SecretKey, Signer as _};
+    use warrant::store::{Location, NewFile, Store};
+    use warrant::tuf::editor;
+    use warrant::tuf::metadata::{Key, RoleKeys, Targets};
+
+    let w = World::new();
+    make_image(&w.layout(), "v1", "real");
+    let r = w.signer(&["--output", "json", "init", &w.oci("")]);
+    let pinned = serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()["root_keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let evil = World::new();
+    make_image(&evil.layout(), "v1", "evil");
+    let attacker = SecretKey::generate(KeyType::Ed25519).unwrap();
+    let label = KeyId(pinned.clone());
+    let forge = |value: serde_json::Value| -> Vec<u8> {
+        let msg = warrant::tuf::canonical::to_canonical(&value).unwrap();
+        let sig = hex::encode(attacker.sign(&msg).unwrap());
+        serde_json::to_vec(
+            &serde_json::json!({"signatures": [{"keyid": pinned, "sig": sig}], "signed": value}),
+        )
+        .unwrap()
+    };
+    let one = NonZeroU64::MIN;
+    let later = editor::expiry_in(chrono::Utc::now(), chrono::Duration::days(30));
+    let role = RoleKeys {
+        keyids: vec![label.clone()],
+        threshold: one,
+        unrecognized: Default::default(),
+    };
+    let mut root = editor::new_root(
+        &editor::RoleSpec {
+            keys: vec![],
+            threshold: one,
+        },
+        &editor::RoleSpec {
+            keys: vec![],
+            threshold: one,
+        },
+        &editor::RoleSpec {
+            keys: vec![],
+            threshold: one,
+        },
+        &editor::RoleSpec {
+            keys: vec![],
+            threshold: one,
+        },
+        later,
+    );
+    root.keys = BTreeMap::from([(label.clone(), Key::from_public(attacker.public_key()))]);
+    for r in root.roles.values_mut() {
+        *r = role.clone();
+    }
+    let store =
+        warrant::store::layout::LayoutStore::create_or_open(Location::Layout(evil.layout()))
+            .unwrap();
+    let image = store
+        .resolve(&warrant::store::ImageRef::parse(&evil.oci(":v1")).unwrap())
+        .unwrap();
+    let mut targets = Targets::empty(one, later);
+    targets.targets.insert(
+        "v1".into(),
+        warrant::tuf::metadata::TargetFile {
+            length: image.size,
+            hashes: BTreeMap::from([("sha256".to_owned(), image.digest.hex())]),
+            custom: None,
+            unrecognized: Default::default(),
+        },
+    );
+    let root_b = forge(serde_json::to_value(&root).unwrap());
+    let t_b = forge(serde_json::to_value(&targets).unwrap());
+    let snap = editor::new_snapshot(
+        one,
+        later,
+        BTreeMap::from([("targets.json".to_owned(), editor::meta_for(one, &t_b))]),
+    );
+    let s_b = forge(serde_json::to_value(&snap).unwrap());
+    let ts = editor::new_timestamp(one, later, one, &s_b);
+    let ts_b = forge(serde_json::to_value(&ts).unwrap());
+    let files = [
+        ("1.root.json", root_b),
+        ("1.targets.json", t_b),
+        ("1.snapshot.json", s_b),
+        ("timestamp.json", ts_b),
+    ]
+    .map(|(n, b)| NewFile {
+        name: n.into(),
+        bytes: b,
+        pending: false,
+    });
+    store.publish(&files, None).unwrap();
+
+    let r = evil.verifier(
+        "victim",
+        &["verify", &evil.oci(":v1"), "--root-keyid", &pinned],
+    );
+    assert_eq!(
+        r.code,
+        1,
+        "a forged key-id label must not satisfy the pin: {}",
+        r.text()
+    );
+    // A short prefix is not accepted as a pin at all (it would be brute-forceable).
+    let r = w.verifier(
+        "short",
+        &["verify", &w.oci(":v1"), "--root-keyid", &pinned[..8]],
+    );
+    assert_ne!(r.code, 0, "{}", r.text());
+}

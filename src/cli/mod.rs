@@ -111,7 +111,7 @@ pub struct PinArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "root_keyid")]
     pub root: Option<PathBuf>,
     /// Trust a root signed by a threshold of these root key ids (repeatable; prefixes
-    /// of 8+ hex digits allowed).
+    /// of 32+ hex digits allowed; ids are recomputed from the keys).
     #[arg(long = "root-keyid", value_name = "ID")]
     pub root_keyid: Vec<String>,
 }

@@ -335,7 +335,7 @@ impl KeyStore {
                 query: query.to_owned(),
                 matches: many
                     .iter()
-                    .map(|k| &k.keyid.0[..12])
+                    .map(|k| crate::tuf::verify::short_id(&k.keyid.0))
                     .collect::<Vec<_>>()
                     .join(", "),
             }),

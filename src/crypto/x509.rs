@@ -89,7 +89,21 @@ impl BuilderProfile for Leaf {
         _issuer_spk: x509_cert::spki::SubjectPublicKeyInfoRef<'_>,
         _tbs: &TbsCertificate,
     ) -> x509_cert::builder::Result<Vec<Extension>> {
-        Ok(Vec::new())
+        // A self-signed certificate can only be used as its own anchor: mark it a
+        // CA (as `openssl req -x509` does) so a policy may pin it.
+        if self.issuer != self.subject {
+            return Ok(Vec::new());
+        }
+        use x509_cert::der::oid::AssociatedOid as _;
+        let bc = x509_cert::ext::pkix::BasicConstraints {
+            ca: true,
+            path_len_constraint: Some(0),
+        };
+        Ok(vec![Extension {
+            extn_id: x509_cert::ext::pkix::BasicConstraints::OID,
+            critical: true,
+            extn_value: x509_cert::der::asn1::OctetString::new(bc.to_der()?)?,
+        }])
     }
 }
 
@@ -212,8 +226,21 @@ fn check_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), X509E
     }
 }
 
+/// True when `c` says it is a CA (basicConstraints `cA = TRUE`).
+fn is_ca(c: &Certificate) -> bool {
+    use x509_cert::der::oid::AssociatedOid as _;
+    use x509_cert::ext::pkix::BasicConstraints;
+    c.tbs_certificate().extensions().is_some_and(|exts| {
+        exts.iter().any(|e| {
+            e.extn_id == BasicConstraints::OID
+                && BasicConstraints::from_der(e.extn_value.as_bytes()).is_ok_and(|b| b.ca)
+        })
+    })
+}
+
 /// Check that `chain` (leaf first) certifies `key` and leads to `ca`, every
-/// certificate (the CA's included) valid at `now`.
+/// certificate (the CA's included) valid at `now`, and every issuer (the pinned CA
+/// and intermediates) a CA by its basicConstraints.
 pub fn verify_chain(
     chain: &[Certificate],
     ca: &Certificate,
@@ -237,6 +264,13 @@ pub fn verify_chain(
     for (i, cert) in chain.iter().enumerate() {
         check_validity(cert, now)?;
         let issuer = chain.get(i + 1).unwrap_or(ca);
+        if !is_ca(issuer) {
+            return Err(X509Error::WrongIssuer {
+                subject: subject_of(cert),
+                issuer: subject_of(issuer),
+                detail: "the issuer is not a CA (no basicConstraints cA=TRUE)".into(),
+            });
+        }
         check_signed_by(cert, issuer)?;
     }
     Ok(())

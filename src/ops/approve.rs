@@ -13,7 +13,7 @@ use crate::tuf::verify::Untrusted;
 use super::edit::{
     CommitOutcome, RoleChange, authority_of, pending_of, transact, untrusted_result, version_of,
 };
-use super::trust::{Pin, TrustedUpdater, anchor, open_store, update_for_editing};
+use super::trust::{Pin, TrustedUpdater, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError};
 
 /// A change of one target between the trusted and the pending version.
@@ -42,8 +42,10 @@ pub struct PendingView {
     pub missing: Vec<KeyId>,
     /// Required.
     pub threshold: u64,
-    /// What it changes.
+    /// What it changes: targets, and any delegation or other field.
     pub changes: Vec<TargetChange>,
+    /// sha256 of the canonical `signed` content reviewed (what every signature covers).
+    pub content_sha256: String,
 }
 
 fn digest_of(t: &crate::tuf::metadata::TargetFile) -> String {
@@ -80,6 +82,64 @@ pub fn diff(old: &Targets, new: &Targets) -> Vec<TargetChange> {
                 after: None,
             });
         }
+    }
+    out
+}
+
+/// Summaries of a role's delegations, for review.
+fn delegation_summary(t: &Targets) -> Vec<String> {
+    let Some(d) = &t.delegations else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = d
+        .roles
+        .iter()
+        .flatten()
+        .map(|r| {
+            let ids: Vec<&str> = r
+                .keyids
+                .iter()
+                .map(|k| crate::tuf::verify::short_id(&k.0))
+                .collect();
+            format!(
+                "{} ({} of {}; paths {:?}{})",
+                r.name,
+                r.threshold,
+                ids.join(","),
+                r.paths.clone().unwrap_or_default(),
+                if r.terminating { "; terminating" } else { "" }
+            )
+        })
+        .collect();
+    if let Some(s) = &d.succinct_roles {
+        out.push(format!(
+            "{} hash bins ({} bits)",
+            s.name_prefix, s.bit_length
+        ));
+    }
+    out
+}
+
+/// Changes beyond targets: delegations (who may sign what) and any other field.
+/// An approver signs the whole role, so the review must show all of it.
+fn other_changes(old: &Targets, new: &Targets) -> Vec<TargetChange> {
+    let mut out = Vec::new();
+    let (before, after) = (delegation_summary(old), delegation_summary(new));
+    if old.delegations != new.delegations {
+        out.push(TargetChange {
+            target: "(delegations)".into(),
+            change: "changed",
+            before: Some(before.join("; ")),
+            after: Some(after.join("; ")),
+        });
+    }
+    if old.unrecognized != new.unrecognized || old.spec_version != new.spec_version {
+        out.push(TargetChange {
+            target: "(other fields)".into(),
+            change: "changed",
+            before: None,
+            after: None,
+        });
     }
     out
 }
@@ -122,7 +182,8 @@ fn review(
             pending.version, current.version
         )));
     }
-    let changes = diff(current, &pending);
+    let mut changes = diff(current, &pending);
+    changes.extend(other_changes(current, &pending));
     let result = untrusted_result(&untrusted, authority_of(up, role, &delegator)?);
     let view = PendingView {
         role: role.to_owned(),
@@ -131,6 +192,7 @@ fn review(
         missing: result.missing.iter().cloned().collect(),
         threshold: result.threshold.get(),
         changes,
+        content_sha256: Sha256Digest::of(untrusted.canonical()).hex(),
     };
     Ok((untrusted, view, digest))
 }
@@ -138,7 +200,7 @@ fn review(
 /// Every pending role version of `location`.
 pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<PendingView>, OpError> {
     let store = open_store(ctx, location)?;
-    let cache = anchor(ctx, store.as_ref(), pin)?;
+    let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
     let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
     let listing = up
         .remote()
@@ -195,7 +257,7 @@ pub fn approve(
                 None => first = Some((digest, view.clone())),
                 // On a retry the pending version may have gained others' signatures, but
                 // its content must be what was reviewed.
-                Some((_, seen)) if seen.changes != view.changes || seen.version != view.version => {
+                Some((_, seen)) if seen.content_sha256 != view.content_sha256 => {
                     return Err(bad(format!(
                         "the pending {role} changed while approving; review it again"
                     )));

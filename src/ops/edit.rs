@@ -20,7 +20,7 @@ use crate::tuf::metadata::{Signature, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::{Authority, Untrusted, VerificationResult, check_threshold, short_id};
 
-use super::trust::{Pin, TrustedUpdater, anchor, open_store, update_for_editing};
+use super::trust::{Pin, TrustedUpdater, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError, as_signers};
 
 /// Publish attempts before giving up on a busy repository.
@@ -197,7 +197,7 @@ pub fn transact<T>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let cache = anchor(ctx, store.as_ref(), pin)?;
+        let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
         if attempt > 1 {
             // Another writer won a race: take the store's state as it is now.
             cache.forget_all_but_root();
@@ -264,9 +264,10 @@ pub fn transact<T>(
 /// role: `warrant refresh` (or any commit with the publisher key) promotes them.
 fn ready_pending(
     store: &dyn Store,
-    up: &TrustedUpdater<'_>,
+    up: &mut TrustedUpdater<'_>,
     listing: &Listing,
     changed: &[RoleChange],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<RoleChange>, OpError> {
     let mut out = Vec::new();
     for f in listing.files.iter().filter(|f| f.pending) {
@@ -283,7 +284,9 @@ fn ready_pending(
         if current.is_some_and(|c| c + 1 != version) {
             continue;
         }
-        let Some(delegator) = delegator_in_tree(up, &role) else {
+        // The delegator a verifier's search would use (not just any role that
+        // happens to delegate the same name).
+        let Ok(Some(delegator)) = up.find_delegator(&role) else {
             continue;
         };
         let Ok(authority) = authority_of(up, &role, &delegator) else {
@@ -293,6 +296,15 @@ fn ready_pending(
         let Ok(untrusted) = Untrusted::parse(&role, bytes.clone()) else {
             continue;
         };
+        // The content must be what the file name says: a targets role of exactly that
+        // version, not expired (an old, validly signed version re-uploaded as the next
+        // one would otherwise break every verify that reaches the role).
+        let Ok(content) = untrusted.parse_unverified::<Targets>() else {
+            continue;
+        };
+        if content.version.get() != version || content.expires <= now {
+            continue;
+        }
         let signatures = untrusted_result(&untrusted, authority);
         if signatures.is_met() {
             out.push(RoleChange {
@@ -304,25 +316,6 @@ fn ready_pending(
         }
     }
     Ok(out)
-}
-
-/// The loaded role that delegates to `role`, if any.
-fn delegator_in_tree(up: &TrustedUpdater<'_>, role: &str) -> Option<String> {
-    if role == "targets" {
-        return Some("root".into());
-    }
-    // Only roles already trusted in this process are considered.
-    let snapshot = up.trusted().snapshot()?;
-    snapshot
-        .meta
-        .keys()
-        .filter_map(|k| k.strip_suffix(".json"))
-        .find(|parent| {
-            up.trusted()
-                .targets(parent)
-                .is_some_and(|t| delegated_authority(t, role).is_ok())
-        })
-        .map(str::to_owned)
 }
 
 /// Publish `changes` (and drop `removed` roles): complete changes go into a new
@@ -337,6 +330,9 @@ pub fn commit(
     removed: &[String],
     resign: bool,
 ) -> Result<CommitOutcome, OpError> {
+    let mut changes = changes;
+    let ready = ready_pending(store, up, listing, &changes, ctx.now)?;
+    changes.extend(ready);
     let trusted = up.trusted();
     let root = trusted.root();
     let (Some(snapshot), Some(timestamp)) = (trusted.snapshot(), trusted.timestamp()) else {
@@ -344,8 +340,6 @@ pub fn commit(
             location: store.location().to_string(),
         });
     };
-    let mut changes = changes;
-    changes.extend(ready_pending(store, up, listing, &changes)?);
     let complete: Vec<&RoleChange> = changes.iter().filter(|c| c.is_complete()).collect();
     let key_ids = |role: &str| {
         root.roles

@@ -201,6 +201,23 @@ pub fn init(
 
     // The signer trusts what it just made: seed its cache (the same bytes verified
     // as any client would on the next command).
+    // It made this root itself: both its verifier and its signer caches start here.
+    let mut signer_cache = TrustCache::open_for_editing(&ctx.home, location)?;
+    for (role, bytes) in [
+        ("root", &root_bytes),
+        ("timestamp", &timestamp_bytes),
+        ("snapshot", &snapshot_bytes),
+        ("targets", &targets_bytes),
+    ] {
+        signer_cache
+            .persist(role, bytes)
+            .map_err(|e| OpError::Update {
+                location: location.to_string(),
+                source: e.into(),
+            })?;
+    }
+    signer_cache.set_listing_digest(&digest)?;
+    drop(signer_cache);
     let mut cache = TrustCache::open(&ctx.home, location)?;
     let persist = |cache: &mut TrustCache, role: &str, bytes: &[u8]| {
         cache.persist(role, bytes).map_err(|e| OpError::Update {

@@ -22,7 +22,7 @@ use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::short_id;
 
 use super::edit::{CommitOutcome, MAX_ATTEMPTS, authority_of, backoff, sign_role, transact};
-use super::trust::{Pin, anchor, open_store, update_for_editing};
+use super::trust::{Pin, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError, as_signers};
 
 /// What to change about a role's keys.
@@ -150,7 +150,7 @@ fn rotate_top_level(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let cache = anchor(ctx, store.as_ref(), pin)?;
+        let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
         if attempt > 1 {
             cache.forget_all_but_root();
         }
@@ -416,7 +416,7 @@ pub fn revoke(
     pin: &Pin,
 ) -> Result<RevokeOutcome, OpError> {
     let store = open_store(ctx, location)?;
-    let cache = anchor(ctx, store.as_ref(), pin)?;
+    let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
     let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
     let order = up
         .load_delegation_tree()

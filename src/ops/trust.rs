@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use crate::cache::TrustCache;
-use crate::crypto::KeyId;
 use crate::digest::Sha256Digest;
 use crate::store::{Listing, Location, Store, StoredFile};
 use crate::tuf::client::{ClientError, Limits, LocalState, Updater};
@@ -87,8 +86,37 @@ fn first_root(store: &dyn Store) -> Result<Vec<u8>, OpError> {
 /// root, seeding it from `pin` on first use. A pin is ignored once the cache holds a
 /// root: from then on the root rotation chain decides.
 pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache, OpError> {
+    anchor_cache(
+        ctx,
+        store,
+        pin,
+        TrustCache::open(&ctx.home, store.location())?,
+    )
+}
+
+/// [`anchor`] for commands that change the repository, in their own cache
+/// ([`TrustCache::open_for_editing`]).
+pub fn anchor_for_editing(
+    ctx: &Context,
+    store: &dyn Store,
+    pin: &Pin,
+) -> Result<TrustCache, OpError> {
+    anchor_cache(
+        ctx,
+        store,
+        pin,
+        TrustCache::open_for_editing(&ctx.home, store.location())?,
+    )
+}
+
+fn anchor_cache(
+    ctx: &Context,
+    store: &dyn Store,
+    pin: &Pin,
+    cache: TrustCache,
+) -> Result<TrustCache, OpError> {
     let location = store.location();
-    let mut cache = TrustCache::open(&ctx.home, location)?;
+    let mut cache = cache;
     if cache.has_root() {
         return Ok(cache);
     }
@@ -110,15 +138,26 @@ pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache,
                 source: ClientError::Trust(e),
             })?;
             let root = set.root();
-            let signed_by_pinned = root
-                .result()
-                .signed
-                .iter()
-                .filter(|k: &&KeyId| {
-                    ids.iter()
-                        .any(|p| p.len() >= 8 && k.0.starts_with(p.as_str()))
-                })
-                .count() as u64;
+            // Key ids declared in the (untrusted) root are just labels: recompute each
+            // signer's id from its key material and match pins against that, each pin
+            // counting once. Prefixes must carry 128 bits.
+            let mut matched: std::collections::BTreeSet<&String> = Default::default();
+            for declared in &root.result().signed {
+                let Some(computed) = root
+                    .keys
+                    .get(declared)
+                    .and_then(|k| k.to_public().ok())
+                    .map(|k| k.key_id())
+                else {
+                    continue;
+                };
+                if let Some(p) = ids.iter().find(|p| {
+                    p.len() >= 32 && computed.0.starts_with(p.as_str()) && !matched.contains(p)
+                }) {
+                    matched.insert(p);
+                }
+            }
+            let signed_by_pinned = matched.len() as u64;
             let threshold = root
                 .roles
                 .get("root")

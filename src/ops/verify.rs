@@ -140,8 +140,10 @@ pub fn verify_with_roles(
     if let Some(s) = trusted.snapshot() {
         expiries.push(("snapshot", s.expires));
     }
-    if let Some(t) = trusted.targets(&found.role) {
-        expiries.push(("signing role", t.expires));
+    // Every targets role the answer rests on (the search path, required roles):
+    // all that were loaded.
+    for (_, t) in trusted.loaded_targets() {
+        expiries.push(("targets", t.expires));
     }
     let expires = expiries.iter().map(|(_, e)| *e).min().unwrap_or(ctx.now);
     let warnings = expiries

@@ -126,10 +126,12 @@ impl Location {
             }
             // Both parts were validated: lowercase host characters and repository
             // components that cannot be `.`, `..` or empty.
+            // `.state` cannot be a repository component (they start with [a-z0-9]),
+            // so `team/app`'s files never collide with a repository `team/app/x`.
             Location::Registry {
                 registry,
                 repository,
-            } => PathBuf::from(registry).join(repository),
+            } => PathBuf::from(registry).join(repository).join(".state"),
         }
     }
 }
@@ -412,7 +414,7 @@ mod tests {
         assert_eq!(repo.to_string(), "localhost:5000/team/app");
         assert_eq!(
             repo.cache_dir_name(),
-            PathBuf::from("localhost:5000/team/app")
+            PathBuf::from("localhost:5000/team/app/.state")
         );
         for bad in [
             "UPPER/app:v1",

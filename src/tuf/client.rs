@@ -419,7 +419,26 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         role: &str,
     ) -> Result<Option<FoundTarget>, ClientError> {
         let found = self.search(Some(path), |r, _| r == role)?;
-        Ok(found.filter(|f| f.role == role && !f.path.is_empty()))
+        let Some(found) = found.filter(|f| f.role == role && !f.path.is_empty()) else {
+            return Ok(None);
+        };
+        // Every role in the tree that delegates this name must accept the role's
+        // signatures: a same-named role grafted under another delegator cannot stand
+        // in for the one the policy means.
+        let tree = self.load_delegation_tree()?;
+        let parents: Vec<String> = tree
+            .iter()
+            .map(|(r, _)| r.clone())
+            .filter(|p| {
+                self.trusted
+                    .targets(p)
+                    .is_some_and(|t| super::trusted::delegated_authority(t, role).is_ok())
+            })
+            .collect();
+        for parent in parents {
+            self.trusted.recheck_delegated(role, &parent)?;
+        }
+        Ok(Some(found))
     }
 
     /// Load every role reachable from `targets` (bounded like a search) and return

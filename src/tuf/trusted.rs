@@ -216,6 +216,11 @@ impl TrustedSet {
     pub fn targets(&self, role: &str) -> Option<&Verified<Targets>> {
         self.targets.get(role)
     }
+    /// Every targets role trusted so far (top-level and delegated), by name.
+    pub fn loaded_targets(&self) -> impl Iterator<Item = (&str, &Verified<Targets>)> {
+        self.targets.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
     /// The time every expiry is compared with.
     pub fn now(&self) -> DateTime<Utc> {
         self.now
@@ -397,6 +402,14 @@ impl TrustedSet {
         from_cache: bool,
     ) -> Result<&Verified<Targets>, TrustError> {
         self.check_final_snapshot()?;
+        if delegator != "root" && super::metadata::TOP_LEVEL_ROLES.contains(&role) {
+            // A delegated role named like a top-level role would alias it in caches
+            // and messages: refuse the whole delegation.
+            return Err(TrustError::NotListed {
+                role: format!("{role} (a delegated role may not take a top-level role's name)"),
+                referrer: delegator.to_owned(),
+            });
+        }
         let meta = self
             .snapshot_meta(role)
             .ok_or_else(|| TrustError::NotListed {

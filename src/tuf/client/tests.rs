@@ -317,3 +317,31 @@ fn a_hash_bin_lookup_reads_only_its_bin() {
     let found = up.find_target("app:v1").unwrap().unwrap();
     assert_eq!(repo.fetched(), [format!("1.{}.json", found.role)]);
 }
+
+#[test]
+fn a_same_named_role_grafted_under_another_delegator_cannot_stand_in() {
+    // targets → releases (key r) → "qa" (key r); targets → qa (key q).
+    // The qa metadata is signed by r only: found through releases, it must still
+    // satisfy the real delegation's keys before a policy can count it.
+    let mut repo = Repo::new();
+    let (kr, kq) = (key(), key());
+    let mut top = Targets::empty(nz(1), in_days(365));
+    delegate(&mut top, "releases", &kr, &["*"], false);
+    delegate(&mut top, "qa", &kq, &["*"], false);
+    repo.set_targets("targets", top, None);
+    let mut releases = Targets::empty(nz(1), in_days(365));
+    delegate(&mut releases, "qa", &kr, &["*"], false);
+    repo.set_targets("releases", releases, Some(&kr));
+    let mut qa = Targets::empty(nz(1), in_days(365));
+    qa.targets.insert("v1".into(), target(b"evil"));
+    repo.set_targets("qa", qa, Some(&kr));
+    repo.publish();
+    let mut up = repo.client(&Local::default());
+    up.refresh().unwrap();
+    let err = up.find_target_in_role("v1", "qa").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("qa metadata is not signed by enough keys"),
+        "{err}"
+    );
+}
