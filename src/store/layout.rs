@@ -545,13 +545,24 @@ enum ReadError {
 }
 
 /// Reads a regular file, failing past `max` bytes without reading more than `max + 1`.
-/// The regular-file check keeps a planted FIFO or `/dev/zero` from hanging or flooding us.
+/// The file is opened without following a symlink and without blocking (a planted
+/// FIFO cannot hang us), and must be a regular file by `fstat` of the handle
+/// actually opened (so a swap after a check cannot slip `/dev/zero` or
+/// `/etc/shadow` in).
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
-    let meta = fs::metadata(path).map_err(ReadError::Io)?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => ReadError::NotRegular,
+            _ => ReadError::Io(e),
+        })?;
+    let meta = file.metadata().map_err(ReadError::Io)?;
     if !meta.is_file() {
         return Err(ReadError::NotRegular);
     }
-    let file = File::open(path).map_err(ReadError::Io)?;
     let mut buf =
         Vec::with_capacity(usize::try_from(meta.len().min(max).min(MAX_PREALLOC)).unwrap_or(0));
     file.take(max.saturating_add(1))

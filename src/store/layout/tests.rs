@@ -336,3 +336,28 @@ fn eight_concurrent_publishers_lose_nothing() {
     }
     assert_eq!(store.listing().unwrap().unwrap().files.len(), 8);
 }
+
+#[test]
+fn symlinked_or_fifo_blobs_are_refused_without_following_or_hanging() {
+    let (dir, store) = new_store();
+    store.publish(&sample(), None).unwrap();
+    let root = store.listing().unwrap().unwrap().files[0].clone();
+    let path = store.blob_path(&root.digest);
+    // A symlink to a file outside the layout (with the right content, even).
+    let outside = dir.path().join("outside");
+    fs::write(&outside, &sample()[0].bytes).unwrap();
+    fs::remove_file(&path).unwrap();
+    std::os::unix::fs::symlink(&outside, &path).unwrap();
+    assert!(
+        store.read_file(&root, 1024).is_err(),
+        "a symlinked blob must not be read"
+    );
+    // A FIFO: opening it must not block.
+    fs::remove_file(&path).unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(store.read_file(&root, 1024).is_err());
+}
