@@ -11,7 +11,8 @@ use crate::tuf::metadata::{Signature, Targets, Unrecognized};
 use crate::tuf::verify::Untrusted;
 
 use super::edit::{
-    CommitOutcome, RoleChange, authority_of, pending_of, transact, untrusted_result, version_of,
+    CommitOutcome, RoleChange, authority_of, newest_role_json, pending_of, transact,
+    untrusted_result, version_of,
 };
 use super::trust::{Pin, TrustedUpdater, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError};
@@ -329,19 +330,9 @@ fn untrusted_bytes(u: &Untrusted) -> Result<Vec<u8>, OpError> {
 
 /// Does the newest version of `role` in the store carry signatures by `keys`?
 fn has_signatures(store: &dyn Store, role: &str, keys: &[KeyId]) -> Result<bool, OpError> {
-    let Some(listing) = store.listing()? else {
+    let Some(v) = newest_role_json(store, role)? else {
         return Ok(false);
     };
-    let Some(newest) = listing
-        .files
-        .iter()
-        .filter(|f| version_of(&f.name, role).is_some())
-        .max_by_key(|f| version_of(&f.name, role))
-    else {
-        return Ok(false);
-    };
-    let bytes = store.read_file(newest, crate::tuf::client::Limits::default().targets)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let sigs = v["signatures"].as_array().cloned().unwrap_or_default();
     Ok(keys.iter().all(|k| sigs.iter().any(|s| s["keyid"] == k.0)))
 }

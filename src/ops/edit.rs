@@ -160,6 +160,28 @@ pub fn version_of(name: &str, role: &str) -> Option<u64> {
         .filter(|_| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The newest version of `role` in the store (pending or not) as untyped JSON: for
+/// an editor's "did my change survive a concurrent writer" check after publishing,
+/// never for a trust decision.
+pub fn newest_role_json(
+    store: &dyn Store,
+    role: &str,
+) -> Result<Option<serde_json::Value>, OpError> {
+    let Some(listing) = store.listing()? else {
+        return Ok(None);
+    };
+    let Some(newest) = listing
+        .files
+        .iter()
+        .filter(|f| version_of(&f.name, role).is_some())
+        .max_by_key(|f| version_of(&f.name, role))
+    else {
+        return Ok(None);
+    };
+    let bytes = store.read_file(newest, crate::tuf::client::Limits::default().targets)?;
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
 /// The pending file of `role` in `listing`, if any.
 pub fn pending_of<'l>(listing: &'l Listing, role: &str) -> Option<&'l StoredFile> {
     listing

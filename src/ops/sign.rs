@@ -13,7 +13,7 @@ use crate::tuf::delegation::path_matches;
 use crate::tuf::editor;
 use crate::tuf::metadata::{TargetFile, Unrecognized};
 
-use super::edit::{RoleStatus, authority_of, pending_of, sign_role, transact, version_of};
+use super::edit::{RoleStatus, authority_of, newest_role_json, pending_of, sign_role, transact};
 use super::trust::{Pin, open_store};
 use super::{Context, OpError};
 
@@ -156,19 +156,9 @@ pub fn role_lists_target(
     target: &str,
     file: &TargetFile,
 ) -> Result<bool, OpError> {
-    let Some(listing) = store.listing()? else {
+    let Some(value) = newest_role_json(store, role)? else {
         return Ok(false);
     };
-    let Some(newest) = listing
-        .files
-        .iter()
-        .filter(|f| version_of(&f.name, role).is_some())
-        .max_by_key(|f| version_of(&f.name, role))
-    else {
-        return Ok(false);
-    };
-    let bytes = store.read_file(newest, crate::tuf::client::Limits::default().targets)?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let ours = serde_json::to_value(file).unwrap_or_default();
     let theirs = &value["signed"]["targets"][target];
     Ok(theirs["hashes"] == ours["hashes"] && theirs["length"] == ours["length"])
@@ -176,7 +166,7 @@ pub fn role_lists_target(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::ops::edit::version_of;
 
     #[test]
     fn role_file_versions() {
@@ -288,18 +278,8 @@ pub fn unsign(
 
 /// Does the newest version of `role` in the store list `target` at all?
 fn newest_lists(store: &dyn Store, role: &str, target: &str) -> Result<bool, OpError> {
-    let Some(listing) = store.listing()? else {
+    let Some(value) = newest_role_json(store, role)? else {
         return Ok(false);
     };
-    let Some(newest) = listing
-        .files
-        .iter()
-        .filter(|f| version_of(&f.name, role).is_some())
-        .max_by_key(|f| version_of(&f.name, role))
-    else {
-        return Ok(false);
-    };
-    let bytes = store.read_file(newest, crate::tuf::client::Limits::default().targets)?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     Ok(value["signed"]["targets"].get(target).is_some())
 }
