@@ -150,6 +150,21 @@ fn an_expired_timestamp_is_rejected_and_refresh_makes_it_verify_again() {
     r.ok(&["refresh", &r.repo]);
     assert_eq!(r.verify("v").code, 0);
     assert_eq!(r.ok(&["status", &r.repo]).code, 0);
+    // Within three days of expiry, verify and inspect warn (and still succeed).
+    r.ok(&["refresh", &r.repo, "--expires", "2d"]);
+    let v = r.verify("v");
+    assert_eq!(v.code, 0, "{}", v.text());
+    assert!(
+        v.stderr.contains("warning: timestamp metadata"),
+        "{}",
+        v.stderr
+    );
+    let i = r.ok(&["inspect", &r.repo]);
+    assert!(
+        i.stderr.contains("warning: timestamp metadata"),
+        "{}",
+        i.stderr
+    );
 }
 
 #[test]

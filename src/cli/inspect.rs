@@ -15,6 +15,21 @@ pub struct InspectArgs {
 
 pub fn run(a: InspectArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     let location = super::location(&a.repo)?;
-    out.report(&inspect(ctx, &location, &a.pin.pin())?);
+    let view = inspect(ctx, &location, &a.pin.pin())?;
+    let window = crate::ops::verify::expiry_warning_window();
+    for r in view.roles.iter().filter(|r| r.expires - ctx.now < window) {
+        out.warn(&format!(
+            "{} metadata of {} expires at {}: run `warrant refresh`{}",
+            r.name,
+            view.location,
+            r.expires.format("%Y-%m-%dT%H:%M:%SZ"),
+            if r.name == "timestamp" || r.name == "snapshot" {
+                ""
+            } else {
+                " or re-sign it"
+            }
+        ));
+    }
+    out.report(&view);
     Ok(0)
 }
