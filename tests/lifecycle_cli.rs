@@ -429,3 +429,59 @@ fn a_ca_made_with_openssl_pins_the_root_and_other_cas_or_expired_leaves_are_refu
     assert_eq!(r.code, 1, "{}", r.text());
     assert!(r.stderr.contains("expired"), "{}", r.stderr);
 }
+
+#[test]
+fn rotating_and_revoking_a_delegated_roles_keys_keeps_its_targets_trusted() {
+    let w = World::new();
+    make_image(&w.layout(), "v1", "one");
+    let repo = w.oci("");
+    for args in [
+        vec!["init", &repo[..]],
+        vec!["key", "generate", "--name", "a"],
+        vec!["key", "generate", "--name", "b"],
+        vec!["key", "generate", "--name", "c"],
+        vec!["delegation", "add", &repo, "qa", "--key", "a"],
+    ] {
+        let r = w.signer(&args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.text());
+    }
+    let image = w.oci(":v1");
+    assert_eq!(w.signer(&["sign", &image, "--role", "qa"]).code, 0);
+    let export = w.path("export");
+    assert_eq!(
+        w.signer(&["export", &repo, export.to_str().unwrap()]).code,
+        0
+    );
+    let policy = w.path("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[[repository]]\nmatch = \"oci:{}\"\nroot = \"export/1.root.json\"\nrequire-roles = [\"qa\"]\n", w.layout().display()),
+    )
+    .unwrap();
+    let verify = |home: &str| {
+        w.verifier(
+            home,
+            &["verify", &image, "--policy", policy.to_str().unwrap()],
+        )
+    };
+    assert_eq!(verify("v").code, 0);
+    let r = w.signer(&[
+        "key", "rotate", &repo, "--role", "qa", "--remove", "a", "--add", "b",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert_eq!(verify("v").code, 0, "re-signed by the new key");
+    let r = w.signer(&["sign", &image, "--role", "qa", "--key", "a"]);
+    assert_eq!(r.code, 2, "the removed key is refused: {}", r.text());
+    assert_eq!(
+        w.signer(&["key", "rotate", &repo, "--role", "qa", "--add", "c"])
+            .code,
+        0
+    );
+    let r = w.signer(&["key", "revoke", &repo, "b"]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let v = verify("v");
+    assert_eq!(v.code, 0, "{}", v.text());
+    let r = w.signer(&["--output", "json", "delegation", "list", &repo]);
+    let roles: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(roles[0]["keyids"].as_array().unwrap().len(), 1);
+}

@@ -12,7 +12,7 @@ use crate::tuf::metadata::{
     DelegatedRole, Delegations, Key, TOP_LEVEL_ROLES, Targets, Unrecognized,
 };
 
-use super::edit::{CommitOutcome, RoleChange, authority_of, sign_role, transact};
+use super::edit::{CommitOutcome, RoleChange, authority_of, edit_delegator, sign_role, transact};
 use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
 use super::{Context, OpError};
 
@@ -215,42 +215,12 @@ pub fn remove(
         pin,
         false,
         |up, _| {
-            let loc = location.to_string();
-            let wrap = |source| OpError::Update {
-                location: loc.clone(),
-                source,
-            };
-            let parent = up
-                .find_delegator(role)
-                .map_err(wrap)?
-                .filter(|p| p != "root")
-                .ok_or_else(|| bad(format!("{loc} has no delegated role {role:?}")))?;
-            let grand = up
-                .find_delegator(&parent)
-                .map_err(wrap)?
-                .unwrap_or_else(|| "root".into());
-            let current = up
-                .trusted()
-                .targets(&parent)
-                .ok_or_else(|| bad(format!("{parent} is not loaded")))?;
-            let mut next: Targets = (**current).clone();
-            if let Some(dels) = next.delegations.as_mut()
-                && let Some(roles) = dels.roles.as_mut()
-            {
-                roles.retain(|r| r.name != role);
-                let used: Vec<KeyId> = roles.iter().flat_map(|r| r.keyids.clone()).collect();
-                dels.keys.retain(|k, _| used.contains(k));
-            }
-            next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
-            let change = sign_role(
-                ctx,
-                &parent,
-                &next,
-                authority_of(up, &parent, &grand)?,
-                &[],
-                None,
-            )?;
+            let (change, _, _) = edit_delegator(ctx, up, &location.to_string(), role, |dels| {
+                if let Some(roles) = dels.roles.as_mut() {
+                    roles.retain(|r| r.name != role);
+                }
+                Ok(())
+            })?;
             let removed = if change.is_complete() {
                 vec![role.to_owned()]
             } else {

@@ -190,6 +190,68 @@ pub fn pending_of<'l>(listing: &'l Listing, role: &str) -> Option<&'l StoredFile
         .find(|f| f.pending && version_of(&f.name, role).is_some())
 }
 
+/// Change the delegations of the role that delegates to `role` by name: find it and
+/// its own delegator, apply `change` to a copy, drop keys no delegation uses any
+/// more, bump version and expiry, and sign it with the keys at hand. Returns the
+/// signed change, the delegator's name and its new content.
+pub fn edit_delegator(
+    ctx: &Context,
+    up: &mut TrustedUpdater<'_>,
+    location: &str,
+    role: &str,
+    change: impl FnOnce(&mut crate::tuf::metadata::Delegations) -> Result<(), OpError>,
+) -> Result<(RoleChange, String, Targets), OpError> {
+    let wrap = |source| OpError::Update {
+        location: location.to_owned(),
+        source,
+    };
+    let parent = up
+        .find_delegator(role)
+        .map_err(wrap)?
+        .filter(|p| p != "root")
+        .ok_or_else(|| {
+            OpError::InvalidArgument(format!("{location} has no delegated role {role:?}"))
+        })?;
+    let grand = up
+        .find_delegator(&parent)
+        .map_err(wrap)?
+        .unwrap_or_else(|| "root".into());
+    let current = up
+        .trusted()
+        .targets(&parent)
+        .ok_or_else(|| OpError::InvalidArgument(format!("{parent} is not loaded")))?;
+    let mut next: Targets = (**current).clone();
+    let dels = next
+        .delegations
+        .as_mut()
+        .ok_or_else(|| OpError::InvalidArgument(format!("{parent} delegates nothing")))?;
+    change(dels)?;
+    let used: std::collections::BTreeSet<KeyId> = dels
+        .roles
+        .iter()
+        .flatten()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    let bins: Vec<KeyId> = dels
+        .succinct_roles
+        .iter()
+        .flat_map(|s| s.keyids.iter().cloned())
+        .collect();
+    dels.keys
+        .retain(|k, _| used.contains(k) || bins.contains(k));
+    next.version = editor::bump(current.version, "targets")?;
+    next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
+    let signed = sign_role(
+        ctx,
+        &parent,
+        &next,
+        authority_of(up, &parent, &grand)?,
+        &[],
+        None,
+    )?;
+    Ok((signed, parent, next))
+}
+
 /// Exponential backoff with full jitter: 0..(25ms · 2^attempt), capped at 2 s.
 pub fn backoff(attempt: u32) -> StdDuration {
     let cap = (25u64 << attempt.min(6)).min(2000);

@@ -21,7 +21,9 @@ use crate::tuf::metadata::{Key, Root, TOP_LEVEL_ROLES, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::short_id;
 
-use super::edit::{CommitOutcome, MAX_ATTEMPTS, authority_of, backoff, sign_role, transact};
+use super::edit::{
+    CommitOutcome, MAX_ATTEMPTS, authority_of, backoff, edit_delegator, sign_role, transact,
+};
 use super::trust::{Pin, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError, as_signers};
 
@@ -314,62 +316,24 @@ fn rotate_delegated(
         false,
         |up, _| {
             let loc = location.to_string();
-            let wrap = |source| OpError::Update {
-                location: loc.clone(),
-                source,
-            };
-            let parent = up
-                .find_delegator(&rot.role)
-                .map_err(wrap)?
-                .filter(|p| p != "root")
-                .ok_or_else(|| bad(format!("{loc} has no role {:?}", rot.role)))?;
-            let grand = up
-                .find_delegator(&parent)
-                .map_err(wrap)?
-                .unwrap_or_else(|| "root".into());
-            let current = up
-                .trusted()
-                .targets(&parent)
-                .ok_or_else(|| bad(format!("{parent} is not loaded")))?;
-            let mut next: Targets = (**current).clone();
-            let dels = next
-                .delegations
-                .as_mut()
-                .ok_or_else(|| bad(format!("{parent} delegates nothing")))?;
-            let entry = dels
-                .roles
-                .iter_mut()
-                .flatten()
-                .find(|r| r.name == rot.role)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "{parent} does not delegate to {} by name",
-                        rot.role
-                    ))
-                })?;
-            let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
-            entry.keyids = ids.clone();
-            entry.threshold = threshold;
-            for (id, key) in added {
-                dels.keys.insert(id, key);
-            }
-            let used: BTreeSet<KeyId> = dels
-                .roles
-                .iter()
-                .flatten()
-                .flat_map(|r| r.keyids.iter().cloned())
-                .collect();
-            dels.keys.retain(|k, _| used.contains(k));
-            next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
-            let parent_change = sign_role(
-                ctx,
-                &parent,
-                &next,
-                authority_of(up, &parent, &grand)?,
-                &[],
-                None,
-            )?;
+            let mut new_keys = None;
+            let (parent_change, _, next) = edit_delegator(ctx, up, &loc, &rot.role, |dels| {
+                let entry = dels
+                    .roles
+                    .iter_mut()
+                    .flatten()
+                    .find(|r| r.name == rot.role)
+                    .ok_or_else(|| bad(format!("{} is not delegated by name", rot.role)))?;
+                let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
+                entry.keyids = ids.clone();
+                entry.threshold = threshold;
+                for (id, key) in added {
+                    dels.keys.insert(id, key);
+                }
+                new_keys = Some((ids, threshold));
+                Ok(())
+            })?;
+            let (ids, threshold) = new_keys.ok_or_else(|| bad("nothing rotated".into()))?;
             // The role itself, re-signed by its new keys (against the new delegation).
             let role_md = up
                 .trusted()
