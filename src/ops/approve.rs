@@ -156,11 +156,10 @@ fn review(
     up: &mut TrustedUpdater<'_>,
     listing: &Listing,
     role: &str,
-) -> Result<(Untrusted, PendingView, Sha256Digest), OpError> {
+) -> Result<(Untrusted, PendingView), OpError> {
     let loc = store.location().to_string();
     let file = pending_of(listing, role)
         .ok_or_else(|| bad(format!("{loc} has no pending version of {role}")))?;
-    let digest = file.digest;
     let bytes = store.read_file(file, crate::tuf::client::Limits::default().targets)?;
     let untrusted = Untrusted::parse(role, bytes).map_err(|e| bad(e.to_string()))?;
     let pending: Targets = untrusted
@@ -195,7 +194,7 @@ fn review(
         changes,
         content_sha256: Sha256Digest::of(untrusted.canonical()).hex(),
     };
-    Ok((untrusted, view, digest))
+    Ok((untrusted, view))
 }
 
 /// Every pending role version of `location`.
@@ -245,20 +244,19 @@ pub fn approve(
     key: Option<&str>,
     pin: &Pin,
 ) -> Result<ApproveOutcome, OpError> {
-    let mut first: Option<(Sha256Digest, PendingView)> = None;
+    let mut first: Option<PendingView> = None;
     let (commit, _ours) = transact(
         ctx,
         location,
         pin,
         false,
-        |up, listing| {
-            let store = open_store(ctx, location)?;
-            let (untrusted, view, digest) = review(store.as_ref(), up, listing, role)?;
+        |store, up, listing| {
+            let (untrusted, view) = review(store, up, listing, role)?;
             match &first {
-                None => first = Some((digest, view.clone())),
+                None => first = Some(view.clone()),
                 // On a retry the pending version may have gained others' signatures, but
                 // its content must be what was reviewed.
-                Some((_, seen)) if seen.content_sha256 != view.content_sha256 => {
+                Some(seen) if seen.content_sha256 != view.content_sha256 => {
                     return Err(bad(format!(
                         "the pending {role} changed while approving; review it again"
                     )));
@@ -291,8 +289,7 @@ pub fn approve(
                 });
             }
             let mut envelope: serde_json::Value =
-                serde_json::from_slice(untrusted_bytes(&untrusted)?.as_slice())
-                    .map_err(|e| bad(e.to_string()))?;
+                serde_json::from_slice(untrusted.bytes()).map_err(|e| bad(e.to_string()))?;
             let sigs = envelope["signatures"]
                 .as_array_mut()
                 .ok_or_else(|| bad("no signatures array".into()))?;
@@ -317,15 +314,8 @@ pub fn approve(
         },
         |store, ours| has_signatures(store, role, ours),
     )?;
-    let reviewed = first
-        .map(|(_, v)| v)
-        .ok_or_else(|| bad("nothing reviewed".into()))?;
+    let reviewed = first.ok_or_else(|| bad("nothing reviewed".into()))?;
     Ok(ApproveOutcome { reviewed, commit })
-}
-
-fn untrusted_bytes(u: &Untrusted) -> Result<Vec<u8>, OpError> {
-    let v = serde_json::json!({ "signatures": u.signatures(), "signed": u.signed() });
-    serde_json::to_vec(&v).map_err(|e| bad(e.to_string()))
 }
 
 /// Does the newest version of `role` in the store carry signatures by `keys`?
@@ -345,7 +335,7 @@ pub fn refresh(ctx: &Context, location: &Location, pin: &Pin) -> Result<CommitOu
         location,
         pin,
         true,
-        |up, _| {
+        |_store, up, _| {
             // Load every role so complete pending versions can be checked against
             // their delegators.
             up.load_delegation_tree()

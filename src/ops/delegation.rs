@@ -115,7 +115,7 @@ pub fn add(
         location,
         pin,
         false,
-        |up, _| {
+        |_store, up, _| {
             let loc = location.to_string();
             let wrap = |source| OpError::Update {
                 location: loc.clone(),
@@ -214,7 +214,7 @@ pub fn remove(
         location,
         pin,
         false,
-        |up, _| {
+        |_store, up, _| {
             let (change, _, _) = edit_delegator(ctx, up, &location.to_string(), role, |dels| {
                 if let Some(roles) = dels.roles.as_mut() {
                     roles.retain(|r| r.name != role);

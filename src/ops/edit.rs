@@ -262,21 +262,16 @@ pub fn backoff(attempt: u32) -> StdDuration {
     StdDuration::from_millis(r % cap.max(1))
 }
 
-/// Run `edit` against the current trusted state of `location` and commit what it
-/// returns, retrying from the new state when another writer publishes meanwhile
-/// (and, on stores without compare-and-swap, when `survived` says after a re-read
-/// that the change was overwritten).
-pub fn transact<T>(
+/// Run one attempt at changing `location` against its current trusted state,
+/// retrying from the store's new state when another writer published meanwhile
+/// (a `Conflict` from the store), at most [`MAX_ATTEMPTS`] times with jittered
+/// backoff. Returns the attempt's result and the number of attempts.
+pub fn with_retries<T>(
     ctx: &Context,
     location: &crate::store::Location,
     pin: &Pin,
-    resign: bool,
-    mut edit: impl FnMut(
-        &mut TrustedUpdater<'_>,
-        &Listing,
-    ) -> Result<(Vec<RoleChange>, Vec<String>, T), OpError>,
-    survived: impl Fn(&dyn Store, &T) -> Result<bool, OpError>,
-) -> Result<(CommitOutcome, T), OpError> {
+    mut attempt_once: impl FnMut(&dyn Store, &mut TrustedUpdater<'_>, &Listing) -> Result<T, OpError>,
+) -> Result<(T, u32), OpError> {
     let store = open_store(ctx, location)?;
     let mut attempt = 0;
     loop {
@@ -294,39 +289,8 @@ pub fn transact<T>(
             .ok_or_else(|| OpError::NoRepository {
                 location: location.to_string(),
             })?;
-        let (changes, removed, extra) = edit(&mut up, &listing)?;
-        let result = commit(
-            ctx,
-            store.as_ref(),
-            &mut up,
-            &listing,
-            changes,
-            &removed,
-            resign,
-        )
-        .and_then(|mut out| {
-            if store.publish_is_atomic() {
-                return Ok(out);
-            }
-            // Longer than the gap between a concurrent writer's last check and its PUT.
-            std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
-            if survived(store.as_ref(), &extra)? {
-                out.attempts = attempt;
-                Ok(out)
-            } else {
-                Err(OpError::Store(StoreError::new(
-                    StoreErrorKind::Conflict,
-                    store.location(),
-                    "warrant.tuf",
-                    "a concurrent writer overwrote this change",
-                )))
-            }
-        });
-        match result {
-            Ok(mut out) => {
-                out.attempts = attempt;
-                return Ok((out, extra));
-            }
+        match attempt_once(store.as_ref(), &mut up, &listing) {
+            Ok(v) => return Ok((v, attempt)),
             Err(OpError::Store(e))
                 if e.kind == StoreErrorKind::Conflict && attempt < MAX_ATTEMPTS =>
             {
@@ -342,6 +306,43 @@ pub fn transact<T>(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Run `edit` against the current trusted state of `location` and commit what it
+/// returns, retrying from the new state when another writer publishes meanwhile
+/// (and, on stores without compare-and-swap, when `survived` says after a re-read
+/// that the change was overwritten).
+pub fn transact<T>(
+    ctx: &Context,
+    location: &crate::store::Location,
+    pin: &Pin,
+    resign: bool,
+    mut edit: impl FnMut(
+        &dyn Store,
+        &mut TrustedUpdater<'_>,
+        &Listing,
+    ) -> Result<(Vec<RoleChange>, Vec<String>, T), OpError>,
+    survived: impl Fn(&dyn Store, &T) -> Result<bool, OpError>,
+) -> Result<(CommitOutcome, T), OpError> {
+    let ((mut out, extra), attempts) = with_retries(ctx, location, pin, |store, up, listing| {
+        let (changes, removed, extra) = edit(store, up, listing)?;
+        let out = commit(ctx, store, up, listing, changes, &removed, resign)?;
+        if !store.publish_is_atomic() {
+            // Longer than the gap between a concurrent writer's last check and its PUT.
+            std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
+            if !survived(store, &extra)? {
+                return Err(OpError::Store(StoreError::new(
+                    StoreErrorKind::Conflict,
+                    store.location(),
+                    "warrant.tuf",
+                    "a concurrent writer overwrote this change",
+                )));
+            }
+        }
+        Ok((out, extra))
+    })?;
+    out.attempts = attempts;
+    Ok((out, extra))
 }
 
 /// Pending files in `listing` that are now complete and the next version of their

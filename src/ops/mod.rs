@@ -124,14 +124,40 @@ impl Context {
         }
     }
 
-    /// Decrypt the keys of the store that are among `keyids`, up to `threshold` of
-    /// them; `only` restricts the choice to one key (by id, prefix or name).
+    /// Decrypt the keys of the store that are among `keyids`, `threshold` of them
+    /// (fewer is `MissingSigningKeys`); `only` restricts the choice to one key (by
+    /// id, prefix or name), which must be listed.
     pub fn signers_for(
         &self,
         role: &str,
         keyids: &[KeyId],
         threshold: u64,
         only: Option<&str>,
+    ) -> Result<Vec<SecretKey>, OpError> {
+        let take = usize::try_from(threshold).unwrap_or(usize::MAX);
+        self.load_signers(role, keyids, only, threshold, take)
+    }
+
+    /// Every private key in the store that `keyids` lists (or just `only`, which
+    /// must be listed), decrypted: at least one, else `MissingSigningKeys`.
+    pub fn signers_at_hand(
+        &self,
+        role: &str,
+        keyids: &[KeyId],
+        only: Option<&str>,
+    ) -> Result<Vec<SecretKey>, OpError> {
+        self.load_signers(role, keyids, only, 1, usize::MAX)
+    }
+
+    /// The listed keys held by this store (or `only`), at least `min`, at most
+    /// `take` of them decrypted.
+    fn load_signers(
+        &self,
+        role: &str,
+        keyids: &[KeyId],
+        only: Option<&str>,
+        min: u64,
+        take: usize,
     ) -> Result<Vec<SecretKey>, OpError> {
         let candidates: Vec<KeyId> = match only {
             Some(q) => {
@@ -150,11 +176,11 @@ impl Context {
                 .cloned()
                 .collect(),
         };
-        if (candidates.len() as u64) < threshold {
+        if (candidates.len() as u64) < min {
             return Err(OpError::MissingSigningKeys {
                 role: role.to_owned(),
                 have: candidates.len(),
-                threshold,
+                threshold: min,
                 needed: keyids
                     .iter()
                     .filter(|k| !candidates.contains(k))
@@ -166,52 +192,7 @@ impl Context {
         let pass = self.passphrase.get(false)?;
         candidates
             .iter()
-            .take(threshold as usize)
-            .map(|k| self.keys.load(k, pass).map_err(OpError::from))
-            .collect()
-    }
-}
-
-impl Context {
-    /// Every private key in the store that `keyids` lists (or just `only`, which
-    /// must be listed), decrypted: at least one, else `MissingSigningKeys`.
-    pub fn signers_at_hand(
-        &self,
-        role: &str,
-        keyids: &[KeyId],
-        only: Option<&str>,
-    ) -> Result<Vec<SecretKey>, OpError> {
-        let ids: Vec<KeyId> = match only {
-            Some(q) => {
-                let info = self.keys.find(q)?;
-                if !keyids.contains(&info.keyid) {
-                    return Err(OpError::KeyNotInRole {
-                        role: role.to_owned(),
-                        keyid: info.keyid.0,
-                    });
-                }
-                vec![info.keyid]
-            }
-            None => keyids
-                .iter()
-                .filter(|k| self.keys.has(k))
-                .cloned()
-                .collect(),
-        };
-        if ids.is_empty() {
-            return Err(OpError::MissingSigningKeys {
-                role: role.to_owned(),
-                have: 0,
-                threshold: 1,
-                needed: keyids
-                    .iter()
-                    .map(|k| short_id(&k.0).to_owned())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-        let pass = self.passphrase.get(false)?;
-        ids.iter()
+            .take(take)
             .map(|k| self.keys.load(k, pass).map_err(OpError::from))
             .collect()
     }

@@ -15,15 +15,13 @@ use serde::Serialize;
 
 use crate::crypto::{KeyId, SecretKey, Signer as _};
 use crate::digest::Sha256Digest;
-use crate::store::{Location, NewFile, StoreErrorKind};
+use crate::store::{Location, NewFile};
 use crate::tuf::editor;
 use crate::tuf::metadata::{Key, Root, TOP_LEVEL_ROLES, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::short_id;
 
-use super::edit::{
-    CommitOutcome, MAX_ATTEMPTS, authority_of, backoff, edit_delegator, sign_role, transact,
-};
+use super::edit::{CommitOutcome, authority_of, edit_delegator, sign_role, transact, with_retries};
 use super::trust::{Pin, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError, as_signers};
 
@@ -148,22 +146,7 @@ fn rotate_top_level(
     rot: &Rotation,
     pin: &Pin,
 ) -> Result<RotateOutcome, OpError> {
-    let store = open_store(ctx, location)?;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
-        if attempt > 1 {
-            cache.forget_all_but_root();
-        }
-        let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
-        let listing = up
-            .remote()
-            .listing()
-            .cloned()
-            .ok_or_else(|| OpError::NoRepository {
-                location: location.to_string(),
-            })?;
+    let (outcome, _) = with_retries(ctx, location, pin, |store, up, listing| {
         let trusted = up.trusted();
         let old: &Root = trusted.root();
         let entry = old
@@ -281,25 +264,19 @@ fn rotate_top_level(
             }
         }
         let root_version = new.version.get();
-        match store.publish(&files, Some(&listing.digest)) {
-            Ok(published) => {
-                // Our own trusted state follows the chain on the next command.
-                up.local_mut().clear_listing_digest();
-                return Ok(RotateOutcome {
-                    role: rot.role.clone(),
-                    keyids: ids,
-                    threshold: threshold.get(),
-                    root_version: Some(root_version),
-                    commit: None,
-                    published: Some(published),
-                });
-            }
-            Err(e) if e.kind == StoreErrorKind::Conflict && attempt < MAX_ATTEMPTS => {
-                std::thread::sleep(backoff(attempt));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+        let published = store.publish(&files, Some(&listing.digest))?;
+        // Our own trusted state follows the chain on the next command.
+        up.local_mut().clear_listing_digest();
+        Ok(RotateOutcome {
+            role: rot.role.clone(),
+            keyids: ids,
+            threshold: threshold.get(),
+            root_version: Some(root_version),
+            commit: None,
+            published: Some(published),
+        })
+    })?;
+    Ok(outcome)
 }
 
 fn rotate_delegated(
@@ -314,7 +291,7 @@ fn rotate_delegated(
         location,
         pin,
         false,
-        |up, _| {
+        |_store, up, _| {
             let loc = location.to_string();
             let mut new_keys = None;
             let (parent_change, _, next) = edit_delegator(ctx, up, &loc, &rot.role, |dels| {

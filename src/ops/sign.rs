@@ -67,7 +67,7 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
         &image.location,
         &opts.pin,
         false,
-        |up, listing| {
+        |_store, up, listing| {
             let location = image.location.to_string();
             let delegator = up
                 .find_delegator(&role)
@@ -208,7 +208,7 @@ pub fn unsign(
         &image.location,
         &opts.pin,
         false,
-        |up, listing| {
+        |_store, up, listing| {
             let location = image.location.to_string();
             let wrap = |source| OpError::Update {
                 location: location.clone(),

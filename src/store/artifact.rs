@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::{Listing, MAX_MANIFEST_BYTES, StoredFile};
+use super::{Listing, MAX_MANIFEST_BYTES, NewFile, StoredFile};
 use crate::digest::{DigestParseError, Sha256Digest};
 
 /// `mediaType` of an OCI image manifest (the `warrant.tuf` artifact is one).
@@ -197,6 +197,29 @@ pub fn build_manifest(files: &[StoredFile], created: &str) -> Vec<u8> {
     // Serializing plain structs of strings and integers cannot fail; an empty result
     // would be rejected by parse_manifest, so it could never be published silently.
     serde_json::to_vec(&manifest).unwrap_or_default()
+}
+
+/// The `warrant.tuf` manifest for `files` (as every store publishes it): the
+/// descriptor of each file, the manifest bytes and their digest. The manifest is
+/// parsed back before anything is written, so no store publishes what no reader
+/// (ourselves included) would accept.
+pub fn prepare(
+    files: &[NewFile],
+) -> Result<(Vec<StoredFile>, Vec<u8>, Sha256Digest), ArtifactError> {
+    let stored: Vec<StoredFile> = files
+        .iter()
+        .map(|f| StoredFile {
+            name: f.name.clone(),
+            digest: Sha256Digest::of(&f.bytes),
+            size: f.bytes.len() as u64,
+            pending: f.pending,
+        })
+        .collect();
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let manifest = build_manifest(&stored, &created);
+    let digest = Sha256Digest::of(&manifest);
+    parse_manifest(&manifest, digest)?;
+    Ok((stored, manifest, digest))
 }
 
 /// Parse and validate a `warrant.tuf` manifest whose bytes hash to `digest`.

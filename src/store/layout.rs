@@ -16,7 +16,6 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use chrono::SecondsFormat;
 use serde_json::{Map, Value, json};
 
 use super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE, TUF_ARTIFACT_TYPE};
@@ -338,20 +337,7 @@ impl Store for LayoutStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let stored: Vec<StoredFile> = files
-            .iter()
-            .map(|f| StoredFile {
-                name: f.name.clone(),
-                digest: Sha256Digest::of(&f.bytes),
-                size: f.bytes.len() as u64,
-                pending: f.pending,
-            })
-            .collect();
-        let created = chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-        let manifest = artifact::build_manifest(&stored, &created);
-        let digest = Sha256Digest::of(&manifest);
-        // Never publish what no reader (ourselves included) would accept.
-        artifact::parse_manifest(&manifest, digest).map_err(|e| {
+        let (stored, manifest, digest) = artifact::prepare(files).map_err(|e| {
             self.err(
                 Kind::Malformed,
                 TUF_TAG,

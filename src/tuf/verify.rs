@@ -185,6 +185,11 @@ impl Untrusted {
         &self.role
     }
 
+    /// The envelope exactly as received.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The canonical bytes of `signed` (what signatures cover).
     pub fn canonical(&self) -> &[u8] {
         &self.canonical

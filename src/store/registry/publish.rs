@@ -7,7 +7,7 @@ use oci_client::RegistryOperation;
 use reqwest::header::HeaderValue;
 
 use super::super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE};
-use super::super::{NewFile, StoreError, StoreErrorKind as Kind, StoredFile, TUF_TAG};
+use super::super::{NewFile, StoreError, StoreErrorKind as Kind, TUF_TAG};
 use super::{RegistryStore, redact};
 use crate::digest::Sha256Digest;
 
@@ -53,19 +53,7 @@ impl RegistryStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let stored: Vec<StoredFile> = files
-            .iter()
-            .map(|f| StoredFile {
-                name: f.name.clone(),
-                digest: Sha256Digest::of(&f.bytes),
-                size: f.bytes.len() as u64,
-                pending: f.pending,
-            })
-            .collect();
-        let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let manifest = artifact::build_manifest(&stored, &created);
-        let digest = Sha256Digest::of(&manifest);
-        artifact::parse_manifest(&manifest, digest).map_err(|e| {
+        let (stored, manifest, digest) = artifact::prepare(files).map_err(|e| {
             self.err(
                 Kind::Malformed,
                 TUF_TAG,
