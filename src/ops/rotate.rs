@@ -116,6 +116,16 @@ fn apply(
     Ok((ids, t, added))
 }
 
+/// A top-level role of a root (verified roots have all four; a clear error otherwise).
+fn role_entry<'a>(
+    root: &'a Root,
+    role: &str,
+) -> Result<&'a crate::tuf::metadata::RoleKeys, OpError> {
+    root.roles
+        .get(role)
+        .ok_or_else(|| bad(format!("root has no {role} role")))
+}
+
 /// Keys at hand for `ids`, at least `threshold` of them.
 fn keys_for(
     ctx: &Context,
@@ -171,8 +181,8 @@ fn rotate_top_level(
             .collect();
         new.keys.retain(|k, _| used.contains(k));
         // Signed by the old root's threshold and the new root's threshold.
-        let old_root = &old.roles["root"];
-        let new_root = &new.roles["root"];
+        let old_root = role_entry(old, "root")?;
+        let new_root = role_entry(&new, "root")?;
         let mut signers = keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
         for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
             if !signers
@@ -200,7 +210,7 @@ fn rotate_top_level(
         if replace_targets {
             let mut t: Targets = (**targets).clone();
             t.version = editor::bump(targets.version, "targets")?;
-            let e = &new.roles["targets"];
+            let e = role_entry(&new, "targets")?;
             let bytes = editor::sign(
                 &t,
                 &as_signers(&keys_for(ctx, "targets", &e.keyids, e.threshold)?),
@@ -218,7 +228,7 @@ fn rotate_top_level(
             editor::expiry_in(ctx.now, ctx.lifetimes.snapshot),
             meta,
         );
-        let e = &new.roles["snapshot"];
+        let e = role_entry(&new, "snapshot")?;
         let snap_bytes = editor::sign(
             &snap,
             &as_signers(&keys_for(ctx, "snapshot", &e.keyids, e.threshold)?),
@@ -229,7 +239,7 @@ fn rotate_top_level(
             snap_version,
             &snap_bytes,
         );
-        let e = &new.roles["timestamp"];
+        let e = role_entry(&new, "timestamp")?;
         let ts_bytes = editor::sign(
             &ts,
             &as_signers(&keys_for(ctx, "timestamp", &e.keyids, e.threshold)?),
