@@ -46,29 +46,13 @@ pub(crate) fn served(reg: &RegistryFixture, suffix: &str) -> (String, u64) {
 }
 
 pub(crate) fn signed() -> Signed {
-    let reg = RegistryFixture::start();
-    let w = World::new();
-    make_image(&w.layout(), "v1", "hello v1");
-    make_image(&w.layout(), "evil", "evil");
-    reg.push(&w.layout(), "v1", "team/app");
-    reg.push(&w.layout(), "evil", "team/app");
-    let r = w.signer(&["init", &reg.repo("team/app", "")]);
-    assert_eq!(r.code, 0, "{}", r.text());
-    let r = w.signer(&["sign", &reg.repo("team/app", ":v1")]);
-    assert_eq!(r.code, 0, "{}", r.text());
-    let export = w.path("export");
-    let r = w.signer(&[
-        "export",
-        &reg.repo("team/app", ""),
-        export.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{}", r.text());
+    let (reg, w, root) = common::registry::signed_registry();
     let v1 = served(&reg, ":v1");
     let evil = served(&reg, ":evil");
     Signed {
         reg,
         w,
-        root: export.join("1.root.json"),
+        root,
         v1,
         evil,
     }

@@ -18,29 +18,13 @@ struct Signed {
 }
 
 fn signed() -> Signed {
-    let reg = RegistryFixture::start();
-    let w = World::new();
-    make_image(&w.layout(), "v1", "hello v1");
-    make_image(&w.layout(), "evil", "evil");
-    reg.push(&w.layout(), "v1", "team/app");
-    reg.push(&w.layout(), "evil", "team/app");
+    let (reg, w, root) = common::registry::signed_registry();
     // skopeo may compress layers on the way in: the registry's digest is the truth.
     let digest = manifest_digest(&reg, ":v1");
-    let r = w.signer(&["init", &reg.repo("team/app", "")]);
-    assert_eq!(r.code, 0, "{}", r.text());
-    let r = w.signer(&["sign", &reg.repo("team/app", ":v1")]);
-    assert_eq!(r.code, 0, "{}", r.text());
-    let export = w.path("export");
-    let r = w.signer(&[
-        "export",
-        &reg.repo("team/app", ""),
-        export.to_str().unwrap(),
-    ]);
-    assert_eq!(r.code, 0, "{}", r.text());
     Signed {
         reg,
         w,
-        root: export.join("1.root.json"),
+        root,
         digest,
     }
 }

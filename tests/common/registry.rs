@@ -176,3 +176,25 @@ impl Drop for RegistryFixture {
         self.stop();
     }
 }
+
+/// A registry holding `team/app:v1` (signed) and `team/app:evil` (unsigned), the
+/// world that signed it, and the exported root a verifier pins.
+pub fn signed_registry() -> (RegistryFixture, crate::common::World, PathBuf) {
+    let reg = RegistryFixture::start();
+    let w = crate::common::World::new();
+    crate::common::make_image(&w.layout(), "v1", "hello v1");
+    crate::common::make_image(&w.layout(), "evil", "evil");
+    reg.push(&w.layout(), "v1", "team/app");
+    reg.push(&w.layout(), "evil", "team/app");
+    let repo = reg.repo("team/app", "");
+    let export = w.path("export");
+    for args in [
+        vec!["init", &repo[..]],
+        vec!["sign", &reg.repo("team/app", ":v1")[..]],
+        vec!["export", &repo[..], export.to_str().unwrap()],
+    ] {
+        let r = w.signer(&args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.text());
+    }
+    (reg, w, export.join("1.root.json"))
+}
