@@ -170,10 +170,7 @@ pub struct ImportKeyArgs {
 }
 
 pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
-    let text = std::fs::read_to_string(&a.file).map_err(|e| OpError::Io {
-        path: a.file.clone(),
-        detail: e.to_string(),
-    })?;
+    let text = read_text(&a.file)?;
     let pass = if text.contains("PRIVATE KEY") {
         Some(ctx.passphrase.get(false)?)
     } else {
@@ -206,11 +203,23 @@ pub struct CertifyArgs {
     pub days: u32,
 }
 
+/// A PEM file given on the command line, at most 1 MiB (keys and certificate
+/// chains are a few kB).
 fn read_text(path: &PathBuf) -> Result<String, OpError> {
-    std::fs::read_to_string(path).map_err(|e| OpError::Io {
+    use std::io::Read as _;
+    let io = |detail: String| OpError::Io {
         path: path.clone(),
-        detail: e.to_string(),
-    })
+        detail,
+    };
+    let f = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
+    let mut text = String::new();
+    f.take(1024 * 1024 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| io(e.to_string()))?;
+    if text.len() > 1024 * 1024 {
+        return Err(io("larger than 1 MiB: not a PEM key or certificate".into()));
+    }
+    Ok(text)
 }
 
 pub fn certify_run(a: CertifyArgs, ctx: &Context, _out: &Printer) -> Result<u8, OpError> {

@@ -119,9 +119,10 @@ impl PassphraseSource {
 
     fn read(&self, confirm: bool) -> Result<Passphrase, KeystoreError> {
         if let Some(file) = &self.file {
-            let text = Zeroizing::new(fs::read_to_string(file).map_err(|e| KeystoreError::Io {
-                path: file.clone(),
-                detail: e.to_string(),
+            // Capped like every key file; the text is zeroized when dropped.
+            let bytes = Zeroizing::new(read_capped(file)?);
+            let text = Zeroizing::new(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                KeystoreError::BadPassphrase("the passphrase file is not UTF-8 text")
             })?);
             let line = text.lines().next().unwrap_or_default();
             return Passphrase::new(line.to_owned());
