@@ -18,6 +18,10 @@ use crate::tuf::client::{LocalState, PersistError};
 /// Largest cached file we read back.
 const MAX_CACHED: u64 = 16 * 1024 * 1024;
 
+/// Pins already checked against the cached root: `<pin sha256> <root sha256>` lines.
+const ANCHOR_CHECKS: &str = "anchor.checked";
+const MAX_ANCHOR_CHECKS: usize = 16;
+
 /// The trusted cache could not be opened.
 #[derive(Debug, thiserror::Error)]
 #[error("trusted cache {path}: {detail}")]
@@ -123,6 +127,32 @@ impl TrustCache {
         for role in ["timestamp", "snapshot", "targets"] {
             let _ = fs::remove_file(self.dir.join(role_file_name(role)));
         }
+    }
+
+    /// True when the pin with fingerprint `pin` was already checked against the
+    /// cached root whose sha256 is `root` (see `ops::anchor`).
+    pub fn anchor_checked(&self, pin: &str, root: &Sha256Digest) -> bool {
+        let line = format!("{pin} {root}");
+        self.read(ANCHOR_CHECKS)
+            .and_then(|b| String::from_utf8(b).ok())
+            .is_some_and(|text| text.lines().any(|l| l == line))
+    }
+
+    /// Record that the pin `pin` agrees with the cached root `root` (keeps the last
+    /// few pairs: a host may verify one repository under several policies).
+    pub fn record_anchor_check(&self, pin: &str, root: &Sha256Digest) -> Result<(), CacheError> {
+        let line = format!("{pin} {root}");
+        let old = self
+            .read(ANCHOR_CHECKS)
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let mut lines: Vec<&str> = old.lines().filter(|l| *l != line).collect();
+        let keep = lines.len().saturating_sub(MAX_ANCHOR_CHECKS - 1);
+        lines.drain(..keep);
+        lines.push(&line);
+        let mut text = lines.join("\n");
+        text.push('\n');
+        self.write(ANCHOR_CHECKS, text.as_bytes())
     }
 
     /// Forget the manifest digest (forces a full update next time).

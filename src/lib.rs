@@ -43,6 +43,7 @@ pub mod cache;
 pub mod cli;
 pub mod crypto;
 pub mod digest;
+pub mod fsutil;
 pub mod manual;
 pub mod ops;
 pub mod plugins;

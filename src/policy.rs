@@ -4,7 +4,8 @@
 //! ```toml
 //! [[repository]]
 //! match = "localhost:5000/team/*"   # glob on REGISTRY/REPOSITORY; `*` stays within one `/` segment
-//! root-keyids = ["<hex>", "..."]     # or: root = "path/1.root.json", or: ca = "ca.pem" (relative to this file)
+//! root-keyids = ["<hex>", "..."]     # full ids (32+ hex digits); or: root = "path/1.root.json", or: ca = "ca.pem" (relative to this file)
+//! root-threshold = 2                 # distinct pinned (or certified) keys that must sign; default: every pinned id, 1 for a CA
 //! require-roles = ["qa", "prod"]     # each must sign the same digest for the tag
 //! tofu = false                       # trust on first use only when true
 //! ```
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::ops::trust::Pin;
+use crate::ops::anchor::{CaPin, KeyIdPin, Pin};
 use crate::store::Location;
 use crate::tuf::delegation::path_matches;
 
@@ -66,6 +67,10 @@ pub struct Entry {
     /// Root key ids to pin (prefixes of 32+ hex digits allowed).
     #[serde(default)]
     pub root_keyids: Vec<String>,
+    /// How many distinct pinned (or certified) root keys must sign the root, whatever
+    /// threshold the root declares (default: every pinned key id; 1 for a CA).
+    #[serde(default)]
+    pub root_threshold: Option<u64>,
     /// A root.json to pin, relative to the policy file.
     #[serde(default)]
     pub root: Option<PathBuf>,
@@ -79,6 +84,9 @@ pub struct Entry {
     /// Trust the repository's first root on first use.
     #[serde(default)]
     pub tofu: bool,
+    /// The anchor, checked when the file was parsed.
+    #[serde(skip)]
+    anchor: Pin,
 }
 
 /// A policy file.
@@ -99,19 +107,15 @@ pub struct Policy {
 impl Policy {
     /// Read and check `path`.
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
-        use std::io::Read as _;
-        let read = |detail: String| PolicyError::Read {
+        let bytes =
+            crate::fsutil::read_regular(path, MAX_POLICY).map_err(|e| PolicyError::Read {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| PolicyError::Invalid {
             path: path.to_owned(),
-            detail,
-        };
-        let f = std::fs::File::open(path).map_err(|e| read(e.to_string()))?;
-        let mut text = String::new();
-        f.take(MAX_POLICY + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| read(e.to_string()))?;
-        if text.len() as u64 > MAX_POLICY {
-            return Err(read("larger than 1 MiB".into()));
-        }
+            detail: "not UTF-8 text".into(),
+        })?;
         Self::parse(&text, path)
     }
 
@@ -138,6 +142,30 @@ impl Policy {
             }
         }
         policy.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let dir = policy.dir.clone();
+        for e in &mut policy.repository {
+            let entry_err = |detail: String| invalid(format!("entry {:?}: {detail}", e.pattern));
+            if e.root_threshold.is_some() && e.root_keyids.is_empty() && e.ca.is_none() {
+                return Err(entry_err(
+                    "root-threshold applies to root-keyids or ca pins only".into(),
+                ));
+            }
+            e.anchor = if let Some(root) = &e.root {
+                Pin::RootFile(dir.join(root))
+            } else if let Some(ca) = &e.ca {
+                Pin::Ca(
+                    CaPin::new(dir.join(ca), e.root_threshold)
+                        .map_err(|x| entry_err(x.to_string()))?,
+                )
+            } else if e.tofu {
+                Pin::FirstUse
+            } else {
+                Pin::KeyIds(
+                    KeyIdPin::new(&e.root_keyids, e.root_threshold)
+                        .map_err(|x| entry_err(x.to_string()))?,
+                )
+            };
+        }
         Ok(policy)
     }
 
@@ -151,15 +179,7 @@ impl Policy {
 
     /// The pin an entry gives.
     pub fn pin(&self, entry: &Entry) -> Pin {
-        if let Some(root) = &entry.root {
-            Pin::RootFile(self.dir.join(root))
-        } else if let Some(ca) = &entry.ca {
-            Pin::Ca(self.dir.join(ca))
-        } else if entry.tofu {
-            Pin::FirstUse
-        } else {
-            Pin::KeyIds(entry.root_keyids.clone())
-        }
+        entry.anchor.clone()
     }
 }
 
@@ -180,7 +200,7 @@ mod tests {
             r#"
 [[repository]]
 match = "localhost:5000/team/*"
-root-keyids = ["abcdef0123"]
+root-keyids = ["abcdef0123abcdef0123abcdef0123ab"]
 require-roles = ["qa", "prod"]
 
 [[repository]]
@@ -217,6 +237,13 @@ root = "roots/1.root.json"
             "[[repository]]\nmatch = \"x/*\"\ntofu = true\nunknown = 1\n",
             "default = \"maybe\"\n",
             "[[repository\n",
+            // 8 hex digits can be ground by an attacker (issue #12 item 5).
+            "[[repository]]\nmatch = \"x/*\"\nroot-keyids = [\"abcdef01\"]\n",
+            "[[repository]]\nmatch = \"x/*\"\nroot-keyids = [\"zz\"]\n",
+            // A threshold above the pinned keys, zero, or on a root-file pin.
+            "[[repository]]\nmatch = \"x/*\"\nroot-keyids = [\"abcdef0123abcdef0123abcdef0123ab\"]\nroot-threshold = 2\n",
+            "[[repository]]\nmatch = \"x/*\"\nca = \"ca.pem\"\nroot-threshold = 0\n",
+            "[[repository]]\nmatch = \"x/*\"\nroot = \"r.json\"\nroot-threshold = 1\n",
         ] {
             assert!(Policy::parse(bad, Path::new("p.toml")).is_err(), "{bad}");
         }

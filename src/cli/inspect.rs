@@ -15,7 +15,7 @@ pub struct InspectArgs {
 
 pub fn run(a: InspectArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     let location = super::location(&a.repo)?;
-    let view = inspect(ctx, &location, &a.pin.pin())?;
+    let view = inspect(ctx, &location, &a.pin.pin()?)?;
     let window = crate::ops::verify::expiry_warning_window();
     for r in view.roles.iter().filter(|r| r.expires - ctx.now < window) {
         out.warn(&format!(

@@ -12,8 +12,8 @@ pub enum KeyCommand {
         /// Key algorithm.
         #[arg(long = "type", value_enum, default_value_t = KeyType::Ed25519)]
         key_type: KeyType,
-        /// A label to find the key by.
-        #[arg(long, default_value = "key")]
+        /// A label to find the key by (default `key-<id prefix>`).
+        #[arg(long, default_value = "")]
         name: String,
     },
     /// List the keys in the key store.

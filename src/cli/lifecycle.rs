@@ -9,11 +9,11 @@ use crate::ops::status::status;
 use crate::ops::trust::Pin;
 use crate::ops::{Context, OpError};
 
-fn signer_pin(p: &PinArgs) -> Pin {
-    match p.pin() {
+fn signer_pin(p: &PinArgs) -> Result<Pin, OpError> {
+    Ok(match p.pin()? {
         Pin::None => Pin::FirstUse,
         p => p,
-    }
+    })
 }
 
 /// `warrant unsign REF`
@@ -37,7 +37,7 @@ pub fn unsign_run(a: UnsignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
     let opts = SignOptions {
         role: a.role,
         key: a.key,
-        pin: signer_pin(&a.pin),
+        pin: signer_pin(&a.pin)?,
     };
     out.report(&unsign(ctx, &image, &opts)?);
     Ok(0)
@@ -55,7 +55,7 @@ pub struct StatusArgs {
 
 /// Exit 1 when a published role has expired.
 pub fn status_run(a: StatusArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
-    let s = status(ctx, &super::location(&a.repo)?, &a.pin.pin())?;
+    let s = status(ctx, &super::location(&a.repo)?, &a.pin.pin()?)?;
     for r in s.roles.iter().filter(|r| r.state != "ok" && !r.pending) {
         out.warn(&format!(
             "{} v{} {} at {}",
@@ -103,7 +103,7 @@ pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         add: a.add,
         threshold: a.threshold,
     };
-    let outcome = rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin))?;
+    let outcome = rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin)?)?;
     out.report(&InRepo {
         value: &outcome,
         repo: &a.repo,
@@ -128,7 +128,7 @@ pub fn revoke_run(a: RevokeArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         ctx,
         &super::location(&a.repo)?,
         &a.keyid,
-        &signer_pin(&a.pin),
+        &signer_pin(&a.pin)?,
     )?;
     out.report(&InRepo {
         value: &outcome,
@@ -164,23 +164,42 @@ pub fn export_key_run(a: ExportKeyArgs, ctx: &Context, _out: &Printer) -> Result
 pub struct ImportKeyArgs {
     /// A PEM file: ENCRYPTED PRIVATE KEY, PRIVATE KEY or PUBLIC KEY.
     pub file: PathBuf,
-    /// A label to find the key by.
-    #[arg(long, default_value = "imported")]
-    pub name: String,
+    /// A label to find the key by (default: the file name without its extension,
+    /// e.g. `qa-alice` for `qa-alice.pem`).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     let text = read_text(&a.file)?;
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => {
+            let stem = a
+                .file
+                .file_name()
+                .and_then(|f| f.to_str())
+                .map(|f| f.split('.').next().unwrap_or(f).to_owned())
+                .unwrap_or_default();
+            crate::crypto::keystore::check_name(&stem).map_err(|_| {
+                OpError::InvalidArgument(format!(
+                    "cannot name the key after {}: give --name NAME",
+                    a.file.display()
+                ))
+            })?;
+            stem
+        }
+    };
     let pass = if text.contains("PRIVATE KEY") {
         Some(ctx.passphrase.get(false)?)
     } else {
         None
     };
     let info = match pass {
-        Some(p) => ctx.keys.import(&text, &a.name, p)?,
+        Some(p) => ctx.keys.import(&text, &name, p)?,
         None => {
             let dummy = crate::crypto::keystore::Passphrase::new("unused".into())?;
-            ctx.keys.import(&text, &a.name, &dummy)?
+            ctx.keys.import(&text, &name, &dummy)?
         }
     };
     out.report(&info);
@@ -205,21 +224,19 @@ pub struct CertifyArgs {
 
 /// A PEM file given on the command line, at most 1 MiB (keys and certificate
 /// chains are a few kB).
-fn read_text(path: &PathBuf) -> Result<String, OpError> {
-    use std::io::Read as _;
-    let io = |detail: String| OpError::Io {
-        path: path.clone(),
-        detail,
-    };
-    let f = std::fs::File::open(path).map_err(|e| io(e.to_string()))?;
-    let mut text = String::new();
-    f.take(1024 * 1024 + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| io(e.to_string()))?;
-    if text.len() > 1024 * 1024 {
-        return Err(io("larger than 1 MiB: not a PEM key or certificate".into()));
-    }
-    Ok(text)
+fn read_text(path: &std::path::Path) -> Result<String, OpError> {
+    const HINT: &str = "expected a PEM key or certificate of at most 1 MiB";
+    let bytes =
+        crate::fsutil::read_regular(path, 1024 * 1024).map_err(|source| OpError::InputFile {
+            path: path.to_owned(),
+            source,
+            hint: HINT,
+        })?;
+    String::from_utf8(bytes).map_err(|_| OpError::InputFile {
+        path: path.to_owned(),
+        source: crate::fsutil::ReadError::NotText,
+        hint: HINT,
+    })
 }
 
 pub fn certify_run(a: CertifyArgs, ctx: &Context, _out: &Printer) -> Result<u8, OpError> {

@@ -114,15 +114,23 @@ pub struct PinArgs {
     /// of 32+ hex digits allowed; ids are recomputed from the keys).
     #[arg(long = "root-keyid", value_name = "ID")]
     pub root_keyid: Vec<String>,
+    /// How many distinct pinned root keys must sign the root, whatever threshold the
+    /// root declares (default: every --root-keyid given).
+    #[arg(long = "root-threshold", value_name = "N", requires = "root_keyid")]
+    pub root_threshold: Option<u64>,
 }
 
 impl PinArgs {
-    fn pin(&self) -> Pin {
-        match (&self.root, self.root_keyid.is_empty()) {
+    /// The pin these flags give (`Pin::None` when none).
+    pub fn pin(&self) -> Result<Pin, OpError> {
+        Ok(match (&self.root, self.root_keyid.is_empty()) {
             (Some(path), _) => Pin::RootFile(path.clone()),
-            (None, false) => Pin::KeyIds(self.root_keyid.clone()),
+            (None, false) => Pin::KeyIds(crate::ops::anchor::KeyIdPin::new(
+                &self.root_keyid,
+                self.root_threshold,
+            )?),
             (None, true) => Pin::None,
-        }
+        })
     }
 }
 

@@ -8,11 +8,11 @@ use crate::ops::delegation::{self, NewDelegation};
 use crate::ops::trust::Pin;
 use crate::ops::{Context, OpError};
 
-fn signer_pin(p: &PinArgs) -> Pin {
-    match p.pin() {
+fn signer_pin(p: &PinArgs) -> Result<Pin, OpError> {
+    Ok(match p.pin()? {
         Pin::None => Pin::FirstUse,
         p => p,
-    }
+    })
 }
 
 /// `warrant delegation ...`
@@ -84,7 +84,7 @@ pub fn delegation_run(cmd: DelegationCommand, ctx: &Context, out: &Printer) -> R
                 terminating,
                 from,
             };
-            let outcome = delegation::add(ctx, &super::location(&repo)?, &d, &signer_pin(&pin))?;
+            let outcome = delegation::add(ctx, &super::location(&repo)?, &d, &signer_pin(&pin)?)?;
             out.report(&InRepo {
                 value: &outcome,
                 repo: &repo,
@@ -92,7 +92,7 @@ pub fn delegation_run(cmd: DelegationCommand, ctx: &Context, out: &Printer) -> R
         }
         DelegationCommand::Remove { repo, role, pin } => {
             let outcome =
-                delegation::remove(ctx, &super::location(&repo)?, &role, &signer_pin(&pin))?;
+                delegation::remove(ctx, &super::location(&repo)?, &role, &signer_pin(&pin)?)?;
             out.report(&InRepo {
                 value: &outcome,
                 repo: &repo,
@@ -102,7 +102,7 @@ pub fn delegation_run(cmd: DelegationCommand, ctx: &Context, out: &Printer) -> R
             out.report(&delegation::list(
                 ctx,
                 &super::location(&repo)?,
-                &signer_pin(&pin),
+                &signer_pin(&pin)?,
             )?);
         }
     }
@@ -123,7 +123,7 @@ pub fn pending_run(a: PendingArgs, ctx: &Context, out: &Printer) -> Result<u8, O
     out.report(&pending(
         ctx,
         &super::location(&a.repo)?,
-        &signer_pin(&a.pin),
+        &signer_pin(&a.pin)?,
     )?);
     Ok(0)
 }
@@ -150,7 +150,7 @@ pub fn approve_run(a: ApproveArgs, ctx: &Context, out: &Printer) -> Result<u8, O
         &super::location(&a.repo)?,
         &a.role,
         a.key.as_deref(),
-        &signer_pin(&a.pin),
+        &signer_pin(&a.pin)?,
     )?;
     out.report(&InRepo {
         value: &outcome,
@@ -173,7 +173,7 @@ pub struct RefreshArgs {
 }
 
 pub fn refresh_run(a: RefreshArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
-    let outcome = refresh(ctx, &super::location(&a.repo)?, &signer_pin(&a.pin))?;
+    let outcome = refresh(ctx, &super::location(&a.repo)?, &signer_pin(&a.pin)?)?;
     out.report(&InRepo {
         value: &outcome,
         repo: &a.repo,

@@ -25,7 +25,7 @@ pub struct SignArgs {
 
 pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     let image = super::image(&a.reference)?;
-    let pin = match a.pin.pin() {
+    let pin = match a.pin.pin()? {
         Pin::None => Pin::FirstUse,
         p => p,
     };

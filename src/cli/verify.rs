@@ -13,8 +13,8 @@ pub struct VerifyArgs {
     /// The image: HOST/REPO:TAG, HOST/REPO@sha256:DIGEST, HOST/REPO:TAG@sha256:DIGEST,
     /// or oci:PATH:TAG (and @sha256 forms).
     pub reference: String,
-    /// Trust anchor on first use (ignored once the trusted cache holds a root;
-    /// overrides the policy's anchor).
+    /// Trust anchor: seeds the trusted cache on first use and is checked against it
+    /// afterwards (overrides the policy's anchor).
     #[command(flatten)]
     pub pin: PinArgs,
     /// Verify policy (TOML); default `$WARRANT_HOME/policy.toml` when it exists.
@@ -40,7 +40,7 @@ pub fn run(a: VerifyArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
         }
         None => (Pin::None, Vec::new()),
     };
-    if let p @ (Pin::RootFile(_) | Pin::KeyIds(_)) = a.pin.pin() {
+    if let p @ (Pin::RootFile(_) | Pin::KeyIds(_)) = a.pin.pin()? {
         pin = p;
     }
     let verdict = verify_with_roles(ctx, &image, &pin, &roles)?;

@@ -207,6 +207,35 @@ impl PublicKey {
         }
     }
 
+    /// What makes two keys the same key, whatever their TUF spelling: the raw 32
+    /// bytes of an Ed25519 key, the SubjectPublicKeyInfo DER of an ECDSA or RSA key.
+    /// `ecdsa` and `ecdsa-sha2-nistp256`, or two PEM texts that differ in whitespace,
+    /// name one key; thresholds count keys by this, never by key id or PEM text
+    /// (issue #11: one key listed twice must not count twice).
+    pub fn identity(&self) -> Vec<u8> {
+        let (tag, body) = match self {
+            Self::Ed25519(k) => (b'e', k.to_bytes().to_vec()),
+            Self::EcdsaP256 { key, pem, .. } => (
+                b'p',
+                key.to_public_key_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    // Unreachable for a decoded key; fall back to the text so two
+                    // such keys still only match when identical.
+                    .unwrap_or_else(|_| pem.as_bytes().to_vec()),
+            ),
+            Self::RsaPss { key, pem } => (
+                b'r',
+                rsa::pkcs8::EncodePublicKey::to_public_key_der(key)
+                    .map(|d| d.as_bytes().to_vec())
+                    .unwrap_or_else(|_| pem.as_bytes().to_vec()),
+            ),
+        };
+        let mut out = Vec::with_capacity(body.len() + 1);
+        out.push(tag);
+        out.extend_from_slice(&body);
+        out
+    }
+
     /// The TUF `keyval.public` text.
     pub fn public(&self) -> String {
         match self {

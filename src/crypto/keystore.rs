@@ -20,6 +20,26 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeystoreError {
+    /// A key name outside `[A-Za-z0-9._-]{1,64}`.
+    #[error(
+        "key name {name:?} is not usable: names are 1 to 64 characters of A-Z a-z 0-9 . _ - \
+         (not starting with . or -)"
+    )]
+    BadName {
+        /// The name, cut to 80 characters.
+        name: String,
+    },
+    /// Another key already has this name.
+    #[error(
+        "the key store already has a key named {name:?} ({keyid}); choose another --name \
+         (names must find one key)"
+    )]
+    NameTaken {
+        /// The name.
+        name: String,
+        /// The key that has it.
+        keyid: String,
+    },
     /// Reading or writing the key directory failed.
     #[error("key store {path}: {detail}")]
     Io {
@@ -202,20 +222,35 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), KeystoreEr
     Ok(())
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, KeystoreError> {
-    use std::io::Read as _;
-    let f = fs::File::open(path).map_err(io_err(path))?;
-    let mut buf = Vec::new();
-    f.take(MAX_KEY_FILE + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err(path))?;
-    if buf.len() as u64 > MAX_KEY_FILE {
-        return Err(KeystoreError::Malformed {
-            path: path.to_owned(),
-            detail: "larger than 64 KiB".into(),
-        });
+/// Key names are short labels people type: 1 to 64 of `[A-Za-z0-9._-]`, not
+/// starting with `.` or `-` (issue #11: a 100,000-character name made every
+/// `key list` fail).
+pub fn check_name(name: &str) -> Result<(), KeystoreError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !name.starts_with(['.', '-']);
+    if ok {
+        Ok(())
+    } else {
+        Err(KeystoreError::BadName {
+            name: name.chars().take(80).collect(),
+        })
     }
-    Ok(buf)
+}
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, KeystoreError> {
+    use crate::fsutil::{ReadError, read_regular};
+    read_regular(path, MAX_KEY_FILE).map_err(|e| match e {
+        ReadError::Io(e) => io_err(path)(e),
+        other => KeystoreError::Malformed {
+            path: path.to_owned(),
+            detail: format!(
+                "{other} (key and passphrase files are regular files of at most 64 KiB)"
+            ),
+        },
+    })
 }
 
 impl KeyStore {
@@ -251,7 +286,47 @@ impl KeyStore {
         self.add(&key, name, pass)
     }
 
-    /// Store `key` encrypted under `pass`.
+    /// A name for a new key `keyid`: `name` (checked, and not another key's), or
+    /// `key-<id prefix>` when `name` is empty.
+    fn new_name(&self, name: &str, keyid: &KeyId) -> Result<String, KeystoreError> {
+        if name.is_empty() {
+            return Ok(format!("key-{}", &keyid.0[..keyid.0.len().min(8)]));
+        }
+        check_name(name)?;
+        if let Some(other) = self
+            .list()?
+            .into_iter()
+            .find(|k| k.name == name && k.keyid != *keyid)
+        {
+            return Err(KeystoreError::NameTaken {
+                name: name.to_owned(),
+                keyid: crate::tuf::verify::short_id(&other.keyid.0).to_owned(),
+            });
+        }
+        Ok(name.to_owned())
+    }
+
+    /// Generate a key named `base`, or `base-<id prefix>` when a key of that name
+    /// exists (keys a command makes for itself, such as `init`'s `targets`).
+    pub fn generate_with_default_name(
+        &self,
+        kind: KeyType,
+        base: &str,
+        pass: &Passphrase,
+    ) -> Result<KeyInfo, KeystoreError> {
+        let key = SecretKey::generate(kind)?;
+        let id = key.public_key().key_id();
+        let name = match self.new_name(base, &id) {
+            Ok(n) => n,
+            Err(KeystoreError::NameTaken { .. }) => {
+                format!("{base}-{}", &id.0[..id.0.len().min(8)])
+            }
+            Err(e) => return Err(e),
+        };
+        self.add(&key, &name, pass)
+    }
+
+    /// Store `key` encrypted under `pass` (an empty `name` gets `key-<id prefix>`).
     pub fn add(
         &self,
         key: &SecretKey,
@@ -262,7 +337,7 @@ impl KeyStore {
         let public = key.public_key();
         let info = KeyInfo {
             keyid: public.key_id(),
-            name: name.to_owned(),
+            name: self.new_name(name, &public.key_id())?,
             keytype: public.keytype().to_owned(),
             scheme: public.scheme().to_owned(),
             public: public.public(),
@@ -403,7 +478,7 @@ impl KeyStore {
         self.ensure_dir()?;
         let info = KeyInfo {
             keyid: public.key_id(),
-            name: name.to_owned(),
+            name: self.new_name(name, &public.key_id())?,
             keytype: public.keytype().to_owned(),
             scheme: public.scheme().to_owned(),
             public: public.public(),

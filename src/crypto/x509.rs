@@ -59,6 +59,15 @@ pub enum X509Error {
         /// Its subject.
         subject: String,
     },
+    /// The certificate carries something that forbids this use: an unknown
+    /// critical extension, or a keyUsage without digitalSignature.
+    #[error("certificate {subject} cannot certify a root key: {detail}")]
+    Unusable {
+        /// Its subject.
+        subject: String,
+        /// Why.
+        detail: String,
+    },
     /// The signature algorithm is not one warrant checks.
     #[error(
         "unsupported certificate signature algorithm {0} (ECDSA P-256 with SHA-256 and Ed25519 are)"
@@ -226,16 +235,17 @@ fn check_signed_by(cert: &Certificate, issuer: &Certificate) -> Result<(), X509E
     }
 }
 
-/// True when `c` says it is a CA (basicConstraints `cA = TRUE`).
-fn is_ca(c: &Certificate) -> bool {
+/// The certificate's basicConstraints, if it has them.
+fn basic_constraints(
+    c: &Certificate,
+) -> Result<Option<x509_cert::ext::pkix::BasicConstraints>, X509Error> {
     use x509_cert::der::oid::AssociatedOid as _;
     use x509_cert::ext::pkix::BasicConstraints;
-    c.tbs_certificate().extensions().is_some_and(|exts| {
-        exts.iter().any(|e| {
-            e.extn_id == BasicConstraints::OID
-                && BasicConstraints::from_der(e.extn_value.as_bytes()).is_ok_and(|b| b.ca)
-        })
-    })
+    extensions(c)
+        .iter()
+        .find(|e| e.extn_id == BasicConstraints::OID)
+        .map(|e| BasicConstraints::from_der(e.extn_value.as_bytes()).map_err(malformed))
+        .transpose()
 }
 
 /// Check that `chain` (leaf first) certifies `key` and leads to `ca`, every
@@ -261,17 +271,123 @@ pub fn verify_chain(
         });
     }
     check_validity(ca, now)?;
+    check_critical_extensions(ca)?;
+    if chain.len() > MAX_CHAIN {
+        return Err(malformed(format!(
+            "a chain of {} certificates (at most {MAX_CHAIN})",
+            chain.len()
+        )));
+    }
+    check_leaf_usage(leaf)?;
     for (i, cert) in chain.iter().enumerate() {
         check_validity(cert, now)?;
+        check_critical_extensions(cert)?;
         let issuer = chain.get(i + 1).unwrap_or(ca);
-        if !is_ca(issuer) {
-            return Err(X509Error::WrongIssuer {
-                subject: subject_of(cert),
-                issuer: subject_of(issuer),
-                detail: "the issuer is not a CA (no basicConstraints cA=TRUE)".into(),
+        // `i` certificates below the issuer are themselves CAs (every one but the leaf).
+        check_issuer(cert, issuer, i)?;
+        check_signed_by(cert, issuer)?;
+    }
+    Ok(())
+}
+
+/// Longest chain (leaf plus intermediates) accepted.
+const MAX_CHAIN: usize = 8;
+
+/// Extensions whose meaning warrant knows: a critical extension outside this list
+/// makes the certificate unusable (RFC 5280 §4.2).
+const KNOWN_EXTENSIONS: [&str; 6] = [
+    "2.5.29.19", // basicConstraints
+    "2.5.29.15", // keyUsage
+    "2.5.29.37", // extendedKeyUsage
+    "2.5.29.17", // subjectAltName
+    "2.5.29.14", // subjectKeyIdentifier
+    "2.5.29.35", // authorityKeyIdentifier
+];
+
+fn extensions(c: &Certificate) -> &[Extension] {
+    c.tbs_certificate()
+        .extensions()
+        .map(|e| e.as_slice())
+        .unwrap_or_default()
+}
+
+/// RFC 5280 §4.2: "A certificate-using system MUST reject the certificate if it
+/// encounters a critical extension it does not recognize".
+fn check_critical_extensions(c: &Certificate) -> Result<(), X509Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for e in extensions(c) {
+        let oid = e.extn_id.to_string();
+        if !seen.insert(oid.clone()) {
+            return Err(X509Error::Unusable {
+                subject: subject_of(c),
+                detail: format!("extension {oid} appears twice"),
             });
         }
-        check_signed_by(cert, issuer)?;
+        if e.critical && !KNOWN_EXTENSIONS.contains(&oid.as_str()) {
+            return Err(X509Error::Unusable {
+                subject: subject_of(c),
+                detail: format!("unknown critical extension {oid}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The key usage bits, when the certificate limits them.
+fn key_usage(c: &Certificate) -> Result<Option<x509_cert::ext::pkix::KeyUsage>, X509Error> {
+    use x509_cert::der::oid::AssociatedOid as _;
+    use x509_cert::ext::pkix::KeyUsage;
+    extensions(c)
+        .iter()
+        .find(|e| e.extn_id == KeyUsage::OID)
+        .map(|e| KeyUsage::from_der(e.extn_value.as_bytes()).map_err(malformed))
+        .transpose()
+}
+
+/// A root key signs metadata: a leaf that limits its key usage must allow
+/// digitalSignature.
+fn check_leaf_usage(leaf: &Certificate) -> Result<(), X509Error> {
+    match key_usage(leaf)? {
+        Some(ku) if !ku.digital_signature() => Err(X509Error::Unusable {
+            subject: subject_of(leaf),
+            detail: "its keyUsage does not allow digitalSignature".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `issuer` may issue `cert`: a CA by basicConstraints, allowed to sign
+/// certificates by keyUsage (when present), and its pathLenConstraint not exceeded
+/// by the `below` CA certificates between it and the leaf.
+fn check_issuer(cert: &Certificate, issuer: &Certificate, below: usize) -> Result<(), X509Error> {
+    let wrong = |detail: String| X509Error::WrongIssuer {
+        subject: subject_of(cert),
+        issuer: subject_of(issuer),
+        detail,
+    };
+    let Some(bc) = basic_constraints(issuer)? else {
+        return Err(wrong(
+            "the issuer is not a CA (no basicConstraints cA=TRUE)".into(),
+        ));
+    };
+    if !bc.ca {
+        return Err(wrong(
+            "the issuer is not a CA (no basicConstraints cA=TRUE)".into(),
+        ));
+    }
+    if let Some(limit) = bc.path_len_constraint
+        && below > usize::from(limit)
+    {
+        return Err(wrong(format!(
+            "the issuer's pathLenConstraint {limit} allows fewer than the {below} intermediate CAs below it"
+        )));
+    }
+    if let Some(ku) = key_usage(issuer)?
+        && !ku.key_cert_sign()
+    {
+        return Err(wrong(
+            "the issuer's keyUsage does not allow keyCertSign".into(),
+        ));
     }
     Ok(())
 }
@@ -326,5 +442,216 @@ mod tests {
                 Err(X509Error::Expired { .. })
             ));
         }
+    }
+
+    /// A test profile: any issuer, subject and extensions.
+    struct Custom {
+        issuer: Name,
+        subject: Name,
+        exts: Vec<Extension>,
+    }
+
+    impl BuilderProfile for Custom {
+        fn get_issuer(&self, _subject: &Name) -> Name {
+            self.issuer.clone()
+        }
+        fn get_subject(&self) -> Name {
+            self.subject.clone()
+        }
+        fn build_extensions(
+            &self,
+            _spk: x509_cert::spki::SubjectPublicKeyInfoRef<'_>,
+            _issuer_spk: x509_cert::spki::SubjectPublicKeyInfoRef<'_>,
+            _tbs: &TbsCertificate,
+        ) -> x509_cert::builder::Result<Vec<Extension>> {
+            Ok(self.exts.clone())
+        }
+    }
+
+    fn ext(oid: &str, critical: bool, value: Vec<u8>) -> Extension {
+        Extension {
+            extn_id: x509_cert::der::oid::ObjectIdentifier::new_unwrap(oid),
+            critical,
+            extn_value: x509_cert::der::asn1::OctetString::new(value).expect("octets"),
+        }
+    }
+
+    fn bc(path_len: Option<u8>) -> Extension {
+        let v = x509_cert::ext::pkix::BasicConstraints {
+            ca: true,
+            path_len_constraint: path_len,
+        };
+        ext("2.5.29.19", true, v.to_der().expect("der"))
+    }
+
+    fn ku(flags: x509_cert::ext::pkix::KeyUsages) -> Extension {
+        let v = x509_cert::ext::pkix::KeyUsage(flags.into());
+        ext("2.5.29.15", true, v.to_der().expect("der"))
+    }
+
+    /// A certificate named `cn` for `key`, signed by `by` (issuer name `issuer`).
+    fn cert(
+        cn: &str,
+        key: &PublicKey,
+        issuer: &str,
+        by: &SecretKey,
+        exts: Vec<Extension>,
+    ) -> Certificate {
+        let name = |n: &str| Name::from_str(&format!("CN={n}")).expect("name");
+        let mut serial = [0u8; 8];
+        getrandom::fill(&mut serial).expect("rng");
+        serial[0] = 1;
+        let spki =
+            SubjectPublicKeyInfoOwned::from_der(&spki_der(key).expect("spki")).expect("spki");
+        let builder = CertificateBuilder::new(
+            Custom {
+                issuer: name(issuer),
+                subject: name(cn),
+                exts,
+            },
+            SerialNumber::new(&serial).expect("serial"),
+            Validity::from_now(Duration::from_secs(86_400)).expect("validity"),
+            spki,
+        )
+        .expect("builder");
+        match &by.secret {
+            Secret::EcdsaP256(k) => builder.build::<_, p256::ecdsa::DerSignature>(k),
+            Secret::Ed25519(k) => builder.build::<_, ed25519_dalek::Signature>(k),
+        }
+        .expect("build")
+    }
+
+    struct Pki {
+        ca_key: SecretKey,
+        mid_key: SecretKey,
+        leaf_key: SecretKey,
+    }
+
+    impl Pki {
+        fn new() -> Self {
+            let k = || SecretKey::generate(KeyType::Ed25519).expect("key");
+            Self {
+                ca_key: k(),
+                mid_key: k(),
+                leaf_key: k(),
+            }
+        }
+        /// CA → intermediate → leaf, with the given extensions on each.
+        fn verify(
+            &self,
+            ca_exts: Vec<Extension>,
+            mid_exts: Vec<Extension>,
+            leaf_exts: Vec<Extension>,
+        ) -> Result<(), X509Error> {
+            let ca = cert("ca", self.ca_key.public_key(), "ca", &self.ca_key, ca_exts);
+            let mid = cert(
+                "mid",
+                self.mid_key.public_key(),
+                "ca",
+                &self.ca_key,
+                mid_exts,
+            );
+            let leaf = cert(
+                "leaf",
+                self.leaf_key.public_key(),
+                "mid",
+                &self.mid_key,
+                leaf_exts,
+            );
+            verify_chain(
+                &[leaf, mid],
+                &ca,
+                self.leaf_key.public_key(),
+                SystemTime::now(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_well_formed_two_level_chain_verifies() {
+        let pki = Pki::new();
+        pki.verify(vec![bc(Some(1))], vec![bc(Some(0))], vec![])
+            .expect("valid chain");
+        pki.verify(vec![bc(None)], vec![bc(None)], vec![])
+            .expect("no path length limits");
+    }
+
+    #[test]
+    fn path_length_constraint_of_the_ca_is_enforced() {
+        let pki = Pki::new();
+        let err = pki
+            .verify(vec![bc(Some(0))], vec![bc(None)], vec![])
+            .expect_err("pathLen 0 CA cannot have an intermediate");
+        assert!(err.to_string().contains("pathLenConstraint"), "{err}");
+    }
+
+    #[test]
+    fn intermediate_that_is_not_a_ca_is_refused() {
+        let pki = Pki::new();
+        let err = pki
+            .verify(vec![bc(None)], vec![], vec![])
+            .expect_err("no basicConstraints");
+        assert!(matches!(err, X509Error::WrongIssuer { .. }), "{err}");
+    }
+
+    #[test]
+    fn issuer_whose_key_usage_forbids_cert_signing_is_refused() {
+        use x509_cert::ext::pkix::KeyUsages;
+        let pki = Pki::new();
+        let err = pki
+            .verify(
+                vec![bc(None)],
+                vec![bc(None), ku(KeyUsages::DigitalSignature)],
+                vec![],
+            )
+            .expect_err("mid may not sign certificates");
+        assert!(err.to_string().contains("keyCertSign"), "{err}");
+        pki.verify(
+            vec![bc(None)],
+            vec![bc(None), ku(KeyUsages::KeyCertSign)],
+            vec![],
+        )
+        .expect("keyCertSign allows it");
+    }
+
+    #[test]
+    fn leaf_whose_key_usage_forbids_signing_is_refused() {
+        use x509_cert::ext::pkix::KeyUsages;
+        let pki = Pki::new();
+        let err = pki
+            .verify(
+                vec![bc(None)],
+                vec![bc(None)],
+                vec![ku(KeyUsages::KeyEncipherment)],
+            )
+            .expect_err("leaf may not sign");
+        assert!(matches!(err, X509Error::Unusable { .. }), "{err}");
+        pki.verify(
+            vec![bc(None)],
+            vec![bc(None)],
+            vec![ku(KeyUsages::DigitalSignature)],
+        )
+        .expect("digitalSignature allows it");
+    }
+
+    #[test]
+    fn unknown_critical_extension_anywhere_in_the_chain_is_refused() {
+        let pki = Pki::new();
+        let odd = || ext("1.3.6.1.4.1.99999.1", true, vec![0x05, 0x00]);
+        for (ca, mid, leaf) in [
+            (vec![bc(None), odd()], vec![bc(None)], vec![]),
+            (vec![bc(None)], vec![bc(None), odd()], vec![]),
+            (vec![bc(None)], vec![bc(None)], vec![odd()]),
+        ] {
+            let err = pki.verify(ca, mid, leaf).expect_err("unknown critical");
+            assert!(
+                err.to_string().contains("unknown critical extension"),
+                "{err}"
+            );
+        }
+        // The same extension, not critical, is ignored.
+        let quiet = ext("1.3.6.1.4.1.99999.1", false, vec![0x05, 0x00]);
+        pki.verify(vec![bc(None)], vec![bc(None)], vec![quiet])
+            .expect("non-critical unknown extensions are fine");
     }
 }

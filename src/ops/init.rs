@@ -60,7 +60,9 @@ fn key_or_generate(
     match query {
         Some(q) => Ok(ctx.keys.find(q)?),
         None => {
-            let info = ctx.keys.generate(kind, name, ctx.passphrase.get(true)?)?;
+            let info =
+                ctx.keys
+                    .generate_with_default_name(kind, name, ctx.passphrase.get(true)?)?;
             generated.push(info.keyid.clone());
             Ok(info)
         }

@@ -1,6 +1,7 @@
 //! What the commands do, as library calls: the CLI (and later the plugins) only parse
 //! arguments and format results.
 
+pub mod anchor;
 pub mod approve;
 pub mod delegation;
 pub mod edit;
@@ -257,13 +258,43 @@ pub enum OpError {
         detail: String,
     },
     /// The repository's root is not the one the pin names.
-    #[error("not trusted: the root of {location} does not match the pinned {what}")]
+    #[error("not trusted: the root of {location} does not match the pinned {what}: {detail}")]
     PinMismatch {
         /// The repository.
         location: String,
         /// `root key ids` or `root file`.
         what: &'static str,
+        /// How far it fell short.
+        detail: String,
     },
+    /// A pin given now disagrees with the root the trusted cache already holds
+    /// (an administrator tightened a policy, or pinned another repository's keys).
+    #[error(
+        "not trusted: this cache trusts a different root of {location} than the pin ({detail}); \
+         if the pin is right, delete {cache} and verify again"
+    )]
+    PinConflict {
+        /// The repository.
+        location: String,
+        /// The cache directory to delete to start over from the pin.
+        cache: PathBuf,
+        /// What disagrees.
+        detail: String,
+    },
+    /// A file named on the command line cannot be used (missing, too large, a FIFO
+    /// or device, not text).
+    #[error("cannot use {path}: {source}; {hint}")]
+    InputFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: crate::fsutil::ReadError,
+        /// What was expected there.
+        hint: &'static str,
+    },
+    /// A pin that cannot be used as given (too-short key id, impossible threshold).
+    #[error(transparent)]
+    Pin(#[from] anchor::PinError),
     /// The root keys' certificates do not chain to the pinned CA.
     #[error(
         "not trusted: the root keys of {location} are not certified by the CA in {ca}: {reasons}"
@@ -423,6 +454,7 @@ impl OpError {
     pub fn exit_code(&self) -> u8 {
         match self {
             OpError::PinMismatch { .. }
+            | OpError::PinConflict { .. }
             | OpError::CertificatesRejected { .. }
             | OpError::NoRepository { .. }
             | OpError::TargetNotSigned { .. }
@@ -441,6 +473,8 @@ impl OpError {
             OpError::Store(e) => store_kind_exit(e.kind),
             OpError::NoTrustAnchor { .. }
             | OpError::PinFile { .. }
+            | OpError::Pin(_)
+            | OpError::InputFile { .. }
             | OpError::AlreadyInitialized { .. }
             | OpError::Keystore(_)
             | OpError::KeyNotInRole { .. }

@@ -253,6 +253,7 @@ fn decide(
         return Err(Blocked::NoPolicy(settings.policy.clone()));
     }
     let policy = Policy::load(&settings.policy)?;
+    PHASE.store(PHASE_VERIFYING, Ordering::SeqCst);
     let (pin, roles) = match super::decide(&policy, &image) {
         PolicyDecision::Verify { pin, require_roles } => (pin, require_roles),
         PolicyDecision::AllowUnlisted => {
@@ -314,6 +315,7 @@ static PHASE: AtomicU8 = AtomicU8::new(PHASE_STARTING);
 const PHASE_STARTING: u8 = 0;
 const PHASE_READING_STDIN: u8 = 1;
 const PHASE_VERIFYING: u8 = 2;
+const PHASE_READING_POLICY: u8 = 3;
 
 /// Print `j` unless an answer was already given; true when this call answered.
 fn deliver(j: &Judgement) -> bool {
@@ -339,6 +341,7 @@ fn start_deadline(budget: Duration, name: String) {
             let stuck = match PHASE.load(Ordering::SeqCst) {
                 PHASE_READING_STDIN => "stdin was never closed",
                 PHASE_VERIFYING => "is the registry slow or unreachable?",
+                PHASE_READING_POLICY => "the policy file could not be read in time",
                 _ => "still starting",
             };
             let j = Judgement::blocked(format!(
@@ -396,7 +399,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
             PHASE.store(PHASE_READING_STDIN, Ordering::SeqCst);
             match read_stdin() {
                 Ok(stdin) => {
-                    PHASE.store(PHASE_VERIFYING, Ordering::SeqCst);
+                    PHASE.store(PHASE_READING_POLICY, Ordering::SeqCst);
                     judge(&req, &stdin, &settings, budget)
                 }
                 Err(e) => Judgement::blocked(e),

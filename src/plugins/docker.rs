@@ -431,10 +431,8 @@ fn verified_image(
         },
         None => (Pin::None, Vec::new()),
     };
-    if let Some(root) = &opts.pin.root {
-        pin = Pin::RootFile(root.clone());
-    } else if !opts.pin.root_keyid.is_empty() {
-        pin = Pin::KeyIds(opts.pin.root_keyid.clone());
+    if let p @ (Pin::RootFile(_) | Pin::KeyIds(_)) = opts.pin.pin()? {
+        pin = p;
     }
     let verdict = verify_with_roles(&ctx, &image, &pin, &roles)?;
     let tag_as = image

@@ -13,7 +13,7 @@
 //! previous listing, and garbage collection is left to tools that can see all tags.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -34,8 +34,6 @@ const INDEX_JSON: &str = "index.json";
 const OCI_INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 /// `oci-layout` is a one-line file; anything bigger is not one.
 const MAX_OCI_LAYOUT_BYTES: u64 = 4096;
-/// Reads never reserve more than this up front, whatever size a descriptor claims.
-const MAX_PREALLOC: u64 = 1024 * 1024;
 const NOT_REGULAR: &str = "not a regular file (a device, FIFO or directory planted in the layout?)";
 
 /// A TUF repository and its images in an OCI image layout directory.
@@ -133,12 +131,14 @@ impl LayoutStore {
         missing: (Kind, &str),
     ) -> Result<Vec<u8>, StoreError> {
         read_capped(path, max).map_err(|e| match e {
-            ReadError::TooLarge => self.err(
+            ReadError::TooLarge { .. } => self.err(
                 Kind::TooLarge,
                 what,
                 format!("larger than the {max}-byte limit"),
             ),
-            ReadError::NotRegular => self.err(Kind::Malformed, what, NOT_REGULAR),
+            ReadError::NotRegular | ReadError::NotText => {
+                self.err(Kind::Malformed, what, NOT_REGULAR)
+            }
             ReadError::Io(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.err(missing.0, what, missing.1)
             }
@@ -524,40 +524,10 @@ fn layout_root(location: &Location) -> Result<PathBuf, StoreError> {
         })
 }
 
-enum ReadError {
-    Io(io::Error),
-    TooLarge,
-    NotRegular,
-}
+use crate::fsutil::ReadError;
 
-/// Reads a regular file, failing past `max` bytes without reading more than `max + 1`.
-/// The file is opened without following a symlink and without blocking (a planted
-/// FIFO cannot hang us), and must be a regular file by `fstat` of the handle
-/// actually opened (so a swap after a check cannot slip `/dev/zero` or
-/// `/etc/shadow` in).
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => ReadError::NotRegular,
-            _ => ReadError::Io(e),
-        })?;
-    let meta = file.metadata().map_err(ReadError::Io)?;
-    if !meta.is_file() {
-        return Err(ReadError::NotRegular);
-    }
-    let mut buf =
-        Vec::with_capacity(usize::try_from(meta.len().min(max).min(MAX_PREALLOC)).unwrap_or(0));
-    file.take(max.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(ReadError::Io)?;
-    if buf.len() as u64 > max {
-        return Err(ReadError::TooLarge);
-    }
-    Ok(buf)
+    crate::fsutil::read_regular_nofollow(path, max)
 }
 
 /// A temp file readable like the files other tools write (tempfile defaults to 0600,

@@ -298,6 +298,14 @@ fn parse_registry(input: &str) -> Result<ImageRef, ParseRefError> {
         "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
         _ => registry,
     };
+    // Docker Hub's official images live under `library/`, however they are
+    // spelled: `alpine`, `docker.io/alpine` and `index.docker.io/alpine` are one
+    // image, so one policy entry and one trusted cache (issue #11 item 5).
+    let repository = if registry == "docker.io" && !repository.contains('/') {
+        format!("library/{repository}")
+    } else {
+        repository
+    };
     if !is_valid_host(&registry)
         || repository.len() > 255
         || !repository.split('/').all(is_valid_component)
@@ -459,5 +467,53 @@ mod tests {
         assert!(is_valid_tag("_x"));
         assert!(!is_valid_tag(".x"));
         assert!(!is_valid_tag(&"a".repeat(129)));
+    }
+
+    /// Issue #11 item 5: every spelling docker treats as one image is one location,
+    /// and the normalization agrees with oci-client's reference parser (the
+    /// distribution project's grammar) on each of them.
+    #[test]
+    fn docker_hub_spellings_are_one_image_and_agree_with_oci_client() {
+        for input in [
+            "alpine:latest",
+            "alpine:3",
+            "library/alpine:3",
+            "docker.io/alpine:3",
+            "docker.io/library/alpine:3",
+            "index.docker.io/alpine:3",
+            "index.docker.io/library/alpine:3",
+            "me/app:1",
+            "docker.io/me/app:1",
+            "localhost:5000/app:1",
+            "localhost/app:1",
+            "ghcr.io/org/app:1",
+            "registry.example.com:443/a/b/c:v1.2",
+            "127.0.0.1:5000/team/app:v1",
+        ] {
+            let ours = ImageRef::parse(input).expect(input);
+            let Location::Registry {
+                registry,
+                repository,
+            } = &ours.location
+            else {
+                panic!("{input}: not a registry location");
+            };
+            let theirs = oci_client::Reference::try_from(input).expect(input);
+            assert_eq!(registry, theirs.registry(), "{input}: registry");
+            assert_eq!(repository, theirs.repository(), "{input}: repository");
+            assert_eq!(ours.tag.as_deref(), theirs.tag(), "{input}: tag");
+        }
+        let hub = ImageRef::parse("alpine:3").expect("alpine");
+        for same in [
+            "docker.io/alpine:3",
+            "index.docker.io/alpine:3",
+            "registry-1.docker.io/alpine:3",
+        ] {
+            assert_eq!(
+                ImageRef::parse(same).expect(same).location,
+                hub.location,
+                "{same}"
+            );
+        }
     }
 }

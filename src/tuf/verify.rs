@@ -113,7 +113,7 @@ pub fn check_threshold(
                     .any(|s| hex::decode(&s.sig).is_ok_and(|sig| public.verify(msg, &sig).is_ok()))
             });
         match valid {
-            Some(public) if distinct_public.insert((public.keytype(), public.public())) => {
+            Some(public) if distinct_public.insert(public.identity()) => {
                 signed.insert(keyid.clone());
             }
             _ => {
@@ -435,6 +435,34 @@ mod tests {
             threshold: nz(2),
         };
         assert!(!check_threshold(b"m", &[sig(&a, b"m"), s2], auth).is_met());
+    }
+
+    /// Issue #11 item 3: one P-256 key listed as `ecdsa` and as
+    /// `ecdsa-sha2-nistp256` with its PEM re-wrapped is still one key.
+    #[test]
+    fn same_p256_key_under_two_spellings_counts_once() {
+        let a = SecretKey::generate(KeyType::Ecdsa).expect("key");
+        let (mut keys, mut ids) = table(&[&a]);
+        let mut respelled = Key::from_public(a.public_key());
+        respelled.keytype = "ecdsa-sha2-nistp256".into();
+        respelled.keyval.public = respelled.keyval.public.replace('\n', "\r\n");
+        assert!(
+            respelled.to_public().is_ok(),
+            "the respelled key still decodes"
+        );
+        let alias = KeyId("respelled".into());
+        keys.insert(alias.clone(), respelled);
+        ids.push(alias.clone());
+        let mut s2 = sig(&a, b"m");
+        s2.keyid = alias;
+        let auth = Authority {
+            keys: &keys,
+            keyids: &ids,
+            threshold: nz(2),
+        };
+        let r = check_threshold(b"m", &[sig(&a, b"m"), s2], auth);
+        assert!(!r.is_met(), "one key counted twice: {r:?}");
+        assert_eq!(r.signed.len(), 1);
     }
 
     #[test]

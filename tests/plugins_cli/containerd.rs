@@ -482,3 +482,19 @@ fn containerd_runs_the_verifier_installed_as_bin_dir_warrant() {
     assert_eq!(j.code, 0, "{}", j.stdout);
     assert!(j.stdout.starts_with("allowed unverified"), "{}", j.stdout);
 }
+
+/// Issue #11 item 12: a policy "file" that is a FIFO blocks the pull at once and
+/// names the policy, instead of hanging until the deadline blames the registry.
+#[test]
+fn policy_fifo_blocks_with_the_policy_as_the_reason() {
+    let s = signed();
+    let host = Host::new(s.w.dir.path(), &team_policy(&s.reg), Some(&s.root));
+    std::fs::remove_file(&host.policy).unwrap();
+    let status = Command::new("mkfifo").arg(&host.policy).status().unwrap();
+    assert!(status.success());
+    let v1 = s.reg.repo("team/app", ":v1");
+    let j = host.judge(&v1, &s.v1.0, &descriptor(&s.v1.0, s.v1.1));
+    assert_eq!(j.code, 1, "{}", j.stdout);
+    assert!(j.stdout.contains("policy"), "{}", j.stdout);
+    assert!(!j.stdout.contains("registry"), "{}", j.stdout);
+}

@@ -13,7 +13,7 @@ fn has(list: &str, name: &str) -> bool {
 }
 
 /// warrant's options that take a value, by long name.
-pub(super) const WARRANT_VALUE_FLAGS: [&str; 8] = [
+pub(super) const WARRANT_VALUE_FLAGS: [&str; 9] = [
     "output",
     "home",
     "passphrase-file",
@@ -21,6 +21,7 @@ pub(super) const WARRANT_VALUE_FLAGS: [&str; 8] = [
     "insecure-registry",
     "root",
     "root-keyid",
+    "root-threshold",
     "policy",
 ];
 

@@ -1,0 +1,558 @@
+//! Trust anchors: what a verifier pins (a root file, root key ids, a CA), checked on
+//! first contact *and* against a trusted cache that already exists.
+//!
+//! Two rules from issue #11:
+//!
+//! * **A pin carries its own threshold.** Key-id and CA pins say how many distinct
+//!   pinned (or certified) keys must have signed the root, whatever threshold the
+//!   root declares: a thief of one key of a 2-of-2 root cannot publish a fresh root
+//!   listing only that key with threshold 1 and be believed.
+//! * **A pin is never silently ignored.** Once a cache holds a root, a pin given now
+//!   must agree with it: the cached root satisfies the key-id/CA pin, or the cached
+//!   root chain descends from the pinned root (or from a root that satisfies the
+//!   pin). The check is recorded per (pin, cached root) in the cache, so the warm
+//!   path costs one small local read; it runs again after every root rotation.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroU64;
+use std::path::{Path, PathBuf};
+
+use crate::cache::TrustCache;
+use crate::digest::Sha256Digest;
+use crate::store::{Listing, Store};
+use crate::tuf::client::{ClientError, LocalState as _};
+use crate::tuf::metadata::Root;
+use crate::tuf::trusted::TrustedSet;
+use crate::tuf::verify::{Verified, short_id};
+
+use super::{Context, OpError};
+
+/// Largest root.json (pinned or fetched) read here.
+pub const MAX_ROOT_FILE: u64 = 512_000;
+
+/// Longest root chain walked to relate a pin to a cached root.
+const MAX_CHAIN_WALK: u64 = 1024;
+
+/// Shortest key-id pin accepted, in hex digits (128 bits: a 32-bit prefix can be
+/// ground by an attacker in seconds).
+pub const MIN_KEYID_PIN: usize = 32;
+
+/// What a verifier trusts on first use of a repository.
+#[derive(Debug, Clone, Default)]
+pub enum Pin {
+    /// Nothing: the trusted cache must already hold a root.
+    #[default]
+    None,
+    /// A root.json file obtained out of band.
+    RootFile(PathBuf),
+    /// Root key ids with their own threshold.
+    KeyIds(KeyIdPin),
+    /// Trust whatever `1.root.json` the store holds (signers bootstrapping; never for
+    /// verification unless a policy says `tofu = true`).
+    FirstUse,
+    /// A CA whose certificates on root keys vouch for them.
+    Ca(CaPin),
+}
+
+/// Root key ids: the root must be signed by `threshold` distinct keys whose ids
+/// (recomputed from the key material) start with one of `ids`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyIdPin {
+    ids: Vec<String>,
+    threshold: NonZeroU64,
+}
+
+/// A CA certificate (PEM file): `threshold` distinct root keys that signed the root
+/// must hold valid chains to it (and at least the root's own threshold of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaPin {
+    path: PathBuf,
+    threshold: NonZeroU64,
+}
+
+/// A pin that cannot be used as given.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PinError {
+    /// A key-id pin that is not 32 to 64 hex digits.
+    #[error(
+        "root key id pin {id:?} must be {MIN_KEYID_PIN} to 64 hex digits (a shorter prefix can be forged); \
+         use the full id `warrant init` printed"
+    )]
+    ShortKeyId {
+        /// The pin as given.
+        id: String,
+    },
+    /// A threshold of zero, or more than the pinned keys.
+    #[error(
+        "root threshold {threshold} is impossible with {keys} pinned key id(s); give 1 to {keys}"
+    )]
+    Threshold {
+        /// The threshold asked for.
+        threshold: u64,
+        /// How many distinct key ids are pinned.
+        keys: usize,
+    },
+    /// A CA pin with threshold 0.
+    #[error("root threshold must be at least 1")]
+    ZeroThreshold,
+}
+
+impl KeyIdPin {
+    /// Pin `ids` (full ids or prefixes of 32+ hex digits, each counted once), with
+    /// `threshold` defaulting to the number of distinct pinned ids.
+    pub fn new(ids: &[String], threshold: Option<u64>) -> Result<Self, PinError> {
+        let mut distinct: Vec<String> = Vec::new();
+        for id in ids {
+            let id = id.trim().to_ascii_lowercase();
+            if !(MIN_KEYID_PIN..=64).contains(&id.len())
+                || !id.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(PinError::ShortKeyId { id });
+            }
+            if !distinct.contains(&id) {
+                distinct.push(id);
+            }
+        }
+        let keys = distinct.len();
+        let threshold = threshold.unwrap_or(keys as u64);
+        match NonZeroU64::new(threshold) {
+            Some(t) if keys > 0 && threshold <= keys as u64 => Ok(Self {
+                ids: distinct,
+                threshold: t,
+            }),
+            _ => Err(PinError::Threshold { threshold, keys }),
+        }
+    }
+
+    /// The pinned ids.
+    pub fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// How many distinct pinned keys must sign.
+    pub fn threshold(&self) -> u64 {
+        self.threshold.get()
+    }
+}
+
+impl CaPin {
+    /// Pin the CA in `path`; `threshold` defaults to 1.
+    pub fn new(path: PathBuf, threshold: Option<u64>) -> Result<Self, PinError> {
+        let threshold = NonZeroU64::new(threshold.unwrap_or(1)).ok_or(PinError::ZeroThreshold)?;
+        Ok(Self { path, threshold })
+    }
+
+    /// The CA file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many distinct certified root keys must sign.
+    pub fn threshold(&self) -> u64 {
+        self.threshold.get()
+    }
+}
+
+/// Read a pinned file (root.json or CA), refusing anything but a regular file of
+/// at most [`MAX_ROOT_FILE`] bytes (a FIFO would block forever).
+pub fn read_pin_file(path: &Path) -> Result<Vec<u8>, OpError> {
+    crate::fsutil::read_regular(path, MAX_ROOT_FILE).map_err(|e| OpError::PinFile {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn first_root(store: &dyn Store, listing: Option<&Listing>) -> Result<Vec<u8>, OpError> {
+    let location = store.location().to_string();
+    let owned;
+    let listing = match listing {
+        Some(l) => l,
+        None => {
+            owned = store.listing()?.ok_or_else(|| OpError::NoRepository {
+                location: location.clone(),
+            })?;
+            &owned
+        }
+    };
+    let file = listing
+        .get("1.root.json")
+        .ok_or(OpError::NoRepository { location })?;
+    Ok(store.read_file(file, MAX_ROOT_FILE)?)
+}
+
+fn trusted_root(bytes: Vec<u8>, ctx: &Context, location: &str) -> Result<TrustedSet, OpError> {
+    TrustedSet::new(bytes, ctx.now).map_err(|e| OpError::Update {
+        location: location.to_owned(),
+        source: ClientError::Trust(e),
+    })
+}
+
+/// Open the trusted cache of `store`'s repository and make sure it holds a trusted
+/// root, seeding it from `pin` on first use, and checking `pin` against it when it
+/// already holds one.
+pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache, OpError> {
+    anchor_cache(
+        ctx,
+        store,
+        pin,
+        TrustCache::open(&ctx.home, store.location())?,
+    )
+}
+
+/// [`anchor`] for commands that change the repository, in their own cache
+/// ([`TrustCache::open_for_editing`]).
+pub fn anchor_for_editing(
+    ctx: &Context,
+    store: &dyn Store,
+    pin: &Pin,
+) -> Result<TrustCache, OpError> {
+    anchor_cache(
+        ctx,
+        store,
+        pin,
+        TrustCache::open_for_editing(&ctx.home, store.location())?,
+    )
+}
+
+fn anchor_cache(
+    ctx: &Context,
+    store: &dyn Store,
+    pin: &Pin,
+    mut cache: TrustCache,
+) -> Result<TrustCache, OpError> {
+    let loc = store.location().to_string();
+    if let Some(cached) = cache.load("root") {
+        check_against_cache(ctx, store, pin, &cache, cached)?;
+        return Ok(cache);
+    }
+    let bytes = match pin {
+        Pin::None => return Err(OpError::NoTrustAnchor { location: loc }),
+        Pin::RootFile(path) => {
+            let bytes = read_pin_file(path)?;
+            TrustedSet::new(bytes.clone(), ctx.now).map_err(|e| OpError::PinFile {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
+            bytes
+        }
+        Pin::KeyIds(_) | Pin::Ca(_) => {
+            let bytes = first_root(store, None)?;
+            let set = trusted_root(bytes.clone(), ctx, &loc)?;
+            pin_accepts(ctx, pin, set.root(), &loc)?;
+            bytes
+        }
+        Pin::FirstUse => {
+            let bytes = first_root(store, None)?;
+            trusted_root(bytes.clone(), ctx, &loc)?;
+            bytes
+        }
+    };
+    cache.persist("root", &bytes).map_err(|e| OpError::Update {
+        location: loc,
+        source: e.into(),
+    })?;
+    // The seed agrees with its pin by construction: record it, so the next verify
+    // with the same pin does not re-check (nor write to the cache).
+    if let Some(fp) = fingerprint(pin)? {
+        let _ = cache.record_anchor_check(&fp, &Sha256Digest::of(&bytes));
+    }
+    Ok(cache)
+}
+
+/// A key-id or CA pin accepts `root` (already verified against its own threshold).
+fn pin_accepts(
+    ctx: &Context,
+    pin: &Pin,
+    root: &Verified<Root>,
+    location: &str,
+) -> Result<(), OpError> {
+    match pin {
+        Pin::KeyIds(p) => {
+            let signed = signed_by_pinned(p, root);
+            if signed < p.threshold() {
+                return Err(OpError::PinMismatch {
+                    location: location.to_owned(),
+                    what: "root key ids",
+                    detail: format!(
+                        "{signed} distinct pinned key(s) signed root v{}, the pin requires {}",
+                        root.version,
+                        p.threshold()
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Pin::Ca(p) => check_root_certificates(p, root, location, ctx.now.into()),
+        Pin::None | Pin::FirstUse | Pin::RootFile(_) => Ok(()),
+    }
+}
+
+/// How many distinct keys, each matching a different pinned id (recomputed from the
+/// key material; ids declared in the root are only labels), signed `root`.
+fn signed_by_pinned(pin: &KeyIdPin, root: &Verified<Root>) -> u64 {
+    let mut used_pins: BTreeSet<&String> = BTreeSet::new();
+    let mut keys: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for declared in &root.result().signed {
+        let Some(public) = root.keys.get(declared).and_then(|k| k.to_public().ok()) else {
+            continue;
+        };
+        let computed = public.key_id();
+        let Some(p) = pin
+            .ids
+            .iter()
+            .find(|p| computed.0.starts_with(p.as_str()) && !used_pins.contains(p))
+        else {
+            continue;
+        };
+        if keys.insert(public.identity()) {
+            used_pins.insert(p);
+        }
+    }
+    used_pins.len() as u64
+}
+
+/// Distinct root keys that signed `root` and hold chains, valid now, to the pinned
+/// CA: at least the pin's threshold and the root's own.
+fn check_root_certificates(
+    pin: &CaPin,
+    root: &Verified<Root>,
+    location: &str,
+    now: std::time::SystemTime,
+) -> Result<(), OpError> {
+    use crate::crypto::x509;
+    let ca_pem = String::from_utf8(read_pin_file(&pin.path)?).map_err(|_| OpError::PinFile {
+        path: pin.path.clone(),
+        detail: "not PEM text".into(),
+    })?;
+    let ca = x509::parse(&ca_pem).map_err(|e| OpError::PinFile {
+        path: pin.path.clone(),
+        detail: e.to_string(),
+    })?;
+    let declared = root
+        .roles
+        .get("root")
+        .map_or(u64::MAX, |r| r.threshold.get());
+    let needed = declared.max(pin.threshold());
+    let mut good: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut reasons = Vec::new();
+    for keyid in &root.result().signed {
+        let Some(key) = root.keys.get(keyid) else {
+            continue;
+        };
+        let short = short_id(&keyid.0);
+        let chain: Vec<String> = key
+            .unrecognized
+            .get(x509::CHAIN_FIELD)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if chain.is_empty() {
+            reasons.push(format!("root key {short} has no certificate"));
+            continue;
+        }
+        let result = key
+            .to_public()
+            .map_err(|e| x509::X509Error::Malformed(e.to_string()))
+            .and_then(|public| {
+                let certs = chain
+                    .iter()
+                    .map(|p| x509::parse(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                x509::verify_chain(&certs, &ca, &public, now)?;
+                Ok(public)
+            });
+        match result {
+            Ok(public) => {
+                good.insert(public.identity());
+            }
+            Err(e) => reasons.push(format!("root key {short}: {e}")),
+        }
+    }
+    if good.len() as u64 >= needed {
+        return Ok(());
+    }
+    reasons.push(format!(
+        "{} distinct certified key(s) signed, {needed} required",
+        good.len()
+    ));
+    Err(OpError::CertificatesRejected {
+        location: location.to_owned(),
+        ca: pin.path.clone(),
+        reasons: reasons.join("; "),
+    })
+}
+
+/// What identifies a pin in the cache's record of checks already done.
+fn fingerprint(pin: &Pin) -> Result<Option<String>, OpError> {
+    let text = match pin {
+        Pin::None | Pin::FirstUse => return Ok(None),
+        Pin::RootFile(path) => format!("root-file {}", Sha256Digest::of(&read_pin_file(path)?)),
+        Pin::KeyIds(p) => {
+            let mut ids = p.ids.clone();
+            ids.sort();
+            format!("key-ids {} {}", p.threshold(), ids.join(","))
+        }
+        Pin::Ca(p) => format!(
+            "ca {} {}",
+            p.threshold(),
+            Sha256Digest::of(&read_pin_file(&p.path)?)
+        ),
+    };
+    Ok(Some(Sha256Digest::of(text.as_bytes()).to_string()))
+}
+
+/// A cache already holds `cached` as its root: the pin must agree with it.
+fn check_against_cache(
+    ctx: &Context,
+    store: &dyn Store,
+    pin: &Pin,
+    cache: &TrustCache,
+    cached: Vec<u8>,
+) -> Result<(), OpError> {
+    let Some(fp) = fingerprint(pin)? else {
+        return Ok(());
+    };
+    let cached_digest = Sha256Digest::of(&cached);
+    if cache.anchor_checked(&fp, &cached_digest) {
+        return Ok(());
+    }
+    let loc = store.location().to_string();
+    let conflict = |detail: String| OpError::PinConflict {
+        location: loc.clone(),
+        cache: cache.dir().to_owned(),
+        detail,
+    };
+    let cached_set = trusted_root(cached.clone(), ctx, &loc)?;
+    let cached_version = cached_set.root().version.get();
+    match pin {
+        Pin::KeyIds(_) | Pin::Ca(_) => {
+            if pin_accepts(ctx, pin, cached_set.root(), &loc).is_err() {
+                // Not the current root: the chain must start at a root the pin
+                // accepts (the store's first, as on first contact).
+                let listing = listing_of(store)?;
+                let first = first_root(store, Some(&listing))?;
+                let first_set = trusted_root(first.clone(), ctx, &loc)?;
+                pin_accepts(ctx, pin, first_set.root(), &loc)
+                    .map_err(|e| conflict(e.to_string()))?;
+                let reached = walk(ctx, store, &listing, first, cached_version).map_err(|e| {
+                    e.into_op(|e| {
+                        conflict(format!(
+                            "no root chain from v1 to the cached v{cached_version}: {e}"
+                        ))
+                    })
+                })?;
+                if !same_root(&reached, &cached) {
+                    return Err(conflict(format!(
+                        "the repository's root v{cached_version} differs from the cached one"
+                    )));
+                }
+            }
+        }
+        Pin::RootFile(path) => {
+            let pinned = read_pin_file(path)?;
+            let pinned_set =
+                TrustedSet::new(pinned.clone(), ctx.now).map_err(|e| OpError::PinFile {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })?;
+            let pinned_version = pinned_set.root().version.get();
+            let (from, to, target) = match pinned_version.cmp(&cached_version) {
+                std::cmp::Ordering::Equal => (None, pinned_version, &cached),
+                std::cmp::Ordering::Less => (Some(pinned.clone()), cached_version, &cached),
+                std::cmp::Ordering::Greater => (Some(cached.clone()), pinned_version, &pinned),
+            };
+            let reached = match from {
+                None => pinned.clone(),
+                Some(start) => {
+                    let listing = listing_of(store)?;
+                    walk(ctx, store, &listing, start, to).map_err(|e| {
+                        e.into_op(|e| {
+                            conflict(format!(
+                                "no root chain between the pinned v{pinned_version} and the cached v{cached_version}: {e}"
+                            ))
+                        })
+                    })?
+                }
+            };
+            if !same_root(&reached, target) {
+                return Err(conflict(format!(
+                    "the pinned root v{pinned_version} is not in the chain of the cached root v{cached_version}"
+                )));
+            }
+        }
+        Pin::None | Pin::FirstUse => {}
+    }
+    // A failure to record only costs a re-check next time.
+    let _ = cache.record_anchor_check(&fp, &cached_digest);
+    Ok(())
+}
+
+fn listing_of(store: &dyn Store) -> Result<Listing, OpError> {
+    store.listing()?.ok_or_else(|| OpError::NoRepository {
+        location: store.location().to_string(),
+    })
+}
+
+/// Why a root chain could not be walked.
+#[derive(Debug, thiserror::Error)]
+enum WalkError {
+    #[error("the repository has no {0}")]
+    Missing(String),
+    #[error("{0}")]
+    Trust(#[from] crate::tuf::trusted::TrustError),
+    #[error("a chain of {0} root versions is longer than warrant walks ({MAX_CHAIN_WALK})")]
+    TooLong(u64),
+    #[error("{0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl WalkError {
+    /// Registry trouble stays a registry error (exit 3); anything else is the pin
+    /// and the cache disagreeing.
+    fn into_op(self, conflict: impl FnOnce(Self) -> OpError) -> OpError {
+        match self {
+            Self::Store(e) => e.into(),
+            other => conflict(other),
+        }
+    }
+}
+
+/// From the root `start`, follow the store's roots (each signed by its
+/// predecessor's threshold and its own) up to `version`; the bytes of that root.
+fn walk(
+    ctx: &Context,
+    store: &dyn Store,
+    listing: &Listing,
+    start: Vec<u8>,
+    version: u64,
+) -> Result<Vec<u8>, WalkError> {
+    let mut set = TrustedSet::new(start.clone(), ctx.now)?;
+    let from = set.root().version.get();
+    if version.saturating_sub(from) > MAX_CHAIN_WALK {
+        return Err(WalkError::TooLong(version - from));
+    }
+    let mut bytes = start;
+    for v in from + 1..=version {
+        let name = format!("{v}.root.json");
+        let file = listing.get(&name).ok_or(WalkError::Missing(name))?;
+        bytes = store.read_file(file, MAX_ROOT_FILE)?;
+        set.update_root(bytes.clone())?;
+    }
+    Ok(bytes)
+}
+
+/// Two verified roots are the same root when their `signed` parts are equal
+/// (signatures may differ: a root may gain signatures after publication).
+fn same_root(a: &[u8], b: &[u8]) -> bool {
+    let signed = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .map(|v| v["signed"].clone())
+    };
+    matches!((signed(a), signed(b)), (Some(x), Some(y)) if x == y && !x.is_null())
+}
