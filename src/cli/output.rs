@@ -130,6 +130,10 @@ pub fn role_status(st: &crate::ops::edit::RoleStatus, repo: &str) -> String {
             "ready: role {} v{} has its {} signatures; a holder of the publisher key must run `warrant refresh {repo}` to publish it\n",
             st.role, st.version, st.threshold
         ),
+        "waiting" => format!(
+            "waiting: role {} v{} has its {} signatures; it is published together with the roles it delegates to once their first versions are signed (see `warrant pending {repo}`)\n",
+            st.role, st.version, st.threshold
+        ),
         _ => format!(
             "pending: role {} v{} has {} of {} signatures; still needed from {} more of: {} (`warrant approve {repo} --role {}`)\n",
             st.role,

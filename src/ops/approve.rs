@@ -11,8 +11,8 @@ use crate::tuf::metadata::{Signature, Targets, Unrecognized};
 use crate::tuf::verify::Untrusted;
 
 use super::edit::{
-    CommitOutcome, RoleChange, authority_of, newest_role_json, pending_of, transact,
-    untrusted_result, version_of,
+    CommitOutcome, RoleChange, authority_of, first_version, newest_role_json, pending_of,
+    ready_pending, transact, untrusted_result, version_of, waiting_delegator,
 };
 use super::trust::{Pin, TrustedUpdater, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError};
@@ -149,6 +149,30 @@ fn bad(msg: String) -> OpError {
     OpError::InvalidArgument(msg)
 }
 
+/// Where a pending role's keys come from.
+enum Delegator {
+    /// A role of the trusted delegation tree (or `root`).
+    Trusted(String),
+    /// A complete delegator version that is itself waiting for this role's first
+    /// version (a `delegation add` made by someone without the role's keys).
+    Waiting(Box<Targets>),
+}
+
+impl Delegator {
+    fn authority<'a>(
+        &'a self,
+        up: &'a TrustedUpdater<'_>,
+        role: &str,
+    ) -> Result<crate::tuf::verify::Authority<'a>, OpError> {
+        match self {
+            Self::Trusted(d) => authority_of(up, role, d),
+            Self::Waiting(t) => {
+                crate::tuf::trusted::delegated_authority(t, role).map_err(|e| bad(e.to_string()))
+            }
+        }
+    }
+}
+
 /// Read and review the pending version of `role`: its envelope, typed content (not
 /// trusted), and the verification against its delegator.
 fn review(
@@ -156,7 +180,8 @@ fn review(
     up: &mut TrustedUpdater<'_>,
     listing: &Listing,
     role: &str,
-) -> Result<(Untrusted, PendingView), OpError> {
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Untrusted, PendingView, Delegator), OpError> {
     let loc = store.location().to_string();
     let file = pending_of(listing, role)
         .ok_or_else(|| bad(format!("{loc} has no pending version of {role}")))?;
@@ -165,26 +190,43 @@ fn review(
     let pending: Targets = untrusted
         .parse_unverified()
         .map_err(|e| bad(e.to_string()))?;
-    let delegator = up
-        .find_delegator(role)
-        .map_err(|source| OpError::Update {
-            location: loc.clone(),
-            source,
-        })?
-        .ok_or_else(|| bad(format!("{loc} no longer delegates to {role}")))?;
-    let current = up
-        .trusted()
-        .targets(role)
-        .ok_or_else(|| bad(format!("{role} is not loaded")))?;
-    if pending.version.get() != current.version.get() + 1 {
+    let trusted_delegator = up.find_delegator(role).map_err(|source| OpError::Update {
+        location: loc.clone(),
+        source,
+    })?;
+    let delegator = match trusted_delegator {
+        Some(d) => Delegator::Trusted(d),
+        None => {
+            let ready = ready_pending(store, up, listing, &[], now)?;
+            let (_, parent) = waiting_delegator(&ready, role)
+                .ok_or_else(|| bad(format!("{loc} no longer delegates to {role}")))?;
+            Delegator::Waiting(Box::new(parent))
+        }
+    };
+    let empty;
+    let current = match up.trusted().targets(role) {
+        Some(t) => &**t,
+        None if matches!(delegator, Delegator::Waiting(_)) => {
+            // A new role: its first version is reviewed against nothing.
+            empty = Targets::empty(std::num::NonZeroU64::MIN, pending.expires);
+            &empty
+        }
+        None => return Err(bad(format!("{role} is not loaded"))),
+    };
+    let expected = match delegator {
+        Delegator::Waiting(_) => first_version(up, role),
+        Delegator::Trusted(_) => current.version.get() + 1,
+    };
+    if pending.version.get() != expected {
         return Err(bad(format!(
             "the pending {role} v{} does not follow the published v{}: it is stale; sign again",
-            pending.version, current.version
+            pending.version,
+            expected - 1
         )));
     }
     let mut changes = diff(current, &pending);
     changes.extend(other_changes(current, &pending));
-    let result = untrusted_result(&untrusted, authority_of(up, role, &delegator)?);
+    let result = untrusted_result(&untrusted, delegator.authority(up, role)?);
     let view = PendingView {
         role: role.to_owned(),
         version: pending.version.get(),
@@ -194,7 +236,7 @@ fn review(
         changes,
         content_sha256: Sha256Digest::of(untrusted.canonical()).hex(),
     };
-    Ok((untrusted, view))
+    Ok((untrusted, view, delegator))
 }
 
 /// Every pending role version of `location`.
@@ -220,7 +262,7 @@ pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<Pend
             continue;
         };
         if version_of(&f.name, &role).is_some() {
-            out.push(review(store.as_ref(), &mut up, &listing, &role)?.1);
+            out.push(review(store.as_ref(), &mut up, &listing, &role, ctx.now)?.1);
         }
     }
     Ok(out)
@@ -251,7 +293,7 @@ pub fn approve(
         pin,
         false,
         |store, up, listing| {
-            let (untrusted, view) = review(store, up, listing, role)?;
+            let (untrusted, view, delegator) = review(store, up, listing, role, ctx.now)?;
             match &first {
                 None => first = Some(view.clone()),
                 // On a retry the pending version may have gained others' signatures, but
@@ -263,8 +305,7 @@ pub fn approve(
                 }
                 Some(_) => {}
             }
-            let delegator = up.find_delegator(role).ok().flatten().unwrap_or_default();
-            let authority = authority_of(up, role, &delegator)?;
+            let authority = delegator.authority(up, role)?;
             let signers = ctx.signers_at_hand(role, authority.keyids, key)?;
             let fresh: Vec<_> = signers
                 .iter()

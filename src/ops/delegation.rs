@@ -73,8 +73,10 @@ pub fn check_pattern(p: &str) -> Result<(), OpError> {
     }
 }
 
-/// Add a delegation (signed by the delegator's keys; the new role's empty first
-/// version signed by its own keys, a threshold of which must be in this key store).
+/// Add a delegation (signed by the delegator's keys). The new role's empty first
+/// version is signed by whichever of its own keys this key store holds; when that is
+/// short of its threshold, the delegation and the role wait as pending until the
+/// role's key holders `approve` it (no private key of theirs is needed here).
 pub fn add(
     ctx: &Context,
     location: &Location,
@@ -172,18 +174,13 @@ pub fn add(
             )?;
             // The new role's first version, checked against the delegation just made.
             let first = Targets::empty(
-                NonZeroU64::MIN,
+                NonZeroU64::new(super::edit::first_version(up, &d.role)).unwrap_or(NonZeroU64::MIN),
                 editor::expiry_in(ctx.now, ctx.lifetimes.targets),
             );
+            // Signed by whichever of its keys are here (often none: members hold
+            // their own keys); until its threshold is met, both this version and
+            // the delegator's wait as pending, and each member runs `approve`.
             let role_change = sign_new_role(ctx, &d.role, &first, &next)?;
-            if !role_change.is_complete() {
-                return Err(OpError::MissingSigningKeys {
-                    role: d.role.clone(),
-                    have: role_change.signatures.signed.len(),
-                    threshold: threshold.get(),
-                    needed: "the role's own keys (its first version must be signed by them)".into(),
-                });
-            }
             Ok((vec![role_change, parent_change], vec![], ()))
         },
         |_, ()| Ok(true),
@@ -199,7 +196,7 @@ fn sign_new_role(
 ) -> Result<RoleChange, OpError> {
     let authority =
         crate::tuf::trusted::delegated_authority(parent, role).map_err(|e| bad(e.to_string()))?;
-    super::edit::sign_role(ctx, role, first, authority, &[], None)
+    super::edit::sign_role_with_any_keys(ctx, role, first, authority)
 }
 
 /// Remove the delegation to `role` (its targets are no longer trusted).
@@ -221,12 +218,9 @@ pub fn remove(
                 }
                 Ok(())
             })?;
-            let removed = if change.is_complete() {
-                vec![role.to_owned()]
-            } else {
-                vec![]
-            };
-            Ok((vec![change], removed, ()))
+            // The role leaves the snapshot when this version is published (see
+            // `commit`): now with the publisher key, else at CI's next refresh.
+            Ok((vec![change], vec![], ()))
         },
         |_, ()| Ok(true),
     )?;

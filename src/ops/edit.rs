@@ -53,8 +53,10 @@ pub struct RoleStatus {
     pub role: String,
     /// The version written.
     pub version: u64,
-    /// `published` (in snapshot), `pending` (needs signatures) or `ready` (fully
-    /// signed, waiting for a holder of the publisher key to run `warrant refresh`).
+    /// `published` (in snapshot), `pending` (needs signatures), `ready` (fully
+    /// signed, waiting for a holder of the publisher key to run `warrant refresh`)
+    /// or `waiting` (fully signed, but it delegates to a new role whose first
+    /// version still needs signatures: both are published together).
     pub state: &'static str,
     /// Valid signatures.
     pub signed: usize,
@@ -128,6 +130,67 @@ pub fn sign_role(
         bytes,
         signatures,
     })
+}
+
+/// [`sign_role`] that signs with whatever keys of the role are at hand, none
+/// included: the result is pending until the role's key holders `approve` it from
+/// their own machines (an admin delegating to people by their public keys).
+pub fn sign_role_with_any_keys(
+    ctx: &Context,
+    role: &str,
+    targets: &Targets,
+    authority: Authority<'_>,
+) -> Result<RoleChange, OpError> {
+    match sign_role(ctx, role, targets, authority, &[], None) {
+        Err(OpError::MissingSigningKeys { .. }) => {
+            let bytes = editor::sign(targets, &[])?;
+            let untrusted = Untrusted::parse(role, bytes.clone())
+                .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+            Ok(RoleChange {
+                role: role.to_owned(),
+                version: targets.version.get(),
+                signatures: untrusted_result(&untrusted, authority),
+                bytes,
+            })
+        }
+        other => other,
+    }
+}
+
+/// The typed (unverified) content of a change's envelope.
+pub fn content_of(change: &RoleChange) -> Option<Targets> {
+    Untrusted::parse(&change.role, change.bytes.clone())
+        .ok()?
+        .parse_unverified::<Targets>()
+        .ok()
+}
+
+/// Roles `t` delegates to by name.
+fn named_delegations(t: &Targets) -> Vec<String> {
+    t.delegations
+        .iter()
+        .flat_map(|d| d.roles.iter().flatten())
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// A role not yet in the trusted delegation tree may be delegated by a complete
+/// change that is itself waiting to be published (a `delegation add` whose new
+/// role still needs its own keys' signatures): that change and its content.
+pub fn waiting_delegator<'c>(
+    candidates: &'c [RoleChange],
+    role: &str,
+) -> Option<(&'c RoleChange, Targets)> {
+    candidates
+        .iter()
+        .filter(|c| c.is_complete() && c.role != role)
+        .find_map(|c| {
+            let content = content_of(c)?;
+            named_delegations(&content)
+                .iter()
+                .any(|n| n == role)
+                .then_some((c, content))
+        })
 }
 
 /// Who signed `untrusted` validly under `authority`.
@@ -347,7 +410,7 @@ pub fn transact<T>(
 
 /// Pending files in `listing` that are now complete and the next version of their
 /// role: `warrant refresh` (or any commit with the publisher key) promotes them.
-fn ready_pending(
+pub fn ready_pending(
     store: &dyn Store,
     up: &mut TrustedUpdater<'_>,
     listing: &Listing,
@@ -400,7 +463,111 @@ fn ready_pending(
             });
         }
     }
+    // New roles: delegated only by a complete delegator version that is waiting
+    // (in this commit's changes or among the ready pending files).
+    let mut waiting: Vec<RoleChange> = changed.to_vec();
+    waiting.extend(out.iter().cloned());
+    for f in listing.files.iter().filter(|f| f.pending) {
+        let Some((v, role)) = f.name.strip_suffix(".json").and_then(|n| n.split_once('.')) else {
+            continue;
+        };
+        let Ok(version) = v.parse::<u64>() else {
+            continue;
+        };
+        if waiting.iter().any(|c| c.role == role)
+            || !matches!(up.find_delegator(role), Ok(None))
+            || version != first_version(up, role)
+        {
+            continue;
+        }
+        let Some((_, parent)) = waiting_delegator(&waiting, role) else {
+            continue;
+        };
+        let Ok(authority) = delegated_authority(&parent, role) else {
+            continue;
+        };
+        let bytes = store.read_file(f, crate::tuf::client::Limits::default().targets)?;
+        let Ok(untrusted) = Untrusted::parse(role, bytes.clone()) else {
+            continue;
+        };
+        let Ok(content) = untrusted.parse_unverified::<Targets>() else {
+            continue;
+        };
+        if content.version.get() != version || content.expires <= now {
+            continue;
+        }
+        let signatures = untrusted_result(&untrusted, authority);
+        if signatures.is_met() {
+            out.push(RoleChange {
+                role: role.to_owned(),
+                version,
+                bytes,
+                signatures,
+            });
+        }
+    }
     Ok(out)
+}
+
+/// The version a role that the trusted tree does not delegate to starts at: 1, or
+/// past the version the snapshot still lists for it (a role removed and added
+/// again must not roll back in a verifier's eyes).
+pub fn first_version(up: &TrustedUpdater<'_>, role: &str) -> u64 {
+    up.trusted()
+        .snapshot_meta(role)
+        .map_or(1, |m| m.version.get().saturating_add(1))
+}
+
+/// The complete changes that may enter the snapshot together: a delegator version
+/// that delegates to a role the snapshot does not list yet waits until that role's
+/// first version is complete too, and a new role waits for its delegator — so no
+/// snapshot ever names a delegation whose role it lacks (issue #12: that state made
+/// every verify through the role fail while nothing could repair it).
+fn promotable(up: &mut TrustedUpdater<'_>, changes: &[RoleChange]) -> Vec<String> {
+    let mut set: Vec<(String, Vec<String>)> = changes
+        .iter()
+        .filter(|c| c.is_complete())
+        .map(|c| {
+            let delegates = content_of(c)
+                .map(|t| named_delegations(&t))
+                .unwrap_or_default();
+            (c.role.clone(), delegates)
+        })
+        .collect();
+    let orphan: Vec<String> = set
+        .iter()
+        .filter(|(role, _)| matches!(up.find_delegator(role), Ok(None)))
+        .map(|(role, _)| role.clone())
+        .collect();
+    let delegated: Vec<String> = set
+        .iter()
+        .flat_map(|(_, d)| d.iter().cloned())
+        .filter(|d| matches!(up.find_delegator(d), Ok(Some(_))))
+        .collect();
+    loop {
+        let roles: Vec<String> = set.iter().map(|(r, _)| r.clone()).collect();
+        let before = set.len();
+        set.retain(|(role, delegates)| {
+            let children_ready = delegates
+                .iter()
+                .all(|d| delegated.contains(d) || roles.contains(d));
+            let parent_ready = !orphan.contains(role) || set_delegates(&roles, role, changes);
+            children_ready && parent_ready
+        });
+        if set.len() == before {
+            break;
+        }
+    }
+    set.into_iter().map(|(r, _)| r).collect()
+}
+
+/// Does some change among `roles` delegate to `role` by name?
+fn set_delegates(roles: &[String], role: &str, changes: &[RoleChange]) -> bool {
+    changes
+        .iter()
+        .filter(|c| c.is_complete() && roles.contains(&c.role))
+        .filter_map(content_of)
+        .any(|t| named_delegations(&t).iter().any(|n| n == role))
 }
 
 /// Publish `changes` (and drop `removed` roles): complete changes go into a new
@@ -418,6 +585,7 @@ pub fn commit(
     let mut changes = changes;
     let ready = ready_pending(store, up, listing, &changes, ctx.now)?;
     changes.extend(ready);
+    let promotable_roles = promotable(up, &changes);
     let trusted = up.trusted();
     let root = trusted.root();
     let (Some(snapshot), Some(timestamp)) = (trusted.snapshot(), trusted.timestamp()) else {
@@ -425,7 +593,10 @@ pub fn commit(
             location: store.location().to_string(),
         });
     };
-    let complete: Vec<&RoleChange> = changes.iter().filter(|c| c.is_complete()).collect();
+    let complete: Vec<&RoleChange> = changes
+        .iter()
+        .filter(|c| promotable_roles.contains(&c.role))
+        .collect();
     let key_ids = |role: &str| {
         root.roles
             .get(role)
@@ -462,6 +633,25 @@ pub fn commit(
         });
     }
 
+    // Roles a promoted delegator version stops delegating leave the snapshot with
+    // it (whoever publishes: the admin who removed the delegation may not hold the
+    // publisher key, and CI's refresh then completes the removal).
+    let mut removed: Vec<String> = removed.to_vec();
+    for c in complete.iter().filter(|_| promote) {
+        let (Some(old), Some(new)) = (trusted.targets(&c.role), content_of(c)) else {
+            continue;
+        };
+        let kept = named_delegations(&new);
+        for gone in named_delegations(old) {
+            let elsewhere = trusted
+                .loaded_targets()
+                .any(|(r, t)| r != c.role && named_delegations(t).contains(&gone));
+            if !kept.contains(&gone) && !elsewhere && !removed.contains(&gone) {
+                removed.push(gone);
+            }
+        }
+    }
+    let removed = &removed[..];
     let now = ctx.now;
     let mut files: Vec<NewFile> = Vec::new();
     let mut statuses = Vec::new();
@@ -480,10 +670,15 @@ pub fn commit(
         else {
             continue;
         };
-        let drop = (f.pending && touched.contains(&role))
-            || (!f.pending && published_roles.contains(&role))
-            || removed.iter().any(|r| r == role)
-            || (promote && (role == "snapshot" || role == "timestamp"));
+        // A removed role keeps its last published file and its snapshot entry:
+        // spec §5.5.5 forbids a snapshot to drop a role a verifier's trusted
+        // snapshot lists, and no search reaches a role nothing delegates to.
+        let superseded = if f.pending {
+            touched.contains(&role) || removed.iter().any(|r| r == role)
+        } else {
+            published_roles.contains(&role)
+        };
+        let drop = superseded || (promote && (role == "snapshot" || role == "timestamp"));
         if !drop {
             files.push(NewFile {
                 name: f.name.clone(),
@@ -493,7 +688,8 @@ pub fn commit(
         }
     }
     for c in &changes {
-        let published = promote && c.is_complete();
+        let ready = promotable_roles.contains(&c.role);
+        let published = promote && ready;
         files.push(NewFile {
             name: format!("{}.{}.json", c.version, c.role),
             bytes: c.bytes.clone(),
@@ -504,8 +700,10 @@ pub fn commit(
             version: c.version,
             state: if published {
                 "published"
-            } else if c.is_complete() {
+            } else if ready {
                 "ready"
+            } else if c.is_complete() {
+                "waiting"
             } else {
                 "pending"
             },
@@ -517,9 +715,6 @@ pub fn commit(
     let mut new_meta: Option<(Vec<u8>, Vec<u8>)> = None;
     if let Some((snap_signers, ts_signers)) = &publisher {
         let mut meta: BTreeMap<_, _> = snapshot.meta.clone();
-        for r in removed {
-            meta.remove(&format!("{r}.json"));
-        }
         for c in complete.iter() {
             let v = std::num::NonZeroU64::new(c.version)
                 .ok_or(crate::tuf::editor::EditorError::Overflow("role"))?;

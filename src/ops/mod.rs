@@ -400,7 +400,7 @@ pub enum OpError {
     },
     /// Not enough private keys are at hand to meet a threshold.
     #[error(
-        "cannot sign {role}: {have} of its keys are in this key store but its threshold is {threshold}; import one of: {needed}"
+        "cannot sign {role}: this key store holds {have} of its keys and at least {threshold} are needed here; sign from a machine that holds one of: {needed}"
     )]
     MissingSigningKeys {
         /// The role.

@@ -1,0 +1,220 @@
+//! A team on the real registry, each person in their own home with only their own
+//! private key (issue #12): the admin holds root and targets, CI holds the publisher
+//! key, alice and bob hold their QA keys, a verifier holds nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::registry::RegistryFixture;
+use common::*;
+
+struct Team {
+    _reg: RegistryFixture,
+    w: World,
+    repo: String,
+    root_id: String,
+}
+
+impl Team {
+    fn run(&self, home: &str, args: &[&str]) -> Run {
+        self.w.run(self.w.cmd(home, args))
+    }
+    fn ok(&self, home: &str, args: &[&str]) -> Run {
+        let r = self.run(home, args);
+        assert_eq!(r.code, 0, "{home} {args:?}: {}", r.text());
+        r
+    }
+    fn verify(&self, tag: &str) -> Run {
+        self.w.verifier(
+            "verifier",
+            &[
+                "verify",
+                &format!("{}:{tag}", self.repo),
+                "--root-keyid",
+                &self.root_id,
+            ],
+        )
+    }
+    fn key_id(&self, home: &str, name: &str) -> String {
+        let r = self.ok(home, &["--output", "json", "key", "list"]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {home}: {}", r.stdout))["keyid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+    /// `member` exports their public key; the admin imports it by file name.
+    fn hand_public_key_to_admin(&self, member: &str, name: &str) {
+        self.ok(member, &["key", "generate", "--name", name]);
+        let r = self.ok(member, &["key", "export", name, "--public"]);
+        let file = self.w.path(&format!("{name}.pem"));
+        std::fs::write(&file, r.stdout).unwrap();
+        self.ok("admin", &["key", "import", file.to_str().unwrap()]);
+    }
+}
+
+/// init by the admin; the publisher key moved to CI's home (and out of the admin's).
+fn team() -> Team {
+    let reg = RegistryFixture::start();
+    let w = World::new();
+    for tag in ["v1", "v2", "v3"] {
+        make_image(&w.layout(), tag, tag);
+        reg.push(&w.layout(), tag, "team/app");
+    }
+    let repo = reg.repo("team/app", "");
+    let t = Team {
+        _reg: reg,
+        w,
+        repo,
+        root_id: String::new(),
+    };
+    t.ok("admin", &["init", &t.repo]);
+    let publisher = t.key_id("admin", "publisher");
+    let r = t.ok("admin", &["key", "export", "publisher"]);
+    let pem = t.w.path("publisher.pem");
+    std::fs::write(&pem, r.stdout).unwrap();
+    t.ok("ci", &["key", "import", pem.to_str().unwrap()]);
+    std::fs::remove_file(t.w.path(&format!("admin/keys/{publisher}.key"))).unwrap();
+    let root_id = t.key_id("admin", "root");
+    Team { root_id, ..t }
+}
+
+/// Issue #12 items 1 and 2: the README's walkthrough, from separate homes. The
+/// admin delegates to alice and bob by their public keys (threshold 2); nothing is
+/// stuck at any step, and `status` agrees with `verify` throughout.
+#[test]
+fn team_walkthrough_from_separate_homes_has_no_dead_end() {
+    let t = team();
+    t.hand_public_key_to_admin("alice", "qa-alice");
+    t.hand_public_key_to_admin("bob", "qa-bob");
+    let r = t.ok(
+        "admin",
+        &[
+            "delegation",
+            "add",
+            &t.repo,
+            "qa",
+            "--key",
+            "qa-alice",
+            "--key",
+            "qa-bob",
+            "--threshold",
+            "2",
+            "--paths",
+            "v*",
+        ],
+    );
+    assert!(
+        r.stdout.contains("pending: role qa v1 has 0 of 2"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("waiting: role targets"), "{}", r.stdout);
+    // CI's refresh does not publish the delegation before the role exists.
+    t.ok("ci", &["refresh", &t.repo]);
+    let s = t.ok("verifier", &["status", &t.repo, "--root-keyid", &t.root_id]);
+    assert!(s.stdout.contains("verifies: yes"), "{}", s.stdout);
+    assert_eq!(t.verify("v1").code, 1, "nothing signed v1 yet");
+
+    // Alice reviews and approves the role's first version from her machine; bob too.
+    let r = t.ok("alice", &["pending", &t.repo]);
+    assert!(r.stdout.contains("qa v1: 0 of 2"), "{}", r.stdout);
+    t.ok("alice", &["approve", &t.repo, "--role", "qa"]);
+    let r = t.ok("bob", &["approve", &t.repo, "--role", "qa"]);
+    assert!(r.stdout.contains("ready: role qa v1"), "{}", r.stdout);
+    let r = t.ok("ci", &["refresh", &t.repo]);
+    assert!(r.stdout.contains("published: role qa v1"), "{}", r.stdout);
+    assert!(r.stdout.contains("published: role targets"), "{}", r.stdout);
+
+    // Alice signs v2 (1 of 2), bob approves, CI publishes: v2 verifies.
+    let r = t.ok(
+        "alice",
+        &["sign", &format!("{}:v2", t.repo), "--role", "qa"],
+    );
+    assert!(r.stdout.contains("1 of 2"), "{}", r.stdout);
+    assert_eq!(t.verify("v2").code, 1, "pending is not trusted");
+    t.ok("bob", &["approve", &t.repo, "--role", "qa"]);
+    t.ok("ci", &["refresh", &t.repo]);
+    let v = t.verify("v2");
+    assert_eq!(v.code, 0, "{}", v.text());
+    assert!(v.stdout.contains("signed by role qa"), "{}", v.stdout);
+    let s = t.ok("verifier", &["status", &t.repo, "--root-keyid", &t.root_id]);
+    assert!(s.stdout.contains("verifies: yes"), "{}", s.stdout);
+
+    // The admin removes the delegation with only the targets key: CI publishes it.
+    t.ok("admin", &["delegation", "remove", &t.repo, "qa"]);
+    t.ok("ci", &["refresh", &t.repo]);
+    assert_eq!(t.verify("v2").code, 1, "qa no longer vouches for v2");
+    let s = t.ok("verifier", &["status", &t.repo, "--root-keyid", &t.root_id]);
+    assert!(s.stdout.contains("verifies: yes"), "{}", s.stdout);
+
+    // Added again (alice alone now): its versions continue past the removed
+    // ones, so the verifier's cached snapshot sees no rollback.
+    t.ok(
+        "admin",
+        &[
+            "delegation",
+            "add",
+            &t.repo,
+            "qa",
+            "--key",
+            "qa-alice",
+            "--paths",
+            "v*",
+        ],
+    );
+    let r = t.ok("alice", &["approve", &t.repo, "--role", "qa"]);
+    assert!(r.stdout.contains("ready: role qa v3"), "{}", r.stdout);
+    t.ok("ci", &["refresh", &t.repo]);
+    t.ok(
+        "alice",
+        &["sign", &format!("{}:v3", t.repo), "--role", "qa"],
+    );
+    t.ok("ci", &["refresh", &t.repo]);
+    let v = t.verify("v3");
+    assert_eq!(v.code, 0, "{}", v.text());
+}
+
+/// Issue #12 item 1, exactly: the admin also holds a QA key, so the new role is
+/// complete at once but the publisher key is elsewhere. Before, CI's refresh
+/// published targets without qa and every later command failed.
+#[test]
+fn delegation_added_without_the_publisher_key_is_published_whole_by_refresh() {
+    let t = team();
+    t.ok("admin", &["key", "generate", "--name", "qa-admin"]);
+    let r = t.ok(
+        "admin",
+        &[
+            "delegation",
+            "add",
+            &t.repo,
+            "qa",
+            "--key",
+            "qa-admin",
+            "--paths",
+            "v*",
+        ],
+    );
+    assert!(r.stdout.contains("ready: role qa v1"), "{}", r.stdout);
+    let r = t.ok("ci", &["refresh", &t.repo]);
+    assert!(r.stdout.contains("published: role qa v1"), "{}", r.stdout);
+    assert!(r.stdout.contains("published: role targets"), "{}", r.stdout);
+    t.ok(
+        "admin",
+        &["sign", &format!("{}:v3", t.repo), "--role", "qa"],
+    );
+    t.ok("ci", &["refresh", &t.repo]);
+    let v = t.verify("v3");
+    assert_eq!(v.code, 0, "{}", v.text());
+    for cmd in [
+        vec!["pending", &t.repo[..]],
+        vec!["refresh", &t.repo[..]],
+        vec!["delegation", "list", &t.repo[..]],
+    ] {
+        t.ok("ci", &cmd);
+    }
+}
