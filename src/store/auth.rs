@@ -274,7 +274,24 @@ fn run_helper(helper: &str, registry: &str, timeout: Duration) -> Result<Credent
         registry: registry.to_owned(),
         seconds: timeout.as_secs_f64().ceil() as u64,
     };
+    let too_large = || {
+        err(format!(
+            "answer larger than {} KiB: it is not a credential helper answer",
+            MAX_HELPER_OUTPUT / 1024
+        ))
+    };
+    // A helper that floods stdout is stopped as soon as the reader sees it.
+    let mut early = None;
     let status = loop {
+        if early.is_none()
+            && let Ok(a) = answer.try_recv()
+        {
+            if matches!(a, Answer::TooLarge) {
+                stop(&mut child);
+                return Err(too_large());
+            }
+            early = Some(a);
+        }
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) => {}
@@ -290,14 +307,13 @@ fn run_helper(helper: &str, registry: &str, timeout: Duration) -> Result<Credent
         std::thread::sleep(Duration::from_millis(10));
     };
     let left = timeout.saturating_sub(started.elapsed());
-    let stdout = match answer.recv_timeout(left.max(Duration::from_millis(100))) {
+    let received = match early {
+        Some(a) => Ok(a),
+        None => answer.recv_timeout(left.max(Duration::from_millis(100))),
+    };
+    let stdout = match received {
         Ok(Answer::Complete(out)) => out,
-        Ok(Answer::TooLarge) => {
-            return Err(err(format!(
-                "answer larger than {} KiB: it is not a credential helper answer",
-                MAX_HELPER_OUTPUT / 1024
-            )));
-        }
+        Ok(Answer::TooLarge) => return Err(too_large()),
         Ok(Answer::Failed(e)) => return Err(err(format!("cannot read its answer: {e}"))),
         // It exited but something it started holds its output open.
         Err(_) => return Err(timed_out()),

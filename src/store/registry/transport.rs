@@ -4,7 +4,7 @@
 //! flow ([`super::token`]).
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -34,9 +34,12 @@ impl Response {
 
 /// Why one attempt failed.
 enum Failure {
+    /// The transport failed (connection, timeout, body cut off): worth a retry.
     Http(reqwest::Error),
     /// Our own guard around the attempt fired (reqwest's should have first).
     TimedOut,
+    /// The content is wrong (too large): final.
+    Content(StoreError),
 }
 
 impl RegistryStore {
@@ -74,7 +77,7 @@ impl RegistryStore {
     }
 
     /// One request to any URL (the registry or its token service), with retries,
-    /// each attempt bounded by `min(timeout, deadline left)`.
+    /// each attempt (answer and body) bounded by `min(timeout, deadline left)`.
     pub(super) async fn send(
         &self,
         method: Method,
@@ -91,21 +94,22 @@ impl RegistryStore {
                 return Err(self.deadline_error(what, stage));
             }
             let per_attempt = self.timeout.min(left);
-            let attempt_end = Instant::now() + per_attempt;
             let req = self
                 .client_for(url)?
                 .request(method.clone(), url)
                 .headers(headers.clone())
                 .timeout(per_attempt);
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let result = match tokio::time::timeout(per_attempt, req.send()).await {
-                Ok(r) => r.map_err(Failure::Http),
-                Err(_) => Err(Failure::TimedOut),
-            };
+            let result = tokio::time::timeout(per_attempt, self.attempt(req, max, what))
+                .await
+                .unwrap_or(Err(Failure::TimedOut));
             let retryable = match &result {
-                Ok(r) => r.status().is_server_error(),
+                Ok(r) => r.status.is_server_error(),
                 Err(Failure::TimedOut) => true,
-                Err(Failure::Http(e)) => e.is_connect() || e.is_timeout() || e.is_request(),
+                Err(Failure::Http(e)) => {
+                    e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
+                }
+                Err(Failure::Content(_)) => false,
             };
             if retryable && attempt <= RETRIES {
                 let pause = Duration::from_millis(100 << attempt);
@@ -115,27 +119,30 @@ impl RegistryStore {
                 tokio::time::sleep(pause).await;
                 continue;
             }
-            let resp = match result {
-                Ok(r) => r,
-                Err(f) => return Err(self.failure(what, stage, f, per_attempt)),
-            };
-            if !resp.status().is_success() {
-                return Ok(Response {
-                    status: resp.status(),
-                    headers: resp.headers().clone(),
-                    body: Vec::new(),
-                });
-            }
-            let body = tokio::time::timeout_at(attempt_end.into(), self.collect(what, resp, max));
-            return match body.await {
-                Ok(Ok(r)) => Ok(r),
-                Ok(Err(e)) if e.kind == Kind::Io && self.deadline.passed() => {
-                    Err(self.deadline_error(what, stage))
-                }
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(self.failure(what, stage, Failure::TimedOut, per_attempt)),
+            return match result {
+                Ok(r) => Ok(r),
+                Err(Failure::Content(e)) => Err(e),
+                Err(f) => Err(self.failure(what, stage, f, per_attempt)),
             };
         }
+    }
+
+    /// One attempt: the answer, and its body when the status is a success.
+    async fn attempt(
+        &self,
+        req: reqwest::RequestBuilder,
+        max: u64,
+        what: &str,
+    ) -> Result<Response, Failure> {
+        let resp = req.send().await.map_err(Failure::Http)?;
+        if !resp.status().is_success() {
+            return Ok(Response {
+                status: resp.status(),
+                headers: resp.headers().clone(),
+                body: Vec::new(),
+            });
+        }
+        self.collect(what, resp, max).await
     }
 
     fn client_for(&self, url: &str) -> Result<&reqwest::Client, StoreError> {
@@ -176,6 +183,7 @@ impl RegistryStore {
                 what,
                 format!("timed out after {}", seconds(per_attempt)),
             ),
+            Failure::Content(e) => e,
         }
     }
 
@@ -195,13 +203,13 @@ impl RegistryStore {
         what: &str,
         mut resp: reqwest::Response,
         max: u64,
-    ) -> Result<Response, StoreError> {
+    ) -> Result<Response, Failure> {
         if resp.content_length().is_some_and(|n| n > max) {
-            return Err(self.err(
+            return Err(Failure::Content(self.err(
                 Kind::TooLarge,
                 what,
                 format!("the registry announces more than the {max}-byte limit"),
-            ));
+            )));
         }
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -210,16 +218,16 @@ impl RegistryStore {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     if (body.len() + chunk.len()) as u64 > max {
-                        return Err(self.err(
+                        return Err(Failure::Content(self.err(
                             Kind::TooLarge,
                             what,
                             format!("more than the {max}-byte limit"),
-                        ));
+                        )));
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Err(self.transport_error(what, &e, self.timeout)),
+                Err(e) => return Err(Failure::Http(e)),
             }
         }
         self.counters
