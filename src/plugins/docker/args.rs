@@ -13,11 +13,12 @@ fn has(list: &str, name: &str) -> bool {
 }
 
 /// warrant's options that take a value, by long name.
-pub(super) const WARRANT_VALUE_FLAGS: [&str; 8] = [
+pub(super) const WARRANT_VALUE_FLAGS: [&str; 9] = [
     "output",
     "home",
     "passphrase-file",
     "timeout",
+    "deadline",
     "insecure-registry",
     "root",
     "root-keyid",
@@ -187,7 +188,7 @@ pub(super) fn subcommand(args: &[OsString]) -> Option<(usize, &str)> {
     while i < args.len() {
         let a = args[i].to_str()?;
         if let Some(long) = a.strip_prefix("--") {
-            if !long.contains('=') && WARRANT_VALUE_FLAGS[..5].contains(&long) {
+            if !long.contains('=') && WARRANT_VALUE_FLAGS[..6].contains(&long) {
                 i += 1;
             }
         } else if !a.starts_with('-') {
