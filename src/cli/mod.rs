@@ -47,6 +47,11 @@ pub struct Cli {
     /// Per-request registry timeout, in seconds.
     #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
     pub timeout: u64,
+    /// Registry time the whole command may spend, in seconds: requests, retries
+    /// and token requests together (each gets what is left, at most --timeout).
+    /// Default: four times --timeout.
+    #[arg(long, global = true, value_name = "SECS")]
+    pub deadline: Option<u64>,
     /// Allow plain HTTP to this registry (`host[:port]`; repeatable). Loopback
     /// registries always may; everything else is HTTPS only.
     #[arg(
@@ -176,6 +181,9 @@ where
     let home = cli.home.clone().unwrap_or_else(default_home);
     let mut ctx = Context::new(home, PassphraseSource::new(cli.passphrase_file.clone()));
     ctx.network.timeout = std::time::Duration::from_secs(cli.timeout.max(1));
+    ctx.network.deadline = cli
+        .deadline
+        .map(|s| std::time::Duration::from_secs(s.max(1)));
     ctx.network.insecure = cli.insecure_registry.clone();
     if let Command::Refresh(roles::RefreshArgs {
         expires: Some(d), ..

@@ -31,6 +31,9 @@ use crate::tuf::verify::short_id;
 pub struct Network {
     /// Per-request timeout.
     pub timeout: std::time::Duration,
+    /// Registry time one store may spend in all (issue #11 item 8); `None` means
+    /// four times `timeout` (see [`Network::deadline`]).
+    pub deadline: Option<std::time::Duration>,
     /// Registries (`host[:port]`) allowed over plain HTTP besides loopback hosts.
     pub insecure: Vec<String>,
     /// The docker config directory (`$DOCKER_CONFIG`, else `~/.docker`).
@@ -41,9 +44,19 @@ impl Default for Network {
     fn default() -> Self {
         Self {
             timeout: std::time::Duration::from_secs(30),
+            deadline: None,
             insecure: Vec::new(),
             docker_config: crate::store::auth::docker_config_dir(),
         }
+    }
+}
+
+impl Network {
+    /// Registry time a command may spend: `--deadline`, else four attempts' worth
+    /// of `--timeout` (enough for one slow request and its retries, not for a
+    /// registry that stalls every request).
+    pub fn deadline(&self) -> std::time::Duration {
+        self.deadline.unwrap_or(self.timeout * 4)
     }
 }
 
@@ -415,6 +428,10 @@ pub enum OpError {
     /// A bad argument value.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The docker configuration or a credential helper it names failed (a
+    /// configuration error: exit 2).
+    #[error(transparent)]
+    Credentials(#[from] crate::store::auth::AuthError),
     /// Building metadata failed.
     #[error(transparent)]
     Editor(#[from] EditorError),
@@ -480,6 +497,7 @@ impl OpError {
             | OpError::KeyNotInRole { .. }
             | OpError::MissingSigningKeys { .. }
             | OpError::InvalidArgument(_)
+            | OpError::Credentials(_)
             | OpError::NoPolicy { .. }
             | OpError::Policy(_) => 2,
             OpError::Editor(_)

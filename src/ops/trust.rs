@@ -13,11 +13,17 @@ pub use super::anchor::{Pin, anchor, anchor_for_editing};
 pub fn open_store(ctx: &Context, location: &Location) -> Result<Box<dyn Store>, OpError> {
     match location {
         Location::Registry { registry, .. } => {
-            let credentials =
-                crate::store::auth::credentials_for(ctx.network.docker_config.as_deref(), registry)
-                    .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+            // A credential helper gets the usual 10 s, or less when the deadline is
+            // shorter; its time is not taken from the registry budget.
+            let helper_timeout = crate::store::auth::HELPER_TIMEOUT.min(ctx.network.deadline());
+            let credentials = crate::store::auth::credentials_for(
+                ctx.network.docker_config.as_deref(),
+                registry,
+                helper_timeout,
+            )?;
             let opts = crate::store::registry::RegistryOptions {
                 timeout: ctx.network.timeout,
+                deadline: ctx.network.deadline(),
                 insecure: ctx.network.insecure.clone(),
                 credentials,
             };
@@ -129,8 +135,15 @@ pub fn update_from<'a>(
     Ok(up)
 }
 
-/// The files a refresh will read that the cache does not already hold: newer roots,
-/// timestamp, snapshot and top-level targets, each with its download cap.
+/// The files a refresh will read that the cache does not already hold, each with
+/// its download cap: the newer roots the update may follow (at most
+/// `max_root_rotations` of them), timestamp, and of snapshot and top-level targets
+/// only the highest-numbered version listed (the one a consistent repository's
+/// timestamp names).
+///
+/// Only what the workflow needs, never "everything listed": a `warrant.tuf` may
+/// list some 17,000 extra `N.targets.json` layers within the 4 MiB manifest cap
+/// (issue #11 item 6). Anything else the update wants it fetches on demand, capped.
 fn files_to_prefetch(listing: &Listing, cache: &TrustCache) -> Vec<(StoredFile, u64)> {
     let limits = Limits::default();
     let cached = |role: &str| cache.load(role).map(|b| Sha256Digest::of(&b));
@@ -139,21 +152,47 @@ fn files_to_prefetch(listing: &Listing, cache: &TrustCache) -> Vec<(StoredFile, 
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["signed"]["version"].as_u64())
         .unwrap_or(0);
+    let newest_root = root_version.saturating_add(limits.max_root_rotations);
     let mut out = Vec::new();
+    let mut newest: [Option<(u64, &StoredFile)>; 2] = [None, None];
     for f in listing.files.iter().filter(|f| !f.pending) {
-        let (role, cap) = match f.name.split_once('.') {
-            _ if f.name == "timestamp.json" => ("timestamp", limits.timestamp),
-            Some((v, "root.json")) if v.parse::<u64>().is_ok_and(|v| v > root_version) => {
-                ("", limits.root)
+        if f.name == "timestamp.json" {
+            if cached("timestamp") != Some(f.digest) {
+                out.push((f.clone(), limits.timestamp));
             }
-            Some((_, "snapshot.json")) => ("snapshot", limits.snapshot),
-            Some((_, "targets.json")) => ("targets", limits.targets),
-            _ => continue,
-        };
-        if !role.is_empty() && cached(role) == Some(f.digest) {
             continue;
         }
-        out.push((f.clone(), cap));
+        let Some((version, role)) = f
+            .name
+            .split_once('.')
+            .and_then(|(v, rest)| Some((v.parse::<u64>().ok()?, rest)))
+        else {
+            continue;
+        };
+        let slot = match role {
+            "root.json" => {
+                if version > root_version && version <= newest_root {
+                    out.push((f.clone(), limits.root));
+                }
+                continue;
+            }
+            "snapshot.json" => 0,
+            "targets.json" => 1,
+            _ => continue,
+        };
+        if newest[slot].is_none_or(|(v, _)| version > v) {
+            newest[slot] = Some((version, f));
+        }
+    }
+    for ((role, cap), newest) in [("snapshot", limits.snapshot), ("targets", limits.targets)]
+        .into_iter()
+        .zip(newest)
+    {
+        if let Some((_, f)) = newest
+            && cached(role) != Some(f.digest)
+        {
+            out.push((f.clone(), cap));
+        }
     }
     out
 }

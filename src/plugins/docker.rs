@@ -177,6 +177,10 @@ struct VerifyOpts {
     /// Per-request registry timeout, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     timeout: u64,
+    /// Registry time the whole command may spend, in seconds (default: four
+    /// times --timeout).
+    #[arg(long, value_name = "SECS")]
+    deadline: Option<u64>,
     /// Allow plain HTTP to this registry (`host[:port]`; repeatable).
     #[arg(
         long = "insecure-registry",
@@ -411,6 +415,9 @@ fn verified_image(
     });
     let mut ctx = Context::new(home, PassphraseSource::new(opts.passphrase_file.clone()));
     ctx.network.timeout = std::time::Duration::from_secs(opts.timeout.max(1));
+    ctx.network.deadline = opts
+        .deadline
+        .map(|s| std::time::Duration::from_secs(s.max(1)));
     ctx.network.insecure = opts.insecure_registry.clone();
     if let Some(dir) = inv.docker_config() {
         ctx.network.docker_config = Some(dir);
@@ -577,7 +584,7 @@ mod tests {
             let takes_value = arg.get_action().takes_values();
             assert_eq!(
                 takes_value,
-                WARRANT_VALUE_FLAGS[..5].contains(&long),
+                WARRANT_VALUE_FLAGS[..6].contains(&long),
                 "--{long}: value table out of step"
             );
         }

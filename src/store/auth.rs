@@ -2,18 +2,32 @@
 //! (`$DOCKER_CONFIG/config.json`), with `auths` entries, per-registry `credHelpers`
 //! and a default `credsStore`, the latter two through the `docker-credential-NAME get`
 //! protocol. Secrets are never logged and never appear in errors.
+//!
+//! A credential helper is a program the docker config names, so it is bounded like
+//! a registry (issue #11 item 10): it gets [`HELPER_TIMEOUT`] (or the command's
+//! shorter deadline) and is killed past it, and at most [`MAX_HELPER_OUTPUT`] of
+//! its answer is read.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-/// Largest config.json / helper answer we read.
+/// Largest config.json we read.
 const MAX_CONFIG: u64 = 1024 * 1024;
+
+/// How long a credential helper may take to answer.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest credential-helper answer we read (real ones are under 1 kB); its stderr
+/// is drained and dropped.
+pub const MAX_HELPER_OUTPUT: u64 = 64 * 1024;
 
 /// Credentials for one registry.
 #[derive(Clone, Default)]
@@ -50,6 +64,22 @@ pub enum AuthError {
         path: PathBuf,
         /// What is wrong (never a secret).
         detail: String,
+    },
+    /// A credential helper did not answer in time; it was killed. Usually it waits
+    /// for something interactive (a login, a keyring unlock) or is broken.
+    #[error(
+        "credential helper docker-credential-{helper} did not answer within {seconds} s for \
+         {registry} and was stopped: check that `echo {registry} | docker-credential-{helper} get` \
+         answers on its own (it may wait for a login or a keyring unlock), or remove it from \
+         credHelpers/credsStore in the docker config"
+    )]
+    HelperTimeout {
+        /// The helper name.
+        helper: String,
+        /// The registry asked about.
+        registry: String,
+        /// How long it had.
+        seconds: u64,
     },
     /// A credential helper failed.
     #[error("credential helper docker-credential-{helper} failed for {registry}: {detail}")]
@@ -174,7 +204,32 @@ fn from_entry(entry: &AuthEntry) -> Option<Credentials> {
     }
 }
 
-fn run_helper(helper: &str, registry: &str) -> Result<Credentials, AuthError> {
+/// What a helper's stdout reader saw.
+enum Answer {
+    /// All of stdout, within the cap.
+    Complete(Zeroizing<Vec<u8>>),
+    /// More than [`MAX_HELPER_OUTPUT`] bytes.
+    TooLarge,
+    /// Reading failed.
+    Failed(String),
+}
+
+fn read_answer(mut out: impl std::io::Read) -> Answer {
+    let mut buf = Zeroizing::new(Vec::new());
+    match (&mut out).take(MAX_HELPER_OUTPUT + 1).read_to_end(&mut buf) {
+        Ok(_) if buf.len() as u64 > MAX_HELPER_OUTPUT => Answer::TooLarge,
+        Ok(_) => Answer::Complete(buf),
+        Err(e) => Answer::Failed(e.to_string()),
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Run `docker-credential-HELPER get` for `registry`, at most `timeout` long.
+fn run_helper(helper: &str, registry: &str, timeout: Duration) -> Result<Credentials, AuthError> {
     let err = |detail: String| AuthError::Helper {
         helper: helper.to_owned(),
         registry: registry.to_owned(),
@@ -195,22 +250,77 @@ fn run_helper(helper: &str, registry: &str) -> Result<Credentials, AuthError> {
         .arg("get")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| err(format!("cannot run it: {e} (is it on PATH?)")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(server.as_bytes())
-            .map_err(|e| err(e.to_string()))?;
+    let started = Instant::now();
+    // Readers on threads, so a helper that floods a pipe or never closes it cannot
+    // block us; they are left behind (and end with the pipe) if it hangs.
+    let (tx, answer) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || tx.send(read_answer(out)));
     }
-    let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
-    let stdout = Zeroizing::new(out.stdout);
-    if !out.status.success() {
+    if let Some(mut errout) = child.stderr.take() {
+        std::thread::spawn(move || std::io::copy(&mut errout, &mut std::io::sink()));
+    }
+    if let Some(mut stdin) = child.stdin.take()
+        && let Err(e) = stdin.write_all(server.as_bytes())
+    {
+        stop(&mut child);
+        return Err(err(format!("cannot write to it: {e}")));
+    }
+    let timed_out = || AuthError::HelperTimeout {
+        helper: helper.to_owned(),
+        registry: registry.to_owned(),
+        seconds: timeout.as_secs_f64().ceil() as u64,
+    };
+    let too_large = || {
+        err(format!(
+            "answer larger than {} KiB: it is not a credential helper answer",
+            MAX_HELPER_OUTPUT / 1024
+        ))
+    };
+    // A helper that floods stdout is stopped as soon as the reader sees it.
+    let mut early = None;
+    let status = loop {
+        if early.is_none()
+            && let Ok(a) = answer.try_recv()
+        {
+            if matches!(a, Answer::TooLarge) {
+                stop(&mut child);
+                return Err(too_large());
+            }
+            early = Some(a);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                stop(&mut child);
+                return Err(err(e.to_string()));
+            }
+        }
+        if started.elapsed() >= timeout {
+            stop(&mut child);
+            return Err(timed_out());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    let received = match early {
+        Some(a) => Ok(a),
+        None => answer.recv_timeout(left.max(Duration::from_millis(100))),
+    };
+    let stdout = match received {
+        Ok(Answer::Complete(out)) => out,
+        Ok(Answer::TooLarge) => return Err(too_large()),
+        Ok(Answer::Failed(e)) => return Err(err(format!("cannot read its answer: {e}"))),
+        // It exited but something it started holds its output open.
+        Err(_) => return Err(timed_out()),
+    };
+    if !status.success() {
         // "credentials not found" is an answer: go anonymous.
         return Ok(Credentials::Anonymous);
-    }
-    if stdout.len() as u64 > MAX_CONFIG {
-        return Err(err("answer larger than 1 MiB".into()));
     }
     let answer: HelperAnswer = serde_json::from_slice(&stdout)
         .map_err(|_| err("answer is not the expected JSON".into()))?;
@@ -231,8 +341,12 @@ fn run_helper(helper: &str, registry: &str) -> Result<Credentials, AuthError> {
 
 /// Credentials for `registry` from the docker config in `dir` (see
 /// [`docker_config_dir`]): a `credHelpers` entry, then an `auths` entry, then the
-/// `credsStore`; anonymous when none applies.
-pub fn credentials_for(dir: Option<&Path>, registry: &str) -> Result<Credentials, AuthError> {
+/// `credsStore`; anonymous when none applies. A helper gets `helper_timeout`.
+pub fn credentials_for(
+    dir: Option<&Path>,
+    registry: &str,
+    helper_timeout: Duration,
+) -> Result<Credentials, AuthError> {
     let Some(dir) = dir else {
         return Ok(Credentials::Anonymous);
     };
@@ -241,7 +355,7 @@ pub fn credentials_for(dir: Option<&Path>, registry: &str) -> Result<Credentials
     };
     let keys = config_keys(registry);
     if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
-        return run_helper(helper, registry);
+        return run_helper(helper, registry, helper_timeout);
     }
     if let Some(creds) = keys
         .iter()
@@ -251,7 +365,7 @@ pub fn credentials_for(dir: Option<&Path>, registry: &str) -> Result<Credentials
         return Ok(creds);
     }
     if let Some(store) = &config.creds_store {
-        return run_helper(store, registry);
+        return run_helper(store, registry, helper_timeout);
     }
     Ok(Credentials::Anonymous)
 }
@@ -269,18 +383,18 @@ mod tests {
             format!(r#"{{"auths":{{"localhost:5000":{{"auth":"{auth}"}},"https://index.docker.io/v1/":{{"username":"bob","password":"pw"}}}}}}"#),
         )
         .expect("write");
-        let c = credentials_for(Some(dir.path()), "localhost:5000").expect("creds");
+        let c = credentials_for(Some(dir.path()), "localhost:5000", HELPER_TIMEOUT).expect("creds");
         let Credentials::Basic { username, password } = &c else {
             panic!("expected basic")
         };
         assert_eq!((username.as_str(), password.as_str()), ("alice", "s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
         assert!(matches!(
-            credentials_for(Some(dir.path()), "docker.io"),
+            credentials_for(Some(dir.path()), "docker.io", HELPER_TIMEOUT),
             Ok(Credentials::Basic { .. })
         ));
         assert!(matches!(
-            credentials_for(Some(dir.path()), "other.io"),
+            credentials_for(Some(dir.path()), "other.io", HELPER_TIMEOUT),
             Ok(Credentials::Anonymous)
         ));
         std::fs::write(
@@ -288,7 +402,7 @@ mod tests {
             r#"{"auths": {"x": {"auth": "secretstuff"}}"#,
         )
         .expect("write");
-        let e = credentials_for(Some(dir.path()), "x").expect_err("malformed");
+        let e = credentials_for(Some(dir.path()), "x", HELPER_TIMEOUT).expect_err("malformed");
         assert!(!e.to_string().contains("secretstuff"));
     }
 }

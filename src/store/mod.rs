@@ -97,6 +97,9 @@ pub enum StoreErrorKind {
     Conflict,
     /// Reading or writing failed (disk, network, permissions).
     Io,
+    /// The command's deadline for registry traffic passed (`--deadline`): a slow,
+    /// stalling or endlessly retried registry or token service.
+    DeadlineExceeded,
 }
 
 /// An error from a [`Store`], with the location and item it concerns.

@@ -1,31 +1,35 @@
 //! An OCI distribution registry as a [`Store`] (DESIGN §3), any registry that stores
 //! OCI artifacts: the TUF repository is the artifact tagged `warrant.tuf`.
 //!
-//! Writes (blob existence checks, blob uploads, the manifest PUT) and the registry
-//! token flow go through `oci-client`. Reads go through `reqwest` (which `oci-client`
+//! Writes (blob existence checks, blob uploads, the manifest PUT) go through
+//! `oci-client`. Reads, and the token flow, go through `reqwest` (which `oci-client`
 //! is built on, so no new dependency) because `oci-client` cannot do what the
-//! verify path needs: it reads manifests with no size cap (an endless-data hole),
-//! its manifest HEAD silently falls back to an uncapped GET, it reports 4xx errors
-//! without their status code (a 404 cannot be told from a 403), and against a
+//! verify path needs: it reads manifests and token answers with no size cap (an
+//! endless-data hole), its manifest HEAD silently falls back to an uncapped GET, it
+//! reports 4xx errors without their status code (a 404 cannot be told from a 403),
+//! it sends credentials to any token service a registry names, and against a
 //! registry without auth it sends a `GET /v2/` ping before *every* request, which
 //! would double the requests of a warm verify.
+//!
+//! Every read is bounded three ways (issue #11): in bytes (the caller's cap; token
+//! answers 64 KiB), in time (each attempt `min(--timeout, deadline left)`, the
+//! whole store [`RegistryOptions::deadline`]), and in concurrency (a prefetch runs
+//! at most [`PREFETCH_CONCURRENCY`] requests and [`PREFETCH_BUDGET`] bytes).
 //!
 //! The store is synchronous, like the rest of the TUF code; it owns a small tokio
 //! runtime and issues the requests of one step concurrently (a warm verify's two
 //! HEADs, a cold verify's blob GETs, a publish's uploads).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use futures_util::future::join_all;
+use futures_util::StreamExt as _;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client as OciClient, Reference, RegistryOperation};
-use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue,
-};
+use oci_client::{Client as OciClient, Reference};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode};
 
 use super::artifact::{self, OCI_MANIFEST_MEDIA_TYPE};
@@ -43,14 +47,24 @@ application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json, \
 application/vnd.docker.distribution.manifest.list.v2+json";
 
-/// Idempotent requests are retried this many times on 5xx or connection errors.
-const RETRIES: u32 = 3;
+/// A prefetch runs at most this many requests at once (issue #11 item 6: a
+/// listing of 17,000 files once meant 17,000 concurrent GETs).
+pub const PREFETCH_CONCURRENCY: usize = 8;
+
+/// A prefetch reads at most this many bytes in all (by declared sizes): a cold
+/// verify's newer roots, timestamp, snapshot and targets fit with room to spare;
+/// anything past it is fetched on demand, capped file by file.
+pub const PREFETCH_BUDGET: u64 = 32 * 1024 * 1024;
 
 /// How to reach registries.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
     /// Per-request timeout (connect timeout is a third of it, at least 1 s).
     pub timeout: Duration,
+    /// Registry time the store may spend in all (requests, retries, token
+    /// requests, pauses between retries); time outside store calls, such as a
+    /// passphrase prompt, does not count. Each request gets `min(timeout, left)`.
+    pub deadline: Duration,
     /// Hosts (`host[:port]`) allowed over plain HTTP besides loopback.
     pub insecure: Vec<String>,
     /// Credentials to present.
@@ -61,6 +75,7 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(120),
             insecure: Vec::new(),
             credentials: Credentials::Anonymous,
         }
@@ -98,15 +113,21 @@ pub struct RegistryStore {
     reference: Reference,
     rt: tokio::runtime::Runtime,
     plain: bool,
-    timeout_opt: Duration,
-    /// Built on first use: only writes and the token flow need it.
-    oci: std::sync::OnceLock<OciClient>,
+    /// Built on first use: only writes need it.
+    oci: OnceLock<OciClient>,
     http: reqwest::Client,
+    /// A client with TLS roots, for an HTTPS token service of a plain-HTTP registry.
+    tls: OnceLock<reqwest::Client>,
+    insecure: Vec<String>,
     credentials: Credentials,
+    /// The token flow found that the credentials must not go where the registry
+    /// sent us ([`token`]); writes then go anonymous too.
+    credentials_withheld: AtomicBool,
     authorization: Mutex<Option<HeaderValue>>,
     push_ready: Mutex<bool>,
     memo: Mutex<HashMap<Sha256Digest, Vec<u8>>>,
     timeout: Duration,
+    deadline: deadline::Deadline,
     /// What the read path cost.
     pub counters: Counters,
 }
@@ -114,18 +135,6 @@ pub struct RegistryStore {
 impl std::fmt::Debug for RegistryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "RegistryStore({})", self.location)
-    }
-}
-
-struct Response {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -156,11 +165,7 @@ impl RegistryStore {
         // a provider is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let io = |what: &str, e: String| StoreError::new(Kind::Io, &location, what, e);
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(connect_timeout(opts.timeout))
-            .timeout(opts.timeout)
-            .user_agent(concat!("warrant/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5));
+        let mut builder = client_builder(opts.timeout);
         if plain {
             // No TLS will be spoken: skip loading the system roots, which is most of
             // a warm verify's CPU time (and a redirect to https then fails closed).
@@ -180,14 +185,17 @@ impl RegistryStore {
             reference,
             rt,
             plain,
-            timeout_opt: opts.timeout,
-            oci: std::sync::OnceLock::new(),
+            oci: OnceLock::new(),
             http,
+            tls: OnceLock::new(),
+            insecure: opts.insecure.clone(),
             credentials: opts.credentials.clone(),
+            credentials_withheld: AtomicBool::new(false),
             authorization: Mutex::new(None),
             push_ready: Mutex::new(false),
             memo: Mutex::new(HashMap::new()),
             timeout: opts.timeout,
+            deadline: deadline::Deadline::new(opts.deadline),
             counters: Counters::default(),
         })
     }
@@ -206,8 +214,8 @@ impl RegistryStore {
             } else {
                 ClientProtocol::Https
             },
-            connect_timeout: Some(connect_timeout(self.timeout_opt)),
-            read_timeout: Some(self.timeout_opt),
+            connect_timeout: Some(connect_timeout(self.timeout)),
+            read_timeout: Some(self.timeout),
             user_agent: concat!("warrant/", env!("CARGO_PKG_VERSION")),
             ..ClientConfig::default()
         };
@@ -216,7 +224,12 @@ impl RegistryStore {
         Ok(self.oci.get_or_init(|| client))
     }
 
+    /// What `oci-client` may present: nothing when the token flow withheld the
+    /// credentials from the token service the registry named.
     fn oci_auth(&self) -> RegistryAuth {
+        if self.credentials_withheld.load(Ordering::Relaxed) {
+            return RegistryAuth::Anonymous;
+        }
         match &self.credentials {
             Credentials::Anonymous => RegistryAuth::Anonymous,
             Credentials::Basic { username, password } => {
@@ -225,146 +238,19 @@ impl RegistryStore {
         }
     }
 
-    /// Obtain an Authorization header for `op` through oci-client's token flow
-    /// (bearer challenge, or basic when the registry asks for it).
-    async fn authenticate(&self, op: RegistryOperation) -> Result<(), StoreError> {
-        let token = self
-            .oci()?
-            .auth(&self.reference, &self.oci_auth(), op)
-            .await
-            .map_err(|e| self.err(Kind::Io, "authentication", redact(&e.to_string())))?;
-        let header = match (token, &self.credentials) {
-            (Some(t), _) => HeaderValue::from_str(&format!("Bearer {t}")).ok(),
-            (None, Credentials::Basic { username, password }) => {
-                use base64::Engine as _;
-                let raw = zeroize::Zeroizing::new(format!("{username}:{}", password.as_str()));
-                let enc = base64::engine::general_purpose::STANDARD.encode(raw.as_bytes());
-                HeaderValue::from_str(&format!("Basic {enc}")).ok()
-            }
-            (None, Credentials::Anonymous) => None,
-        };
-        if let Ok(mut slot) = self.authorization.lock() {
-            *slot = header.map(|mut h| {
-                h.set_sensitive(true);
-                h
-            });
-        }
-        Ok(())
-    }
-
-    /// Send a read request, retrying 5xx and connection errors, authenticating once
-    /// on 401, and reading at most `max` body bytes.
-    async fn read(
-        &self,
-        method: Method,
-        path: &str,
-        accept: Option<&str>,
-        max: u64,
-    ) -> Result<Response, StoreError> {
-        let url = format!("{}/v2/{}/{}", self.base, self.repository, path);
-        let mut authenticated = false;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut req = self.http.request(method.clone(), &url);
-            if let Some(a) = accept {
-                req = req.header(ACCEPT, a);
-            }
-            if let Some(h) = self.authorization.lock().ok().and_then(|g| g.clone()) {
-                req = req.header(AUTHORIZATION, h);
-            }
-            self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let result = req.send().await;
-            let retryable = match &result {
-                Ok(r) => r.status().is_server_error(),
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request(),
-            };
-            if retryable && attempt <= RETRIES {
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                continue;
-            }
-            let resp = result.map_err(|e| self.transport_error(path, &e))?;
-            if resp.status() == StatusCode::UNAUTHORIZED && !authenticated {
-                authenticated = true;
-                self.authenticate(RegistryOperation::Pull).await?;
-                continue;
-            }
-            return self.collect(path, resp, max).await;
-        }
-    }
-
-    fn transport_error(&self, what: &str, e: &reqwest::Error) -> StoreError {
-        let why = if e.is_timeout() {
-            format!("timed out after {:?}", self.timeout)
-        } else if e.is_connect() {
-            "cannot connect (is the registry up and the address right?)".to_owned()
-        } else {
-            "request failed".to_owned()
-        };
-        self.err(Kind::Io, what, format!("{why}: {}", redact(&e.to_string())))
-    }
-
-    async fn collect(
-        &self,
-        what: &str,
-        mut resp: reqwest::Response,
-        max: u64,
-    ) -> Result<Response, StoreError> {
-        if resp.content_length().is_some_and(|n| n > max) {
-            return Err(self.err(
-                Kind::TooLarge,
-                what,
-                format!("the registry announces more than the {max}-byte limit"),
-            ));
-        }
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > max {
-                        return Err(self.err(
-                            Kind::TooLarge,
-                            what,
-                            format!("more than the {max}-byte limit"),
-                        ));
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(self.transport_error(what, &e)),
-            }
-        }
-        self.counters
-            .bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    fn status_error(&self, what: &str, r: &Response) -> StoreError {
-        let (kind, hint) = match r.status {
-            StatusCode::NOT_FOUND => (Kind::NotFound, "not found"),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => (
-                Kind::Io,
-                "access denied: log in with `docker login` (warrant reads ~/.docker/config.json)",
-            ),
-            s if s.is_server_error() => (Kind::Io, "the registry failed"),
-            _ => (Kind::Io, "unexpected answer"),
-        };
-        self.err(kind, what, format!("HTTP {}: {hint}", r.status.as_u16()))
-    }
-
     /// HEAD a manifest: its descriptor, or `None` on 404. A registry that omits
     /// `Docker-Content-Digest` is asked again with a capped GET.
     async fn head_manifest(&self, reference: &str) -> Result<Option<Descriptor>, StoreError> {
         let path = format!("manifests/{reference}");
+        let stage = format!("checking manifest {reference}");
         let r = self
-            .read(Method::HEAD, &path, Some(MANIFEST_ACCEPT), 0)
+            .read(
+                Method::HEAD,
+                &path,
+                Some(MANIFEST_ACCEPT),
+                0,
+                (&path, &stage),
+            )
             .await?;
         if r.status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -399,12 +285,14 @@ impl RegistryStore {
         reference: &str,
     ) -> Result<Option<(Descriptor, Vec<u8>)>, StoreError> {
         let path = format!("manifests/{reference}");
+        let stage = format!("reading manifest {reference}");
         let r = self
             .read(
                 Method::GET,
                 &path,
                 Some(MANIFEST_ACCEPT),
                 MAX_MANIFEST_BYTES,
+                (&path, &stage),
             )
             .await?;
         if r.status == StatusCode::NOT_FOUND {
@@ -464,7 +352,10 @@ impl RegistryStore {
             return self.check_blob(file, bytes);
         }
         let path = format!("blobs/{}", file.digest);
-        let r = self.read(Method::GET, &path, None, file.size).await?;
+        let stage = format!("fetching blob {}", file.name);
+        let r = self
+            .read(Method::GET, &path, None, file.size, (&file.name, &stage))
+            .await?;
         if !r.status.is_success() {
             return Err(self.status_error(&file.name, &r));
         }
@@ -523,6 +414,41 @@ fn connect_timeout(total: Duration) -> Duration {
     (total / 3).max(Duration::from_secs(1))
 }
 
+/// The read path's HTTP client settings; each request also gets its own timeout,
+/// cut to what is left of the deadline.
+fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout(timeout))
+        .timeout(timeout)
+        .user_agent(concat!("warrant/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(5))
+}
+
+impl RegistryStore {
+    /// Run one store call on the runtime, within what is left of the deadline;
+    /// its time is taken from the budget. `what` and `stage` name the call in a
+    /// deadline error (requests inside name themselves more precisely first).
+    fn run<T>(
+        &self,
+        (what, stage): (&str, &str),
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(left) = self.deadline.begin() else {
+            return Err(self.deadline_error(what, stage));
+        };
+        let started = Instant::now();
+        // The requests inside cut their own timeouts to the same instant and
+        // report which one ran out; this guard is the backstop (and bounds the
+        // writes, which go through `oci-client`).
+        let guard = left + Duration::from_millis(250);
+        let result = self
+            .rt
+            .block_on(async { tokio::time::timeout(guard, call).await });
+        self.deadline.end(started);
+        result.unwrap_or_else(|_| Err(self.deadline_error(what, stage)))
+    }
+}
+
 /// Error texts from HTTP stacks can echo URLs; strip any `user:pass@` part.
 fn redact(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -548,14 +474,15 @@ impl Store for RegistryStore {
     }
 
     fn head_listing(&self) -> Result<Option<Sha256Digest>, StoreError> {
+        let stage = ("warrant.tuf", "checking manifest warrant.tuf");
         Ok(self
-            .rt
-            .block_on(self.head_manifest(TUF_TAG))?
+            .run(stage, self.head_manifest(TUF_TAG))?
             .map(|d| d.digest))
     }
 
     fn listing(&self) -> Result<Option<Listing>, StoreError> {
-        let Some((d, bytes)) = self.rt.block_on(self.get_manifest(TUF_TAG))? else {
+        let stage = ("warrant.tuf", "reading manifest warrant.tuf");
+        let Some((d, bytes)) = self.run(stage, self.get_manifest(TUF_TAG))? else {
             return Ok(None);
         };
         artifact::parse_manifest(&bytes, d.digest)
@@ -564,18 +491,37 @@ impl Store for RegistryStore {
     }
 
     fn read_file(&self, file: &StoredFile, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
-        self.rt.block_on(self.get_blob(file, max_bytes))
+        let stage = format!("fetching blob {}", file.name);
+        self.run((&file.name, &stage), self.get_blob(file, max_bytes))
     }
 
+    /// At most [`PREFETCH_CONCURRENCY`] requests at once and [`PREFETCH_BUDGET`]
+    /// bytes in all; files past the budget are left to the reads that need them.
     fn prefetch(&self, files: &[(StoredFile, u64)]) {
-        let results = self.rt.block_on(join_all(
-            files.iter().map(|(f, max)| self.get_blob(f, *max)),
-        ));
-        if let Ok(mut memo) = self.memo.lock() {
-            for ((f, _), r) in files.iter().zip(results) {
-                // Failures are reported by the read that needs the file.
+        let mut budget = PREFETCH_BUDGET;
+        let chosen: Vec<&(StoredFile, u64)> = files
+            .iter()
+            .filter(|(f, max)| {
+                let cost = f.size.min(*max);
+                let fits = cost <= budget;
+                if fits {
+                    budget -= cost;
+                }
+                fits
+            })
+            .collect();
+        let fetch = futures_util::stream::iter(chosen)
+            .map(|(f, max)| async move { (f.digest, self.get_blob(f, *max).await) })
+            .buffer_unordered(PREFETCH_CONCURRENCY)
+            .collect::<Vec<_>>();
+        let results = self.run(("prefetch", "prefetching metadata"), async {
+            Ok(fetch.await)
+        });
+        // Failures are reported by the read that needs the file.
+        if let (Ok(results), Ok(mut memo)) = (results, self.memo.lock()) {
+            for (digest, r) in results {
                 if let Ok(bytes) = r {
-                    memo.insert(f.digest, bytes);
+                    memo.insert(digest, bytes);
                 }
             }
         }
@@ -586,11 +532,14 @@ impl Store for RegistryStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        self.rt.block_on(self.publish_async(files, previous))
+        let stage = ("warrant.tuf", "publishing warrant.tuf");
+        self.run(stage, self.publish_async(files, previous))
     }
 
     fn resolve(&self, image: &ImageRef) -> Result<Descriptor, StoreError> {
-        self.rt.block_on(self.resolve_async(image))
+        let what = image.to_string();
+        let stage = format!("resolving {what}");
+        self.run((&what, &stage), self.resolve_async(image))
     }
 
     fn resolve_and_head(
@@ -600,14 +549,28 @@ impl Store for RegistryStore {
         Result<Descriptor, StoreError>,
         Result<Option<Sha256Digest>, StoreError>,
     ) {
-        self.rt.block_on(async {
+        let what = image.to_string();
+        let stage = format!("resolving {what}");
+        let both = self.run((&what, &stage), async {
             let (d, h) = tokio::join!(self.resolve_async(image), self.head_manifest(TUF_TAG));
-            (d, h.map(|o| o.map(|d| d.digest)))
-        })
+            Ok((d, h.map(|o| o.map(|d| d.digest))))
+        });
+        match both {
+            Ok(both) => both,
+            Err(e) => (
+                Err(e),
+                Err(self.deadline_error(TUF_TAG, "checking manifest warrant.tuf")),
+            ),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests;
 
+mod deadline;
 mod publish;
+mod token;
+mod transport;
+
+pub use token::MAX_TOKEN_RESPONSE;

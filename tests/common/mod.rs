@@ -259,4 +259,5 @@ pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, String)> {
     out.sort();
     out
 }
+pub mod hostile;
 pub mod registry;

@@ -18,6 +18,7 @@ pub(super) const WARRANT_VALUE_FLAGS: [&str; 9] = [
     "home",
     "passphrase-file",
     "timeout",
+    "deadline",
     "insecure-registry",
     "root",
     "root-keyid",
@@ -188,7 +189,7 @@ pub(super) fn subcommand(args: &[OsString]) -> Option<(usize, &str)> {
     while i < args.len() {
         let a = args[i].to_str()?;
         if let Some(long) = a.strip_prefix("--") {
-            if !long.contains('=') && WARRANT_VALUE_FLAGS[..5].contains(&long) {
+            if !long.contains('=') && WARRANT_VALUE_FLAGS[..6].contains(&long) {
                 i += 1;
             }
         } else if !a.starts_with('-') {

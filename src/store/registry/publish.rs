@@ -3,7 +3,6 @@
 //! the PUT (registries have no compare-and-swap on tags).
 
 use futures_util::future::join_all;
-use oci_client::RegistryOperation;
 use reqwest::header::HeaderValue;
 
 use super::super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE};
@@ -16,10 +15,12 @@ impl RegistryStore {
         if self.push_ready.lock().map(|g| *g).unwrap_or(false) {
             return Ok(());
         }
+        // Our own token flow first: it decides whether the credentials may go to
+        // the token service the registry names, and so what `oci-client` gets.
+        self.authenticate_for_push().await?;
         self.oci()?
             .store_auth_if_needed(self.reference.resolve_registry(), &self.oci_auth())
             .await;
-        self.authenticate(RegistryOperation::Push).await?;
         if let Ok(mut g) = self.push_ready.lock() {
             *g = true;
         }
