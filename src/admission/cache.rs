@@ -160,6 +160,11 @@ impl VerifyCache {
         self.slots().len()
     }
 
+    /// Verifications running or queued for the pool.
+    pub fn in_flight(&self) -> usize {
+        self.slots().values().filter(|s| s.flight.is_some()).count()
+    }
+
     /// True when the cache holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

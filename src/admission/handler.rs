@@ -9,8 +9,10 @@
 //! at a time, not all ahead of the next review; and when its time is up, the
 //! images whose turn has not come are never looked up at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -268,16 +270,14 @@ impl Reviewer {
         }
         // Distinct images, in order of first appearance.
         let mut order: Vec<&str> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for s in sites {
             if seen.insert(s.image.as_str()) {
                 order.push(s.image.as_str());
             }
         }
         if order.len() > self.limits.max_images {
-            self.metrics
-                .reviews_over_image_cap
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.reviews_over_image_cap.fetch_add(1, Relaxed);
             return Decision::deny(format!(
                 "warrant: {subject} names {} distinct images; a review verifies at most {} \
                  (--max-images-per-review), so none was verified and it is denied (fail closed)",
@@ -298,26 +298,24 @@ impl Reviewer {
             async move {
                 let verdict = match parsed {
                     Some(Ok(image)) => {
-                        let started = std::sync::atomic::AtomicBool::new(false);
+                        let started = AtomicBool::new(false);
                         let lookup = async {
                             let _turn = share.acquire().await.ok();
-                            started.store(true, std::sync::atomic::Ordering::Relaxed);
+                            started.store(true, Relaxed);
                             self.cache.get(&image).await
                         };
-                        match tokio::time::timeout_at(deadline, lookup).await {
-                            Ok(v) => v,
-                            Err(_) => {
-                                self.metrics
-                                    .deadline_exceeded
-                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // The deadline is checked first: when it passes, a
+                        // lookup whose turn comes in the same instant (another
+                        // one just gave its turn back) must not start.
+                        tokio::select! {
+                            biased;
+                            _ = tokio::time::sleep_until(deadline) => {
+                                self.metrics.deadline_exceeded.fetch_add(1, Relaxed);
                                 Verification::Failed(
-                                    self.late(
-                                        budget,
-                                        started.load(std::sync::atomic::Ordering::Relaxed),
-                                    )
-                                    .into(),
+                                    self.late(budget, started.load(Relaxed)).into(),
                                 )
                             }
+                            v = lookup => v,
                         }
                     }
                     Some(Err(why)) => Verification::Untrusted(why.into()),
