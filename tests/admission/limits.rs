@@ -288,3 +288,79 @@ async fn per_ip_connection_limit_sheds_the_flooder() {
     drop(held);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_follows_the_timeout_the_api_server_announces() {
+    let s = signed();
+    // Accepts connections (the kernel does) and never answers.
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = blackhole.local_addr().unwrap().to_string();
+    let p = s.w.path("blackhole.toml");
+    std::fs::write(
+        &p,
+        format!("[[repository]]\nmatch = \"{host}/team/*\"\ntofu = true\n"),
+    )
+    .unwrap();
+    let mut srv = serve_with(&s, "verifier", p, |c| c.deadline = Duration::from_secs(20)).await;
+    let body = pod(pod_spec(&[&format!("{host}/team/app:v1")], &[], &[]));
+    // webhooks.yaml's timeoutSeconds: 2 would make the API server call
+    // /validate?timeout=2s: the answer comes within 80% of it, not 20 s.
+    let (status, text) = srv.post("/validate?timeout=2s", body).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    let msg = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("1600 ms deadline"), "{msg}");
+    drop(blackhole);
+    srv.stop().await;
+}
+
+#[test]
+fn one_review_may_not_be_given_the_whole_pool_on_the_command_line() {
+    let w = crate::common::World::new();
+    let r = w.run(w.cmd(
+        "cli",
+        &[
+            "serve",
+            "admission",
+            "--tls-cert",
+            "/nonexistent.crt",
+            "--tls-key",
+            "/nonexistent.key",
+            "--policy",
+            "/nonexistent.toml",
+            "--max-verifications",
+            "8",
+            "--verifications-per-review",
+            "8",
+        ],
+    ));
+    assert_eq!(r.code, 2, "{}", r.text());
+    assert!(
+        r.stderr.contains("--verifications-per-review"),
+        "{}",
+        r.stderr
+    );
+    let r = w.run(w.cmd(
+        "cli",
+        &[
+            "serve",
+            "admission",
+            "--tls-cert",
+            "/x",
+            "--tls-key",
+            "/y",
+            "--policy",
+            "/z",
+            "--max-connections-per-ip",
+            "0",
+        ],
+    ));
+    assert_eq!(r.code, 2, "{}", r.text());
+    assert!(
+        r.stderr
+            .contains("--max-connections-per-ip must be at least 1"),
+        "{}",
+        r.stderr
+    );
+}
