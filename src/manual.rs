@@ -26,6 +26,40 @@
 //! | hanging or flooding credential helper (item 10) | the `docker-credential-*` program the docker config names never answers, or answers without end | [`crate::store::auth`]: 10 s (or the shorter deadline) then killed, stdout capped at [`crate::store::auth::MAX_HELPER_OUTPUT`], stderr drained; the error names the helper and how to check it | `hanging_credential_helper_times_out`, `flooding_credential_helper_is_capped` |
 //! | cache tampering / races | concurrent verifies, a corrupted cache | the cache is locked and written atomically; cached bytes are re-verified at every load | `cache::tests`, `replaying_...cache_intact` |
 //!
+//! ## The admission webhook: one Pod cannot stall everyone (issue #11 item 11)
+//!
+//! A workload is an untrusted input to `warrant serve admission`, and so is a TCP
+//! client. A Pod naming 5,000 distinct unsigned tags used to start 5,000 registry
+//! checks that queued ahead of every later review (a signed, uncached image was
+//! denied at the deadline), and 1,100 slow clients held all 1,024 connection
+//! slots, so `/healthz` and real reviews timed out.
+//!
+//! * **Image cap**: more than `--max-images-per-review` (64) distinct images is a
+//!   denial before any registry request ([`crate::admission::handler::Reviewer`],
+//!   [`crate::admission::ReviewLimits`]). Test:
+//!   `tests/admission/limits.rs::one_review_with_thousands_of_images_cannot_starve_others`.
+//! * **Pool share and budget**: a review waits on at most
+//!   `--verifications-per-review` (4) of the `--max-verifications` (16) at a time,
+//!   within a budget of `--deadline-ms` shortened to 80% of the API server's
+//!   `?timeout=` ([`crate::admission::budget::budget`]); after it, unstarted
+//!   lookups never start and queued verifications nobody waits for are dropped
+//!   ([`crate::admission::VerifyCache`]). Tests:
+//!   `admission::handler::tests::one_review_cannot_take_the_whole_verification_pool`,
+//!   `admission::cache::tests::a_queued_verification_nobody_waits_for_any_more_is_dropped_unstarted`.
+//! * **Connections** ([`crate::admission::conn`]): a per-address cap
+//!   (`--max-connections-per-ip`), a header timeout, and, above 75% of
+//!   `--max-connections`, closing every connection not being answered after
+//!   `--pressure-timeout-ms`. Tests: `slow_clients_cannot_starve_healthz`,
+//!   `per_ip_connection_limit_sheds_the_flooder`.
+//! * **Reachability**: `plugin-manifest/kubernetes/networkpolicy.yaml` admits only
+//!   the API server (its source depends on the distribution: edit it first).
+//!
+//! Not defended: many reviews at once, each within its limits, still share the
+//! pool (four concurrent floods of 64 images fill 16 slots); a verification that
+//! has started runs to its end (up to the network timeout) even when its review
+//! has answered. The API server's own rate limits and the NetworkPolicy bound
+//! who can send reviews.
+//!
 //! ## What is *not* defended
 //!
 //! * A stolen publisher key lets an attacker re-sign *snapshot and timestamp* — it

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "admission/limits.rs"]
+mod limits;
 #[path = "admission/manifests.rs"]
 mod manifests;
 #[path = "admission/resilience.rs"]

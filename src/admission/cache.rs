@@ -21,6 +21,12 @@
 //! retrying an unsigned Pod does not turn into a registry flood; answers that
 //! could not be reached (registry down) are not kept at all. The number of
 //! verifications running at once and the number of entries are bounded.
+//!
+//! A verification waiting for its turn in the pool is dropped once nobody waits
+//! for it any more (every review that asked has been answered): a review that
+//! gave up at its deadline leaves no queue behind for the next one. Once
+//! started, a verification runs to its end (it holds a blocking thread, bounded
+//! by the network timeout) and its answer is kept for the retry.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -72,7 +78,8 @@ impl Default for CacheSettings {
 /// A source of the current time (a test moves it by hand).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
-type Flight = watch::Receiver<Option<Verification>>;
+/// A verification in flight: lookups subscribe to it; its task sends the answer.
+type Flight = watch::Sender<Option<Verification>>;
 
 struct Answer {
     verification: Verification,
@@ -153,6 +160,11 @@ impl VerifyCache {
         self.slots().len()
     }
 
+    /// Verifications running or queued for the pool.
+    pub fn in_flight(&self) -> usize {
+        self.slots().values().filter(|s| s.flight.is_some()).count()
+    }
+
     /// True when the cache holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -176,21 +188,24 @@ impl VerifyCache {
                 let v = a.verification.clone();
                 if now >= a.refresh_at && slot.flight.is_none() {
                     self.metrics.cache_refreshes.fetch_add(1, Relaxed);
-                    slot.flight = Some(self.launch(key, image.clone()));
+                    slot.flight = Some(self.launch(key, image.clone(), Waiters::Optional));
                 }
                 self.metrics.cache_hits.fetch_add(1, Relaxed);
                 return v;
             }
+            // Subscribed under the lock: the flight's task checks for waiters
+            // under it too, so it cannot give up on a lookup that just joined.
             match &slot.flight {
                 Some(f) => {
                     self.metrics.cache_coalesced.fetch_add(1, Relaxed);
-                    f.clone()
+                    f.subscribe()
                 }
                 None => {
                     self.metrics.cache_misses.fetch_add(1, Relaxed);
-                    let f = self.launch(key, image.clone());
-                    slot.flight = Some(f.clone());
-                    f
+                    let f = self.launch(key, image.clone(), Waiters::Required);
+                    let rx = f.subscribe();
+                    slot.flight = Some(f);
+                    rx
                 }
             }
         };
@@ -200,12 +215,27 @@ impl VerifyCache {
         }
     }
 
-    /// Start the verification of `image` in a task of its own.
-    fn launch(self: &Arc<Self>, key: Arc<str>, image: ImageRef) -> Flight {
-        let (tx, rx) = watch::channel(None);
+    /// Start the verification of `image` in a task of its own. It waits for a
+    /// permit of the pool; a flight whose waiters are [`Waiters::Required`] is
+    /// dropped, unstarted, when the last of them goes away first.
+    fn launch(self: &Arc<Self>, key: Arc<str>, image: ImageRef, waiters: Waiters) -> Flight {
+        let tx: Flight = watch::channel(None).0;
         let this = Arc::clone(self);
+        let flight = tx.clone();
         tokio::spawn(async move {
-            let verification = match Arc::clone(&this.limit).acquire_owned().await {
+            let acquire = Arc::clone(&this.limit).acquire_owned();
+            tokio::pin!(acquire);
+            let permit = loop {
+                tokio::select! {
+                    p = &mut acquire => break p,
+                    _ = tx.closed(), if waiters == Waiters::Required => {
+                        if this.forsake(&key, &tx) {
+                            return;
+                        }
+                    }
+                }
+            };
+            let verification = match permit {
                 Ok(permit) => {
                     // Freshness counts from now: the registry is asked after this.
                     let started = (this.clock)();
@@ -226,9 +256,27 @@ impl VerifyCache {
                     abandoned()
                 }
             };
-            let _ = tx.send(Some(verification));
+            tx.send_replace(Some(verification));
         });
-        rx
+        flight
+    }
+
+    /// Drop the flight `tx` of `key`, not started, if nobody waits for it (under
+    /// the lock lookups subscribe under); false when a lookup joined meanwhile.
+    fn forsake(&self, key: &Arc<str>, tx: &Flight) -> bool {
+        let now = (self.clock)();
+        let mut slots = self.slots();
+        if tx.receiver_count() > 0 {
+            return false;
+        }
+        self.metrics.verifications_unstarted.fetch_add(1, Relaxed);
+        if let Some(slot) = slots.get_mut(key) {
+            slot.flight = None;
+            if slot.answer.as_ref().is_none_or(|a| now >= a.fresh_until) {
+                slots.remove(key);
+            }
+        }
+        true
     }
 
     /// Record a finished verification: the flight ends, and the answer is kept
@@ -307,6 +355,15 @@ impl VerifyCache {
             slots.remove(&k);
         }
     }
+}
+
+/// Whether a flight is dropped when nobody waits for it any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiters {
+    /// A lookup missed: the flight serves the lookups waiting for it.
+    Required,
+    /// A refresh ahead of expiry: nobody waits, the answer is for later.
+    Optional,
 }
 
 fn abandoned() -> Verification {

@@ -1,12 +1,23 @@
 //! One review, from body bytes to answer bytes, with no HTTP in sight: parse, find
-//! the images, verify each distinct one through the cache within the deadline,
-//! and answer: allowed, or denied naming every untrusted image and why; on
-//! `/mutate`, a patch pinning each verified image to its digest.
+//! the images, verify each distinct one through the cache within the review's
+//! budget, and answer: allowed, or denied naming every untrusted image and why;
+//! on `/mutate`, a patch pinning each verified image to its digest.
+//!
+//! A review is bounded ([`ReviewLimits`]): more distinct images than the cap is
+//! a denial before any verification; at most `per_review` of its images are
+//! looked up at a time, so its uncached images queue in the shared pool a few
+//! at a time, not all ahead of the next review; and when its time is up, the
+//! images whose turn has not come are never looked up at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Semaphore;
+
+use super::budget::ReviewLimits;
 use super::cache::VerifyCache;
 use super::metrics::{Endpoint, Metrics, Outcome};
 use super::review::{
@@ -72,6 +83,7 @@ pub struct Reviewer {
     cache: Arc<VerifyCache>,
     deadline: Duration,
     metrics: Arc<Metrics>,
+    limits: ReviewLimits,
 }
 
 /// The image a kubelet would pull for `written`, as warrant names it: docker's
@@ -101,7 +113,17 @@ impl Reviewer {
             cache,
             deadline,
             metrics,
+            limits: ReviewLimits::default(),
         }
+    }
+
+    /// The same reviewer bounding each review by `limits`.
+    pub fn limited(mut self, limits: ReviewLimits) -> Self {
+        self.limits = ReviewLimits {
+            max_images: limits.max_images.max(1),
+            per_review: limits.per_review.max(1),
+        };
+        self
     }
 
     /// The cache behind this reviewer.
@@ -109,7 +131,7 @@ impl Reviewer {
         &self.cache
     }
 
-    /// The per-review deadline.
+    /// The per-review deadline (`--deadline-ms`): the most time any review gets.
     pub fn deadline(&self) -> Duration {
         self.deadline
     }
@@ -117,13 +139,21 @@ impl Reviewer {
     /// Review `body` (an `AdmissionReview` JSON document) for `endpoint`,
     /// answering within the deadline from now.
     pub async fn review(&self, endpoint: Endpoint, body: &[u8]) -> Answer {
-        self.review_until(endpoint, body, Instant::now() + self.deadline)
+        self.review_until(endpoint, body, Instant::now(), self.deadline)
             .await
     }
 
-    /// Review `body`, answering by `deadline` (the server counts it from the
-    /// request's arrival, so reading the body is part of it).
-    pub async fn review_until(&self, endpoint: Endpoint, body: &[u8], deadline: Instant) -> Answer {
+    /// Review `body`, answering within `budget` of `arrived` (the server counts
+    /// from the request's arrival, so reading the body is part of it; the budget
+    /// is [`super::budget::budget`] of the deadline and the API server's timeout).
+    pub async fn review_until(
+        &self,
+        endpoint: Endpoint,
+        body: &[u8],
+        arrived: Instant,
+        budget: Duration,
+    ) -> Answer {
+        let budget = budget.min(self.deadline);
         let review: ReviewRequest = match serde_json::from_slice(body) {
             Ok(r) => r,
             Err(e) => return Answer::bad_request(format!("not an AdmissionReview: {e}\n")),
@@ -170,7 +200,10 @@ impl Reviewer {
         }
         let decision = match sites {
             Err(e) => Decision::deny(format!("warrant cannot read the images of {subject}: {e}")),
-            Ok(sites) => self.decide(endpoint, &sites, deadline).await,
+            Ok(sites) => {
+                self.decide(endpoint, &sites, &subject, arrived + budget, budget)
+                    .await
+            }
         };
         let allowed = decision.allowed;
         // Denials are news; admissions are the normal case (debug only).
@@ -222,41 +255,67 @@ impl Reviewer {
         }
     }
 
-    /// Verify every distinct image of `sites` by `deadline`, and decide.
-    async fn decide(&self, endpoint: Endpoint, sites: &[ImageSite], deadline: Instant) -> Decision {
+    /// Verify every distinct image of `sites` by `deadline` (`budget` after
+    /// the request arrived), and decide.
+    async fn decide(
+        &self,
+        endpoint: Endpoint,
+        sites: &[ImageSite],
+        subject: &str,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Decision {
         if sites.is_empty() {
             return Decision::allow();
         }
         // Distinct images, in order of first appearance.
         let mut order: Vec<&str> = Vec::new();
-        let mut parsed: HashMap<&str, Result<ImageRef, String>> = HashMap::new();
+        let mut seen = HashSet::new();
         for s in sites {
-            parsed.entry(s.image.as_str()).or_insert_with(|| {
+            if seen.insert(s.image.as_str()) {
                 order.push(s.image.as_str());
-                image_for_kubelet(&s.image)
-            });
+            }
         }
+        if order.len() > self.limits.max_images {
+            self.metrics.reviews_over_image_cap.fetch_add(1, Relaxed);
+            return Decision::deny(format!(
+                "warrant: {subject} names {} distinct images; a review verifies at most {} \
+                 (--max-images-per-review), so none was verified and it is denied (fail closed)",
+                order.len(),
+                self.limits.max_images
+            ));
+        }
+        let parsed: HashMap<&str, Result<ImageRef, String>> = order
+            .iter()
+            .map(|written| (*written, image_for_kubelet(written)))
+            .collect();
         let deadline = tokio::time::Instant::from_std(deadline);
+        // This review's share of the verification pool.
+        let share = Semaphore::new(self.limits.per_review);
         let lookups = order.iter().map(|written| {
             let parsed = parsed.get(written).cloned();
+            let share = &share;
             async move {
                 let verdict = match parsed {
                     Some(Ok(image)) => {
-                        match tokio::time::timeout_at(deadline, self.cache.get(&image)).await {
-                            Ok(v) => v,
-                            Err(_) => {
-                                self.metrics
-                                    .deadline_exceeded
-                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let started = AtomicBool::new(false);
+                        let lookup = async {
+                            let _turn = share.acquire().await.ok();
+                            started.store(true, Relaxed);
+                            self.cache.get(&image).await
+                        };
+                        // The deadline is checked first: when it passes, a
+                        // lookup whose turn comes in the same instant (another
+                        // one just gave its turn back) must not start.
+                        tokio::select! {
+                            biased;
+                            _ = tokio::time::sleep_until(deadline) => {
+                                self.metrics.deadline_exceeded.fetch_add(1, Relaxed);
                                 Verification::Failed(
-                                    format!(
-                                        "verification did not finish within the {} ms deadline \
-                                         (registry slow or unreachable)",
-                                        self.deadline.as_millis()
-                                    )
-                                    .into(),
+                                    self.late(budget, started.load(Relaxed)).into(),
                                 )
                             }
+                            v = lookup => v,
                         }
                     }
                     Some(Err(why)) => Verification::Untrusted(why.into()),
@@ -321,6 +380,24 @@ impl Reviewer {
             denial: None,
             patch: (!patch.is_empty()).then_some(patch),
             warnings,
+        }
+    }
+
+    /// Why an image was not verified in time.
+    fn late(&self, budget: Duration, started: bool) -> String {
+        if started {
+            format!(
+                "verification did not finish within the {} ms deadline \
+                 (registry slow or unreachable)",
+                budget.as_millis()
+            )
+        } else {
+            format!(
+                "not verified within the {} ms deadline: a review verifies {} images at a \
+                 time (--verifications-per-review), and this one's turn did not come",
+                budget.as_millis(),
+                self.limits.per_review
+            )
         }
     }
 }

@@ -82,6 +82,29 @@ impl Checked {
     }
 }
 
+/// Why a connection was closed by the server before its client was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// Its address already held its share of connections.
+    PerIp,
+    /// No complete request head within the header timeout of connecting.
+    Slow,
+    /// Under pressure, nothing was being answered on it.
+    Pressure,
+}
+
+impl Shed {
+    const ALL: [Shed; 3] = [Shed::PerIp, Shed::Slow, Shed::Pressure];
+
+    fn name(self) -> &'static str {
+        match self {
+            Shed::PerIp => "per_ip",
+            Shed::Slow => "slow",
+            Shed::Pressure => "pressure",
+        }
+    }
+}
+
 /// Upper bounds of the latency buckets, in seconds: dense below 10 ms, where a
 /// warm answer lives, then up to the longest webhook timeout the API server allows.
 const BUCKETS: [f64; 15] = [
@@ -127,6 +150,14 @@ pub struct Metrics {
     /// Verifications that went to a registry (each is one HEAD for a
     /// digest-pinned image, two for a tag, while `warrant.tuf` is unchanged).
     pub registry_checks: Arc<AtomicU64>,
+    /// Verifications dropped before they started, because every review waiting
+    /// for them had been answered.
+    pub verifications_unstarted: AtomicU64,
+    /// Reviews denied at once for naming more distinct images than allowed.
+    pub reviews_over_image_cap: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    shed: [AtomicU64; 3],
 }
 
 impl Metrics {
@@ -140,6 +171,11 @@ impl Metrics {
     /// Record one finished verification.
     pub fn verification(&self, checked: Checked) {
         self.verifications[checked as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Record a connection closed by the server.
+    pub fn shed(&self, why: Shed) {
+        self.shed[why as usize].fetch_add(1, Relaxed);
     }
 
     /// Requests answered so far with `outcome` at `endpoint`.
@@ -197,7 +233,7 @@ impl Metrics {
                 h.sum_micros.load(Relaxed) as f64 / 1e6,
             );
         }
-        let counters: [(&str, &str, u64); 6] = [
+        let counters: [(&str, &str, u64); 8] = [
             (
                 "warrant_admission_cache_hits_total",
                 "Image lookups answered from the cache, with no registry request.",
@@ -229,6 +265,16 @@ impl Metrics {
                 "Images denied because their verification missed the request deadline.",
                 self.deadline_exceeded.load(Relaxed),
             ),
+            (
+                "warrant_admission_verifications_unstarted_total",
+                "Verifications dropped before they started: every review waiting for them was answered.",
+                self.verifications_unstarted.load(Relaxed),
+            ),
+            (
+                "warrant_admission_reviews_over_image_cap_total",
+                "Reviews denied at once for naming more distinct images than --max-images-per-review.",
+                self.reviews_over_image_cap.load(Relaxed),
+            ),
         ];
         for (name, help, v) in counters {
             head(&mut s, name, "counter", help);
@@ -255,6 +301,32 @@ impl Metrics {
             "Images the cache holds an answer or a verification for.",
         );
         let _ = writeln!(s, "warrant_admission_cache_entries {cache_entries}");
+        head(
+            &mut s,
+            "warrant_admission_connections_open",
+            "gauge",
+            "Client connections open.",
+        );
+        let _ = writeln!(
+            s,
+            "warrant_admission_connections_open {}",
+            self.connections_open.load(Relaxed)
+        );
+        head(
+            &mut s,
+            "warrant_admission_connections_shed_total",
+            "counter",
+            "Connections closed by the server: per_ip (the address held its share), slow (no \
+             request head in time), pressure (idle or slow while connections were scarce).",
+        );
+        for why in Shed::ALL {
+            let _ = writeln!(
+                s,
+                "warrant_admission_connections_shed_total{{reason=\"{}\"}} {}",
+                why.name(),
+                self.shed[why as usize].load(Relaxed)
+            );
+        }
         s
     }
 }

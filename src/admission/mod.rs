@@ -9,7 +9,9 @@
 //!
 //! * [`server`]: HTTPS (rustls, HTTP/1.1 keep-alive) with the routes `POST
 //!   /validate`, `POST /mutate`, `GET /healthz`, `/readyz`, `/metrics`. It caps
-//!   bodies, bounds connections and header reads, and drains on SIGTERM.
+//!   bodies, bounds connections in total and per client address, sheds slow
+//!   and idle connections when connections run short ([`conn`]), and drains on
+//!   SIGTERM.
 //! * [`handler`]: bytes in, bytes out. It parses the review ([`review`]), finds
 //!   every container, init container and ephemeral container image of a Pod or
 //!   pod template, asks the cache about each distinct image under one deadline,
@@ -34,10 +36,20 @@
 //! `kube-system` and warrant's own namespace, so the webhook can always be
 //! restarted.
 //!
+//! ## One review cannot stall the others
+//!
+//! A review's work is bounded ([`budget`]): at most 64 distinct images (more is
+//! a denial, before any registry request), a share of 4 of the 16 verifications
+//! the server runs at once, and a time budget — the deadline, shortened to 80%
+//! of the timeout the API server announces — after which its remaining images
+//! are never looked up and its queued verifications are dropped.
+//!
 //! [`metrics`] counts requests by result, latencies, cache hits and registry
 //! checks for `/metrics`.
 
+pub mod budget;
 pub mod cache;
+pub mod conn;
 pub mod handler;
 pub mod metrics;
 pub mod review;
@@ -49,7 +61,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use budget::ReviewLimits;
 pub use cache::{CacheSettings, VerifyCache};
+pub use conn::ConnectionLimits;
 pub use handler::Reviewer;
 pub use server::{Running, serve, start};
 pub use verifier::{PolicyVerifier, Verification, Verifier};
@@ -79,6 +93,10 @@ pub struct Config {
     pub cache: CacheSettings,
     /// Answer every review within this (below the webhook's `timeoutSeconds`).
     pub deadline: Duration,
+    /// What one review may ask of the server.
+    pub review: ReviewLimits,
+    /// Connection limits and the shedding of slow clients.
+    pub connections: ConnectionLimits,
     /// After SIGTERM, keep answering this long before draining (endpoints are
     /// removed from Services asynchronously).
     pub shutdown_delay: Duration,
@@ -108,6 +126,8 @@ impl Config {
             network,
             cache: CacheSettings::default(),
             deadline,
+            review: ReviewLimits::default(),
+            connections: ConnectionLimits::default(),
             shutdown_delay: Duration::from_secs(5),
         }
     }

@@ -1,7 +1,7 @@
 //! HTTPS: rustls, hyper's HTTP/1.1 server with keep-alive (the API server reuses
 //! connections), and the routes. Every limit a hostile or broken client could
-//! probe is explicit: connections, TLS handshake time, header read time, body
-//! size and body read time.
+//! probe is explicit: connections in total and per address, handshake and header
+//! time (shorter under pressure, see [`super::conn`]), body size and body time.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,25 +16,21 @@ use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use super::conn::{Activity, Admitted, Busy, Tracker, shed_when};
 use super::handler::{Answer, Reviewer};
 use super::metrics::{Endpoint, Metrics, Outcome};
 use super::verifier::PolicyVerifier;
 use super::{AdmissionError, Config, MAX_BODY, VerifyCache, tls};
 use crate::policy::Policy;
 
-/// Most connections served at once; further clients wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 1024;
-/// A client that has not finished the TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// ... or has not sent a request's headers by then (also idle keep-alive).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// On shutdown, requests in progress get this long to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// A shed connection may finish writing an answer this long before it is cut.
+const SHED_GRACE: Duration = Duration::from_millis(250);
 
 struct State {
     reviewer: Reviewer,
@@ -133,7 +129,8 @@ pub async fn start(config: Config) -> Result<Running, AdmissionError> {
     let listener = TcpListener::bind(config.listen).await.map_err(bind)?;
     let addr = listener.local_addr().map_err(bind)?;
     let state = Arc::new(State {
-        reviewer: Reviewer::new(cache, config.deadline, Arc::clone(&metrics)),
+        reviewer: Reviewer::new(cache, config.deadline, Arc::clone(&metrics))
+            .limited(config.review.clone()),
         metrics,
         ready: AtomicBool::new(true),
     });
@@ -150,7 +147,14 @@ pub async fn start(config: Config) -> Result<Running, AdmissionError> {
             }
         }
     });
-    let accept = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state), stopped));
+    let tracker = Tracker::new(config.connections.clone(), Arc::clone(&state.metrics));
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        Arc::clone(&state),
+        tracker,
+        stopped,
+    ));
     tracing::info!(%addr, "admission webhook listening");
     Ok(Running {
         addr,
@@ -199,10 +203,12 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     state: Arc<State>,
+    tracker: Arc<Tracker>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Beyond the cap, clients wait in the listen backlog; shedding under
+    // pressure (see `conn`) keeps that wait short.
+    let slots = Arc::new(Semaphore::new(tracker.limits().max.max(1)));
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => match p {
@@ -223,41 +229,94 @@ async fn accept_loop(
             },
             _ = stop.changed() => break,
         };
+        let Some(admitted) = tracker.admit(peer.ip()) else {
+            tracing::debug!(%peer, "too many connections from this address; closed");
+            continue;
+        };
         // Answers are small and latency is the point: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let state = Arc::clone(&state);
-        let watcher = graceful.watcher();
+        let conn = Connection {
+            acceptor: acceptor.clone(),
+            state: Arc::clone(&state),
+            tracker: Arc::clone(&tracker),
+            stop: stop.clone(),
+            peer,
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, "TLS handshake failed: {e}");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(move |req| route(Arc::clone(&state), req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
+            conn.serve(tcp, admitted).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.drained())
         .await
         .is_err()
     {
         tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; closing");
+    }
+}
+
+/// One client connection and what it needs.
+struct Connection {
+    acceptor: TlsAcceptor,
+    state: Arc<State>,
+    tracker: Arc<Tracker>,
+    stop: watch::Receiver<bool>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    /// Handshake, then requests until the client leaves, the connection is shed
+    /// (too slow, or idle under pressure) or the server stops.
+    async fn serve(mut self, tcp: TcpStream, admitted: Admitted) {
+        let _admitted = admitted;
+        let peer = self.peer;
+        let limits = self.tracker.limits().clone();
+        let activity = Activity::new();
+        let shed = shed_when(&activity, &limits, self.tracker.pressure());
+        tokio::pin!(shed);
+        let tls = tokio::select! {
+            r = self.acceptor.accept(tcp) => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {e}");
+                    return;
+                }
+            },
+            why = &mut shed => {
+                tracing::debug!(%peer, "TLS handshake not finished in time; closed");
+                self.state.metrics.shed(why);
+                return;
+            }
+            _ = self.stop.wait_for(|s| *s) => return,
+        };
+        let state = Arc::clone(&self.state);
+        let active = Arc::clone(&activity);
+        let service =
+            hyper::service::service_fn(move |req| route(Arc::clone(&state), req, active.begin()));
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(tls), service);
+        tokio::pin!(conn);
+        let grace = tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+                return;
+            }
+            why = &mut shed => {
+                tracing::debug!(%peer, ?why, "connection shed");
+                self.state.metrics.shed(why);
+                SHED_GRACE
+            }
+            _ = self.stop.wait_for(|s| *s) => DRAIN_TIMEOUT,
+        };
+        // Closes an idle connection now, and one mid-answer after the answer.
+        conn.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(grace, conn).await;
     }
 }
 
@@ -278,9 +337,11 @@ fn wrong_method(allow: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+/// Answer one request; the connection counts as busy while `_busy` lives.
 async fn route(
     state: Arc<State>,
     req: Request<Incoming>,
+    _busy: Busy,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let arrived = Instant::now();
     let endpoint = match req.uri().path() {
@@ -312,9 +373,14 @@ async fn route(
     if req.method() != Method::POST {
         return Ok(wrong_method("POST"));
     }
-    let deadline = arrived + state.reviewer.deadline();
-    let answer = match read_body(req, deadline).await {
-        Ok(body) => state.reviewer.review_until(endpoint, &body, deadline).await,
+    let budget = super::budget::budget(state.reviewer.deadline(), req.uri().query());
+    let answer = match read_body(req, arrived + budget).await {
+        Ok(body) => {
+            state
+                .reviewer
+                .review_until(endpoint, &body, arrived, budget)
+                .await
+        }
         Err(a) => a,
     };
     state

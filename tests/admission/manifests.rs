@@ -61,6 +61,7 @@ fn manifests_parse_and_name_the_right_api_versions() {
             "admissionregistration.k8s.io/v1",
         ),
         ("Kustomization", "kustomize.config.k8s.io/v1beta1"),
+        ("NetworkPolicy", "networking.k8s.io/v1"),
     ] {
         assert_eq!(kinds.get(kind).map(String::as_str), Some(version), "{kind}");
     }
@@ -135,6 +136,45 @@ fn manifests_parse_and_name_the_right_api_versions() {
         .unwrap()
         .to_owned();
     warrant::policy::Policy::parse(&policy, Path::new("/etc/warrant/policy/policy.toml")).unwrap();
+
+    // The NetworkPolicy selects the webhook's pods and admits only named
+    // sources, on the serving port only (issue #11 item 11).
+    let netpol = doc("NetworkPolicy");
+    let selector = netpol["spec"]["podSelector"]["matchLabels"]
+        .as_object()
+        .unwrap();
+    assert!(!selector.is_empty());
+    for (k, v) in selector {
+        assert_eq!(&dep["spec"]["template"]["metadata"]["labels"][k], v, "{k}");
+    }
+    assert_eq!(netpol["spec"]["policyTypes"], json!(["Ingress"]));
+    let port = flag("listen")
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(c["ports"][0]["containerPort"], port);
+    let rules = netpol["spec"]["ingress"].as_array().unwrap();
+    assert!(!rules.is_empty());
+    for rule in rules {
+        let from = rule["from"]
+            .as_array()
+            .expect("a rule without from admits everyone");
+        assert!(!from.is_empty(), "{rule}");
+        assert_eq!(
+            rule["ports"],
+            json!([{"protocol": "TCP", "port": port}]),
+            "{rule}"
+        );
+    }
+    for limit in [
+        "max-images-per-review",
+        "max-connections",
+        "max-connections-per-ip",
+    ] {
+        assert!(flag(limit).parse::<u64>().unwrap() > 0, "{limit}");
+    }
 
     let svc = doc("Service");
     for kind in [

@@ -1,16 +1,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::sync::Condvar;
 use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use super::*;
 use crate::digest::Sha256Digest;
 
-/// A verifier whose answer, delay and call count the test controls.
+/// A verifier whose answer, delay and call count the test controls; while the
+/// gate is held, verifications block in it (so a test can tell "did not wait"
+/// from "was fast" without reading a clock).
 struct Fake {
     calls: AtomicUsize,
     delay: Duration,
     answer: Mutex<Verification>,
     panics: bool,
+    held: Mutex<bool>,
+    gate: Condvar,
 }
 
 impl Fake {
@@ -20,7 +25,16 @@ impl Fake {
             delay,
             answer: Mutex::new(answer),
             panics: false,
+            held: Mutex::new(false),
+            gate: Condvar::new(),
         })
+    }
+    fn hold(&self) {
+        *self.held.lock().unwrap() = true;
+    }
+    fn release(&self) {
+        *self.held.lock().unwrap() = false;
+        self.gate.notify_all();
     }
     fn calls(&self) -> usize {
         self.calls.load(Relaxed)
@@ -33,6 +47,11 @@ impl Fake {
 impl Verifier for Fake {
     fn verify(&self, _image: &ImageRef) -> Verification {
         self.calls.fetch_add(1, Relaxed);
+        let mut held = self.held.lock().unwrap();
+        while *held {
+            held = self.gate.wait(held).unwrap();
+        }
+        drop(held);
         std::thread::sleep(self.delay);
         assert!(!self.panics, "the verifier blew up");
         self.answer.lock().unwrap().clone()
@@ -140,26 +159,27 @@ async fn fresh_answers_need_no_verification_until_the_recheck_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_ahead_serves_the_cached_answer_and_replaces_it_in_the_background() {
     let clock = Manual::new();
-    let fake = Fake::new(
-        trusted(clock.now() + TimeDelta::days(7)),
-        Duration::from_millis(300),
-    );
+    let fake = Fake::new(trusted(clock.now() + TimeDelta::days(7)), Duration::ZERO);
     let (c, m) = cache(&fake, &settings(40), &clock);
     c.get(&image()).await;
     fake.set(Verification::Untrusted("tag moved".into()));
     clock.advance(TimeDelta::seconds(31));
-    let start = Instant::now();
-    assert!(matches!(
-        c.get(&image()).await,
-        Verification::Trusted { .. }
-    ));
-    assert!(start.elapsed() < Duration::from_millis(150), "did not wait");
+    // The refresh blocks in the verifier until released: a lookup that waited
+    // for it would never return (the outer timeout is only a safety net).
+    fake.hold();
+    let hit = tokio::time::timeout(Duration::from_secs(30), c.get(&image())).await;
+    assert!(
+        matches!(hit, Ok(Verification::Trusted { .. })),
+        "waited for the refresh: {hit:?}"
+    );
+    eventually(|| fake.calls() == 2 && m.cache_refreshes.load(Relaxed) == 1).await;
     // A second hit while the refresh runs does not start another.
     assert!(matches!(
         c.get(&image()).await,
         Verification::Trusted { .. }
     ));
-    eventually(|| fake.calls() == 2 && m.cache_refreshes.load(Relaxed) == 1).await;
+    assert_eq!(fake.calls(), 2);
+    fake.release();
     eventually(
         || matches!(c.slots().get("registry.invalid/team/app:v1"), Some(s) if s.flight.is_none()),
     )
@@ -276,6 +296,8 @@ async fn a_panicking_verifier_is_a_failure_and_the_next_lookup_tries_again() {
         delay: Duration::ZERO,
         answer: Mutex::new(Verification::Unlisted),
         panics: true,
+        held: Mutex::new(false),
+        gate: Condvar::new(),
     });
     let (c, m) = cache(&fake, &settings(30), &clock);
     for n in 1..3 {
@@ -345,4 +367,70 @@ async fn extreme_settings_and_expiries_do_not_overflow() {
         assert_eq!(c.get(&image()).await, answer);
         assert_eq!(c.get(&image()).await, answer);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_verification_nobody_waits_for_any_more_is_dropped_unstarted() {
+    let clock = Manual::new();
+    let fake = Fake::new(trusted(clock.now() + TimeDelta::days(7)), Duration::ZERO);
+    let s = CacheSettings {
+        max_concurrent: 1,
+        ..settings(30)
+    };
+    let (c, m) = cache(&fake, &s, &clock);
+    // The only permit is taken by a verification blocked in the verifier.
+    fake.hold();
+    let first = tokio::spawn({
+        let c = Arc::clone(&c);
+        async move { c.get(&image()).await }
+    });
+    eventually(|| fake.calls() == 1).await;
+    // Another image queues for the permit; its only waiter gives up.
+    let other = ImageRef::parse("registry.invalid/team/app:v2").unwrap();
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), c.get(&other)).await;
+    assert!(gave_up.is_err(), "it could not have run");
+    eventually(|| m.verifications_unstarted.load(Relaxed) == 1).await;
+    assert!(
+        !c.slots().contains_key("registry.invalid/team/app:v2"),
+        "nothing left for the dropped flight"
+    );
+    fake.release();
+    assert!(matches!(first.await.unwrap(), Verification::Trusted { .. }));
+    assert_eq!(fake.calls(), 1, "the dropped verification never ran");
+    // A later lookup of that image verifies it as usual.
+    assert!(matches!(c.get(&other).await, Verification::Trusted { .. }));
+    assert_eq!(fake.calls(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_verification_is_kept_while_one_waiter_remains() {
+    let clock = Manual::new();
+    let fake = Fake::new(trusted(clock.now() + TimeDelta::days(7)), Duration::ZERO);
+    let s = CacheSettings {
+        max_concurrent: 1,
+        ..settings(30)
+    };
+    let (c, m) = cache(&fake, &s, &clock);
+    fake.hold();
+    let first = tokio::spawn({
+        let c = Arc::clone(&c);
+        async move { c.get(&image()).await }
+    });
+    eventually(|| fake.calls() == 1).await;
+    let other = ImageRef::parse("registry.invalid/team/app:v2").unwrap();
+    let staying = tokio::spawn({
+        let (c, other) = (Arc::clone(&c), other.clone());
+        async move { c.get(&other).await }
+    });
+    eventually(|| m.cache_misses.load(Relaxed) == 2).await;
+    let gave_up = tokio::time::timeout(Duration::from_millis(50), c.get(&other)).await;
+    assert!(gave_up.is_err());
+    fake.release();
+    assert!(matches!(
+        staying.await.unwrap(),
+        Verification::Trusted { .. }
+    ));
+    first.await.unwrap();
+    assert_eq!(m.verifications_unstarted.load(Relaxed), 0);
+    assert_eq!(fake.calls(), 2);
 }
