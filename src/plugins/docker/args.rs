@@ -13,7 +13,7 @@ fn has(list: &str, name: &str) -> bool {
 }
 
 /// warrant's options that take a value, by long name.
-pub(super) const WARRANT_VALUE_FLAGS: [&str; 9] = [
+pub(super) const WARRANT_VALUE_FLAGS: [&str; 10] = [
     "output",
     "home",
     "passphrase-file",
