@@ -218,3 +218,125 @@ fn delegation_added_without_the_publisher_key_is_published_whole_by_refresh() {
         t.ok("ci", &cmd);
     }
 }
+
+impl Team {
+    /// Run as `home` with the clock `days` ahead (faketime moves libc's clock).
+    fn later(&self, days: u32, home: &str, args: &[&str]) -> Run {
+        let mut c = std::process::Command::new("faketime");
+        c.arg("-f")
+            .arg(format!("+{days}d"))
+            .arg(env!("CARGO_BIN_EXE_warrant"))
+            .args(args)
+            .env("WARRANT_HOME", self.w.path(home))
+            .env("WARRANT_PASSPHRASE", "test passphrase")
+            .stdin(std::process::Stdio::null());
+        self.w.run(c)
+    }
+}
+
+/// Issue #12 item 4: after a year root and targets have expired; `renew` by the
+/// admin (root and targets keys) and CI's `refresh` bring verify back, and a
+/// verifier that cached the old root follows the renewed one.
+#[test]
+fn expired_root_and_targets_are_renewed_and_verify_comes_back() {
+    let t = team();
+    t.ok("admin", &["sign", &format!("{}:v1", t.repo)]);
+    t.ok("ci", &["refresh", &t.repo]);
+    assert_eq!(t.verify("v1").code, 0);
+    let image = format!("{}:v1", t.repo);
+    let verify_late = || {
+        t.later(
+            400,
+            "verifier",
+            &["verify", &image, "--root-keyid", &t.root_id],
+        )
+    };
+    let r = verify_late();
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(r.stderr.contains("expired"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("warrant renew"),
+        "names the command: {}",
+        r.stderr
+    );
+    let r = t.later(
+        400,
+        "admin",
+        &["renew", &t.repo, "--role", "root", "--role", "targets"],
+    );
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert!(r.stdout.contains("published: root v2"), "{}", r.stdout);
+    assert!(r.stdout.contains("ready: role targets"), "{}", r.stdout);
+    let r = t.later(400, "ci", &["refresh", &t.repo]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let r = verify_late();
+    assert_eq!(r.code, 0, "{}", r.text());
+    let r = t.later(
+        400,
+        "verifier",
+        &["status", &t.repo, "--root-keyid", &t.root_id],
+    );
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert!(r.stdout.contains("verifies: yes"), "{}", r.stdout);
+}
+
+/// Issue #12 item 3: the admin revokes alice's compromised key with the targets
+/// key alone; what only she vouched for is untrusted at once, `status` says the
+/// repository does not verify, and bob's review and approval restore it.
+#[test]
+fn revoke_needs_only_the_delegators_key_and_untrusts_until_re_signed() {
+    let t = team();
+    t.hand_public_key_to_admin("alice", "qa-alice");
+    t.hand_public_key_to_admin("bob", "qa-bob");
+    t.ok(
+        "admin",
+        &[
+            "delegation",
+            "add",
+            &t.repo,
+            "qa",
+            "--key",
+            "qa-alice",
+            "--key",
+            "qa-bob",
+            "--threshold",
+            "1",
+            "--paths",
+            "v*",
+        ],
+    );
+    t.ok("alice", &["approve", &t.repo, "--role", "qa"]);
+    t.ok("ci", &["refresh", &t.repo]);
+    t.ok(
+        "alice",
+        &["sign", &format!("{}:v2", t.repo), "--role", "qa"],
+    );
+    t.ok("ci", &["refresh", &t.repo]);
+    assert_eq!(t.verify("v2").code, 0);
+
+    let r = t.ok("admin", &["key", "revoke", &t.repo, "qa-alice"]);
+    assert!(r.stdout.contains("pending: role qa"), "{}", r.stdout);
+    t.ok("ci", &["refresh", &t.repo]);
+    let v = t.verify("v2");
+    assert_eq!(v.code, 1, "signed only by the revoked key: {}", v.text());
+    assert!(v.stderr.contains("revoked key"), "{}", v.stderr);
+    let s = t.run("verifier", &["status", &t.repo, "--root-keyid", &t.root_id]);
+    assert_eq!(s.code, 1, "status agrees with verify: {}", s.text());
+    assert!(s.stdout.contains("verifies: no"), "{}", s.stdout);
+
+    // Bob reviews what he re-signs (every target of the role shows) and approves.
+    let r = t.ok("bob", &["pending", &t.repo]);
+    assert!(r.stdout.contains("added    v2"), "{}", r.stdout);
+    t.ok("bob", &["approve", &t.repo, "--role", "qa"]);
+    t.ok("ci", &["refresh", &t.repo]);
+    let v = t.verify("v2");
+    assert_eq!(v.code, 0, "{}", v.text());
+    let s = t.run("verifier", &["status", &t.repo, "--root-keyid", &t.root_id]);
+    assert_eq!(s.code, 0, "{}", s.text());
+    // Alice's key can no longer sign for qa.
+    let r = t.run(
+        "alice",
+        &["sign", &format!("{}:v3", t.repo), "--role", "qa"],
+    );
+    assert_ne!(r.code, 0, "{}", r.text());
+}

@@ -19,15 +19,11 @@ pub fn run(a: InspectArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> 
     let window = crate::ops::verify::expiry_warning_window();
     for r in view.roles.iter().filter(|r| r.expires - ctx.now < window) {
         out.warn(&format!(
-            "{} metadata of {} expires at {}: run `warrant refresh`{}",
+            "{} metadata of {} expires at {}: run {}",
             r.name,
             view.location,
             r.expires.format("%Y-%m-%dT%H:%M:%SZ"),
-            if r.name == "timestamp" || r.name == "snapshot" {
-                ""
-            } else {
-                " or re-sign it"
-            }
+            crate::tuf::trusted::renewal_hint(&r.name).replace("REPO", &a.repo)
         ));
     }
     out.report(&view);

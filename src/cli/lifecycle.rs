@@ -66,7 +66,7 @@ pub fn status_run(a: StatusArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         ));
     }
     out.report(&s);
-    Ok(if s.any_expired() { 1 } else { 0 })
+    Ok(if s.is_broken() { 1 } else { 0 })
 }
 
 /// `warrant key rotate REPO --role ROLE ...`
@@ -283,5 +283,37 @@ pub fn certify_run(a: CertifyArgs, ctx: &Context, _out: &Printer) -> Result<u8, 
     };
     ctx.keys.set_certificate(&info.keyid, &pem)?;
     print!("{pem}");
+    Ok(0)
+}
+
+/// `warrant renew REPO --role ROLE...`
+#[derive(Debug, clap::Args)]
+pub struct RenewArgs {
+    /// The repository.
+    pub repo: String,
+    /// A role to renew: root, targets, a delegated role, snapshot or timestamp
+    /// (repeatable).
+    #[arg(long = "role", value_name = "ROLE", required = true)]
+    pub roles: Vec<String>,
+    /// Lifetime of the renewed roles (e.g. 365d, 8w; default: root and targets a
+    /// year, snapshot 30 days, timestamp 7 days).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
+    /// Trust anchor on first contact.
+    #[command(flatten)]
+    pub pin: PinArgs,
+}
+
+pub fn renew_run(a: RenewArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
+    let outcome = crate::ops::renew::renew(
+        ctx,
+        &super::location(&a.repo)?,
+        &a.roles,
+        &signer_pin(&a.pin)?,
+    )?;
+    out.report(&super::output::InRepo {
+        value: &outcome,
+        repo: &a.repo,
+    });
     Ok(0)
 }

@@ -99,7 +99,11 @@ pub enum Command {
     Refresh(roles::RefreshArgs),
     /// Remove an image's target: verifying it then fails.
     Unsign(lifecycle::UnsignArgs),
-    /// Every role's version and expiry; exit 1 when one has expired.
+    /// Re-sign roles unchanged with a fresh expiry (the way back from an expired
+    /// root or targets role; snapshot and timestamp are what `refresh` renews).
+    Renew(lifecycle::RenewArgs),
+    /// Every role's version and expiry; exit 1 when one has expired or the
+    /// repository does not verify.
     Status(lifecycle::StatusArgs),
     /// Install warrant as the Docker CLI plugin or the containerd image verifier.
     #[command(subcommand)]
@@ -197,6 +201,29 @@ where
             }
         }
     }
+    if let Command::Renew(lifecycle::RenewArgs {
+        expires: Some(d),
+        roles,
+        ..
+    }) = &cli.command
+    {
+        match crate::ops::parse_duration(d) {
+            Ok(d) => {
+                for role in roles {
+                    match role.as_str() {
+                        "root" => ctx.lifetimes.root = d,
+                        "snapshot" => ctx.lifetimes.snapshot = d,
+                        "timestamp" => ctx.lifetimes.timestamp = d,
+                        _ => ctx.lifetimes.targets = d,
+                    }
+                }
+            }
+            Err(e) => {
+                printer.error(&e);
+                return ExitCode::from(e.exit_code());
+            }
+        }
+    }
     let result = dispatch(cli.command, &ctx, &printer);
     match result {
         Ok(code) => ExitCode::from(code),
@@ -220,6 +247,7 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Approve(a) => roles::approve_run(a, ctx, out),
         Command::Refresh(a) => roles::refresh_run(a, ctx, out),
         Command::Unsign(a) => lifecycle::unsign_run(a, ctx, out),
+        Command::Renew(a) => lifecycle::renew_run(a, ctx, out),
         Command::Status(a) => lifecycle::status_run(a, ctx, out),
         Command::Install(c) => install::run(c, ctx, out),
         Command::Serve(c) => serve::run(c, ctx, out),

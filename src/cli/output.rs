@@ -290,6 +290,22 @@ impl Report for Vec<crate::ops::approve::PendingView> {
     }
 }
 
+impl Report for InRepo<'_, crate::ops::renew::RenewOutcome> {
+    fn human(&self) -> String {
+        let (r, repo) = (self.value, self.repo);
+        let mut s = String::new();
+        if let Some(v) = r.root_version {
+            s.push_str(&format!(
+                "published: root v{v} (same keys, fresh expiry); verifiers follow it on their next update\n"
+            ));
+        }
+        if let Some(c) = &r.commit {
+            s.push_str(&InRepo { value: c, repo }.human());
+        }
+        s
+    }
+}
+
 impl Report for InRepo<'_, crate::ops::approve::ApproveOutcome> {
     fn human(&self) -> String {
         let (a, repo) = (self.value, self.repo);

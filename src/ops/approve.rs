@@ -203,19 +203,17 @@ fn review(
             Delegator::Waiting(Box::new(parent))
         }
     };
+    let resigning = up.unverifiable().any(|r| r == role);
     let empty;
-    let current = match up.trusted().targets(role) {
-        Some(t) => &**t,
-        None if matches!(delegator, Delegator::Waiting(_)) => {
-            // A new role: its first version is reviewed against nothing.
+    let (current, expected) = match up.trusted().targets(role) {
+        Some(t) => (&**t, t.version.get() + 1),
+        None if matches!(delegator, Delegator::Waiting(_)) || resigning => {
+            // A new role, or one whose published version lost its signer (revoked):
+            // reviewed against nothing, so every target it vouches for shows.
             empty = Targets::empty(std::num::NonZeroU64::MIN, pending.expires);
-            &empty
+            (&empty, first_version(up, role))
         }
         None => return Err(bad(format!("{role} is not loaded"))),
-    };
-    let expected = match delegator {
-        Delegator::Waiting(_) => first_version(up, role),
-        Delegator::Trusted(_) => current.version.get() + 1,
     };
     if pending.version.get() != expected {
         return Err(bad(format!(

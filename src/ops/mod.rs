@@ -8,6 +8,7 @@ pub mod edit;
 pub mod export;
 pub mod init;
 pub mod inspect;
+pub mod renew;
 pub mod rotate;
 pub mod sign;
 pub mod status;

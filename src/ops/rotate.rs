@@ -21,7 +21,9 @@ use crate::tuf::metadata::{Key, Root, TOP_LEVEL_ROLES, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::short_id;
 
-use super::edit::{CommitOutcome, authority_of, edit_delegator, sign_role, transact, with_retries};
+use super::edit::{
+    CommitOutcome, authority_of, edit_delegator, sign_role_with_any_keys, transact, with_retries,
+};
 use super::trust::{Pin, anchor_for_editing, open_store, update_for_editing};
 use super::{Context, OpError, as_signers};
 
@@ -330,7 +332,11 @@ fn rotate_delegated(
             resigned.version = editor::bump(role_md.version, "targets")?;
             let authority =
                 delegated_authority(&next, &rot.role).map_err(|e| bad(e.to_string()))?;
-            let role_change = sign_role(ctx, &rot.role, &resigned, authority, &[], None)?;
+            // Re-signed by whichever new keys are at hand: revoking needs only the
+            // delegator's key. Short of the threshold the role waits as pending,
+            // and what only the removed key vouched for is untrusted until the
+            // remaining holders `approve` it after review.
+            let role_change = sign_role_with_any_keys(ctx, &rot.role, &resigned, authority)?;
             result = Some((ids, threshold.get()));
             Ok((vec![role_change, parent_change], vec![], ()))
         },

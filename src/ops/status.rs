@@ -41,6 +41,12 @@ pub struct Status {
 }
 
 impl Status {
+    /// True when a verify would fail now (a role expired, or metadata that does
+    /// not verify).
+    pub fn is_broken(&self) -> bool {
+        self.any_expired() || self.verification_error.is_some()
+    }
+
     /// True when a published role has expired.
     pub fn any_expired(&self) -> bool {
         self.roles
@@ -102,8 +108,18 @@ pub fn status(ctx: &Context, location: &Location, pin: &Pin) -> Result<Status, O
             pending: f.pending,
         });
     }
+    // "Verifies" means the whole delegation tree: a delegated role signed below
+    // its threshold (its signer revoked) fails every verify that reaches it.
     let verification_error = anchor(ctx, store.as_ref(), pin)
-        .and_then(|cache| update(ctx, store.as_ref(), cache, false).map(|_| ()))
+        .and_then(|cache| update(ctx, store.as_ref(), cache, false))
+        .and_then(|mut up| {
+            up.load_delegation_tree()
+                .map(|_| ())
+                .map_err(|source| OpError::Update {
+                    location: location.to_string(),
+                    source,
+                })
+        })
         .err()
         .map(|e| e.to_string());
     Ok(Status {

@@ -150,7 +150,10 @@ pub fn verify_with_roles(
         .iter()
         .filter(|(_, e)| *e - ctx.now < expiry_warning_window())
         .map(|(role, e)| {
-            format!("{role} metadata of {location} expires at {e}: run `warrant refresh`")
+            format!(
+                "{role} metadata of {location} expires at {e}: run {}",
+                crate::tuf::trusted::renewal_hint(role)
+            )
         })
         .collect();
     Ok(Verdict {

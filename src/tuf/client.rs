@@ -174,6 +174,10 @@ pub struct Updater<R, L> {
     local: L,
     trusted: TrustedSet,
     limits: Limits,
+    /// Editors only: delegated roles whose published version no longer meets its
+    /// delegator's threshold (its signer was revoked); skipped by tree walks so the
+    /// remaining key holders can re-sign it.
+    unverifiable: Option<BTreeSet<String>>,
 }
 
 impl<R: Remote, L: LocalState> Updater<R, L> {
@@ -191,6 +195,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             local,
             trusted,
             limits,
+            unverifiable: None,
         })
     }
 
@@ -204,7 +209,16 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     pub fn for_editing(mut self) -> Self {
         self.trusted
             .set_expiry(super::trusted::Expiry::IgnoredForEditing);
+        self.unverifiable = Some(BTreeSet::new());
         self
+    }
+
+    /// For editors: delegated roles a whole-tree walk found signed below their
+    /// delegator's threshold (e.g. after `key revoke`): they contribute nothing and
+    /// wait for their remaining key holders to re-sign them. Verifiers never skip a
+    /// role; this is empty for them.
+    pub fn unverifiable(&self) -> impl Iterator<Item = &str> {
+        self.unverifiable.iter().flatten().map(String::as_str)
     }
 
     /// The local state (e.g. to record extra cache data after a refresh).
@@ -524,7 +538,20 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             if !visited.insert(role.clone()) {
                 continue;
             }
-            self.load_targets(&role, &parent)?;
+            match self.load_targets(&role, &parent) {
+                // Only an editor's whole-tree walk, only a delegated role, and only
+                // for a signature threshold not met: hash, version or length
+                // mismatches still stop everything.
+                Err(ClientError::Trust(super::trusted::TrustError::Metadata(_)))
+                    if path.is_none() && role != "targets" && self.unverifiable.is_some() =>
+                {
+                    if let Some(set) = self.unverifiable.as_mut() {
+                        set.insert(role.clone());
+                    }
+                    continue;
+                }
+                other => other?,
+            }
             let Some(targets) = self.trusted.targets(&role) else {
                 continue;
             };

@@ -33,7 +33,8 @@ pub enum TrustError {
     },
     /// 5.3.10 / 5.4.4 / 5.5.6 / 5.6.5: freeze attack or a repository nobody refreshed.
     #[error(
-        "{role} metadata expired at {expires} (freeze attack, or the repository needs `warrant refresh`)"
+        "{role} metadata expired at {expires} (freeze attack, or the repository needs {})",
+        renewal_hint(role)
     )]
     Expired {
         /// The role.
@@ -183,6 +184,14 @@ pub enum Expiry {
     /// signatures, versions, hashes and rollback checks all still apply. Never use
     /// it to decide whether to trust an image.
     IgnoredForEditing,
+}
+
+/// The command that renews `role` (for messages).
+pub fn renewal_hint(role: &str) -> String {
+    match role {
+        "snapshot" | "timestamp" => "`warrant refresh` with the publisher key".into(),
+        other => format!("`warrant renew REPO --role {other}` by its key holders"),
+    }
 }
 
 impl TrustedSet {
