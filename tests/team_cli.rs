@@ -145,6 +145,52 @@ fn team_walkthrough_from_separate_homes_has_no_dead_end() {
     let s = t.ok("verifier", &["status", &t.repo, "--root-keyid", &t.root_id]);
     assert!(s.stdout.contains("verifies: yes"), "{}", s.stdout);
 
+    // Issue #12 item 6: inspect shows the delegation tree and who signed each tag,
+    // with key names where this home knows them (the admin imported both).
+    let r = t.ok("admin", &["inspect", &t.repo]);
+    assert!(r.stdout.contains("Signed tags in"), "{}", r.stdout);
+    let line = |needle: &str| {
+        r.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(needle))
+            .unwrap_or_else(|| panic!("{needle}: {}", r.stdout))
+            .to_owned()
+    };
+    assert!(line("v2 ").ends_with("qa"), "{}", r.stdout);
+    let qa = line("qa ");
+    for part in ["targets", "2 of 2", "v*", "qa-alice (", "qa-bob ("] {
+        assert!(qa.contains(part), "{part}: {qa}");
+    }
+    let r = t.ok(
+        "verifier",
+        &[
+            "--output",
+            "json",
+            "inspect",
+            &t.repo,
+            "--root-keyid",
+            &t.root_id,
+        ],
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let qa = j["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "qa")
+        .expect("qa in roles");
+    assert_eq!(qa["delegator"], "targets");
+    assert_eq!(qa["threshold"], 2);
+    assert_eq!(qa["paths"][0], "v*");
+    assert_eq!(qa["signed_by"].as_array().unwrap().len(), 2);
+    let v2 = j["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "v2")
+        .expect("v2 in targets");
+    assert_eq!(v2["signed_by_roles"][0], "qa");
+
     // The admin removes the delegation with only the targets key: CI publishes it.
     t.ok("admin", &["delegation", "remove", &t.repo, "qa"]);
     t.ok("ci", &["refresh", &t.repo]);

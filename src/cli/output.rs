@@ -161,37 +161,50 @@ impl Report for Verdict {
 
 impl Report for Inspection {
     fn human(&self) -> String {
-        let mut s = format!("{}\n", self.location);
-        s.push_str("roles:\n");
-        for r in &self.roles {
-            let _ = writeln!(
-                s,
-                "  {:<10} v{:<4} expires {}  threshold {} of {}  signed by {}",
-                r.name,
-                r.version,
-                r.expires.format("%Y-%m-%dT%H:%M:%SZ"),
-                r.threshold,
-                r.keyids.len(),
-                r.signed_by
-                    .iter()
-                    .map(|k| crate::tuf::verify::short_id(&k.0))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            );
-        }
-        s.push_str("keys:\n");
-        for (id, t) in &self.keys {
-            let _ = writeln!(s, "  {id}  {t}");
-        }
-        s.push_str("targets:\n");
+        let short = |k: &crate::crypto::KeyId| crate::tuf::verify::short_id(&k.0).to_owned();
+        let mut s = format!("Signed tags in {}:\n", self.location);
         if self.targets.is_empty() {
             s.push_str("  (none)\n");
+        } else {
+            let _ = writeln!(s, "  {:<24} {:<71} SIGNERS", "TAG", "DIGEST");
         }
         for t in &self.targets {
             let _ = writeln!(
                 s,
-                "  {:<24} {}  {} bytes  [{}]",
-                t.name, t.digest, t.length, t.role
+                "  {:<24} {:<71} {}",
+                t.name,
+                t.digest,
+                t.signed_by_roles.join(", ")
+            );
+        }
+        s.push_str("\nRoles:\n");
+        let _ = writeln!(
+            s,
+            "  {:<14} {:<10} {:<6} {:<21} {:<10} {:<14} KEYS",
+            "ROLE", "DELEGATOR", "VER", "EXPIRES", "THRESHOLD", "PATHS",
+        );
+        for r in &self.roles {
+            let keys: Vec<String> = r
+                .keyids
+                .iter()
+                .zip(&r.key_names)
+                .map(|(k, n)| match n {
+                    Some(n) => format!("{n} ({})", short(k)),
+                    None => short(k),
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {:<14} {:<10} v{:<5} {:<21} {:<10} {:<14} {}",
+                r.name,
+                r.delegator,
+                r.version,
+                r.expires.format("%Y-%m-%dT%H:%M:%SZ"),
+                format!("{} of {}", r.threshold, r.keyids.len()),
+                r.paths
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |p| p.join(",")),
+                keys.join(", ")
             );
         }
         s

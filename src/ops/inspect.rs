@@ -5,35 +5,49 @@ use serde::Serialize;
 
 use crate::crypto::KeyId;
 use crate::store::Location;
-use crate::tuf::metadata::{Key, TargetFile};
+use std::collections::BTreeMap;
+
+use crate::tuf::metadata::Key;
 
 use super::trust::{Pin, anchor, open_store, update};
 use super::{Context, OpError};
 
-/// One role as inspect shows it.
+/// One role as inspect shows it (the fields `--output json` carries; see the
+/// README's "inspect output" table).
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleView {
     /// Role name.
     pub name: String,
+    /// The role that delegates to it (`root` for the top-level roles).
+    pub delegator: String,
     /// Version of its metadata.
     pub version: u64,
     /// Expiry.
     pub expires: DateTime<Utc>,
     /// Authorized key ids.
     pub keyids: Vec<KeyId>,
+    /// Names of those keys in this key store, where known (same order as `keyids`;
+    /// `null` for keys this home does not know).
+    pub key_names: Vec<Option<String>>,
     /// Threshold.
     pub threshold: u64,
     /// Key ids that signed the current version.
     pub signed_by: Vec<KeyId>,
+    /// Tag patterns a delegated role may sign (`None` for top-level roles).
+    pub paths: Option<Vec<String>>,
+    /// A delegated role whose match stops the search.
+    pub terminating: bool,
 }
 
-/// One target.
+/// One signed target.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetView {
     /// Target path (tag or digest).
     pub name: String,
-    /// The role that signs it.
+    /// The role a verify finds it in first (search order).
     pub role: String,
+    /// Every role that signed this same digest for the name.
+    pub signed_by_roles: Vec<String>,
     /// Digest of the manifest.
     pub digest: String,
     /// Manifest size.
@@ -49,63 +63,68 @@ pub struct Inspection {
     pub location: String,
     /// Whether the repository uses consistent snapshots.
     pub consistent_snapshot: bool,
-    /// The four top-level roles and any loaded delegated roles.
+    /// The top-level roles, then every delegated role in search order.
     pub roles: Vec<RoleView>,
-    /// Key types by key id.
+    /// Key types by key id (root's keys).
     pub keys: Vec<(KeyId, String)>,
-    /// Every target of the top-level targets role.
+    /// Every target of every role, by name.
     pub targets: Vec<TargetView>,
 }
 
-fn target_view(name: &str, role: &str, t: &TargetFile) -> TargetView {
-    TargetView {
-        name: name.to_owned(),
-        role: role.to_owned(),
-        digest: t
-            .sha256()
-            .map_or_else(|| "(no sha256)".into(), |d| d.to_string()),
-        length: t.length,
-        media_type: t.media_type().map(str::to_owned),
-    }
-}
-
-/// Inspect the repository at `location` (verified like `verify` does).
+/// Inspect the repository at `location` (verified like `verify` does, the whole
+/// delegation tree included).
 pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspection, OpError> {
     let store = open_store(ctx, location)?;
     let cache = anchor(ctx, store.as_ref(), pin)?;
-    let up = update(ctx, store.as_ref(), cache, true)?;
+    let mut up = update(ctx, store.as_ref(), cache, true)?;
+    let order = up
+        .load_delegation_tree()
+        .map_err(|source| OpError::Update {
+            location: location.to_string(),
+            source,
+        })?;
+    let known: BTreeMap<KeyId, String> = ctx
+        .keys
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| (k.keyid, k.name))
+        .collect();
+    let names = |ids: &[KeyId]| ids.iter().map(|k| known.get(k).cloned()).collect();
     let trusted = up.trusted();
     let root = trusted.root();
-    let mut roles = Vec::new();
     let signed_by = |r: &crate::tuf::verify::VerificationResult| r.signed.iter().cloned().collect();
-    let keys_of = |name: &str| {
-        root.roles
+    let mut roles = Vec::new();
+    let mut top = |name: &str, version: u64, expires, signed: Vec<KeyId>| {
+        let (keyids, threshold) = root
+            .roles
             .get(name)
             .map(|r| (r.keyids.clone(), r.threshold.get()))
-            .unwrap_or_default()
-    };
-    let mut push = |name: &str, version: u64, expires, signed: Vec<KeyId>| {
-        let (keyids, threshold) = keys_of(name);
+            .unwrap_or_default();
         roles.push(RoleView {
             name: name.into(),
+            delegator: "root".into(),
             version,
             expires,
+            key_names: names(&keyids),
             keyids,
             threshold,
             signed_by: signed,
+            paths: None,
+            terminating: false,
         });
     };
-    push(
+    top(
         "root",
         root.version.get(),
         root.expires,
         signed_by(root.result()),
     );
     if let Some(t) = trusted.targets("targets") {
-        push("targets", t.version.get(), t.expires, signed_by(t.result()));
+        top("targets", t.version.get(), t.expires, signed_by(t.result()));
     }
     if let Some(s) = trusted.snapshot() {
-        push(
+        top(
             "snapshot",
             s.version.get(),
             s.expires,
@@ -113,32 +132,75 @@ pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspecti
         );
     }
     if let Some(t) = trusted.timestamp() {
-        push(
+        top(
             "timestamp",
             t.version.get(),
             t.expires,
             signed_by(t.result()),
         );
     }
+    let mut targets: BTreeMap<String, TargetView> = BTreeMap::new();
+    for (role, delegator) in &order {
+        let Some(t) = trusted.targets(role) else {
+            continue;
+        };
+        if role != "targets" {
+            let entry = trusted.targets(delegator).and_then(|p| {
+                p.delegations
+                    .as_ref()
+                    .and_then(|d| d.roles.iter().flatten().find(|r| &r.name == role))
+            });
+            let (keyids, threshold, paths, terminating) = entry.map_or_else(
+                || (Vec::new(), 0, None, false),
+                |e| {
+                    (
+                        e.keyids.clone(),
+                        e.threshold.get(),
+                        e.paths.clone(),
+                        e.terminating,
+                    )
+                },
+            );
+            roles.push(RoleView {
+                name: role.clone(),
+                delegator: delegator.clone(),
+                version: t.version.get(),
+                expires: t.expires,
+                key_names: names(&keyids),
+                keyids,
+                threshold,
+                signed_by: signed_by(t.result()),
+                paths,
+                terminating,
+            });
+        }
+        for (name, f) in &t.targets {
+            let digest = f
+                .sha256()
+                .map_or_else(|| "(no sha256)".into(), |d| d.to_string());
+            let view = targets.entry(name.clone()).or_insert_with(|| TargetView {
+                name: name.clone(),
+                role: role.clone(),
+                signed_by_roles: Vec::new(),
+                digest: digest.clone(),
+                length: f.length,
+                media_type: f.media_type().map(str::to_owned),
+            });
+            if view.digest == digest {
+                view.signed_by_roles.push(role.clone());
+            }
+        }
+    }
     let keys = root
         .keys
         .iter()
         .map(|(id, k): (&KeyId, &Key)| (id.clone(), k.keytype.clone()))
         .collect();
-    let targets = trusted
-        .targets("targets")
-        .map(|t| {
-            t.targets
-                .iter()
-                .map(|(n, f)| target_view(n, "targets", f))
-                .collect()
-        })
-        .unwrap_or_default();
     Ok(Inspection {
         location: location.to_string(),
         consistent_snapshot: root.consistent_snapshot == Some(true),
         roles,
         keys,
-        targets,
+        targets: targets.into_values().collect(),
     })
 }
