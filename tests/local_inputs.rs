@@ -26,7 +26,10 @@ fn fifo_in_place_of_a_pin_passphrase_or_key_file_is_refused_not_waited_on() {
     let r = w.verifier("v", &["verify", &w.oci(":v1"), "--root", &f]);
     assert_eq!(r.code, 2, "--root FIFO: {}", r.text());
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
-    let mut c = w.cmd("signer", &["--passphrase-file", &f, "sign", &w.oci(":v1")]);
+    let mut c = w.cmd(
+        "signer",
+        &["--passphrase-file", &f, "sign", &w.oci(":evil")],
+    );
     c.env_remove("WARRANT_PASSPHRASE");
     let r = w.run(c);
     assert_eq!(r.code, 2, "--passphrase-file FIFO: {}", r.text());
@@ -75,4 +78,22 @@ fn duplicate_key_names_are_refused_and_import_keeps_the_file_name() {
     assert_eq!(r.code, 0, "{}", r.text());
     let r = w.verifier("admin", &["key", "list"]);
     assert!(r.stdout.contains("qa-alice"), "{}", r.stdout);
+}
+
+/// Issue #12 item 7: signing a tag again with the digest it already has publishes
+/// nothing (verifiers' caches stay warm) and says so; a moved tag signs anew.
+#[test]
+fn re_signing_an_unchanged_tag_is_a_no_op_that_says_so() {
+    let w = World::new();
+    w.signed_v1();
+    let index = || std::fs::read(w.layout().join("index.json")).unwrap();
+    let before = index();
+    let r = w.signer(&["sign", &w.oci(":v1")]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert!(r.stdout.contains("unchanged"), "{}", r.stdout);
+    assert_eq!(index(), before, "nothing published");
+    make_image(&w.layout(), "v1", "moved v1");
+    let r = w.signer(&["sign", &w.oci(":v1")]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert!(r.stdout.contains("published"), "{}", r.stdout);
 }

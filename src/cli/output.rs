@@ -122,6 +122,10 @@ pub fn role_status(st: &crate::ops::edit::RoleStatus, repo: &str) -> String {
         .map(|k| crate::tuf::verify::short_id(&k.0))
         .collect();
     match st.state {
+        "unchanged" => format!(
+            "unchanged: role {} v{} already signs this digest; nothing published\n",
+            st.role, st.version
+        ),
         "published" => format!(
             "published: role {} v{} ({} of {} signatures)\n",
             st.role, st.version, st.signed, st.threshold

@@ -426,6 +426,15 @@ pub enum OpError {
         /// Key ids (short) that would help.
         needed: String,
     },
+    /// The role already lists this digest for the target (sign is then a no-op;
+    /// `sign` reports it as success, it never reaches the user as an error).
+    #[error("{target:?} is already signed with this digest by {role}")]
+    AlreadySigned {
+        /// The target.
+        target: String,
+        /// The role.
+        role: String,
+    },
     /// A bad argument value.
     #[error("{0}")]
     InvalidArgument(String),
@@ -498,6 +507,7 @@ impl OpError {
             | OpError::KeyNotInRole { .. }
             | OpError::MissingSigningKeys { .. }
             | OpError::InvalidArgument(_)
+            | OpError::AlreadySigned { .. }
             | OpError::Credentials(_)
             | OpError::NoPolicy { .. }
             | OpError::Policy(_) => 2,

@@ -45,8 +45,9 @@ pub struct SignOutcome {
     pub media_type: String,
     /// The role's new version and whether it is published or waiting.
     pub status: RoleStatus,
-    /// The new `warrant.tuf` digest.
-    pub published: Sha256Digest,
+    /// The new `warrant.tuf` digest (`None` when the role already listed this
+    /// digest for the target and nothing was published).
+    pub published: Option<Sha256Digest>,
     /// Attempts needed (more than one when other signers published meanwhile).
     pub attempts: u32,
 }
@@ -62,7 +63,8 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
         custom: Some(json!({ "mediaType": descriptor.media_type })),
         unrecognized: Unrecognized::new(),
     };
-    let (outcome, ()) = transact(
+    let mut unchanged: Option<RoleStatus> = None;
+    let result = transact(
         ctx,
         &image.location,
         &opts.pin,
@@ -100,6 +102,26 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                 .ok_or_else(|| OpError::NoRepository {
                     location: location.clone(),
                 })?;
+            if current
+                .targets
+                .get(&target)
+                .is_some_and(|t| t.length == file.length && t.hashes == file.hashes)
+            {
+                // Already signed with this digest: publishing a new version would
+                // only churn every verifier's cache (issue #12 item 7).
+                unchanged = Some(RoleStatus {
+                    role: role.clone(),
+                    version: current.version.get(),
+                    state: "unchanged",
+                    signed: current.result().signed.len(),
+                    threshold: current.result().threshold.get(),
+                    missing: Vec::new(),
+                });
+                return Err(OpError::AlreadySigned {
+                    target: target.clone(),
+                    role: role.clone(),
+                });
+            }
             let mut next = (**current).clone();
             next.targets.insert(target.clone(), file.clone());
             next.version = editor::bump(current.version, "targets")?;
@@ -108,7 +130,24 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
             Ok((vec![change], vec![], ()))
         },
         |store, ()| role_lists_target(store, &role, &target, &file),
-    )?;
+    );
+    let outcome = match (result, unchanged) {
+        (Ok((outcome, ())), _) => outcome,
+        (Err(OpError::AlreadySigned { .. }), Some(status)) => {
+            return Ok(SignOutcome {
+                reference: image.to_string(),
+                repository: image.location.to_string(),
+                target,
+                digest: descriptor.digest,
+                size: descriptor.size,
+                media_type: descriptor.media_type,
+                status,
+                published: None,
+                attempts: 1,
+            });
+        }
+        (Err(e), _) => return Err(e),
+    };
     let status = outcome
         .roles
         .iter()
@@ -123,7 +162,7 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
         size: descriptor.size,
         media_type: descriptor.media_type,
         status,
-        published: outcome.published,
+        published: Some(outcome.published),
         attempts: outcome.attempts,
     })
 }
