@@ -97,3 +97,69 @@ fn re_signing_an_unchanged_tag_is_a_no_op_that_says_so() {
     assert_eq!(r.code, 0, "{}", r.text());
     assert!(r.stdout.contains("published"), "{}", r.stdout);
 }
+
+/// Issue #12 item 7: a pull on one platform fetches `TAG@sha256:<child>` of a
+/// signed multi-platform index; the child is trusted when the signed index lists
+/// it, and only then.
+#[test]
+fn platform_manifest_of_a_signed_index_verifies_and_others_do_not() {
+    let w = World::new();
+    let (root, _) = w.signed_v1();
+    let (amd64, amd64_size) = make_image(&w.layout(), "amd64", "amd64 layer");
+    let (arm64, arm64_size) = make_image(&w.layout(), "arm64", "arm64 layer");
+    let (stray, _) = make_image(&w.layout(), "stray", "not in the index");
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd64,
+             "size": amd64_size, "platform": {"architecture": "amd64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm64,
+             "size": arm64_size, "platform": {"architecture": "arm64", "os": "linux"}}
+        ]
+    }))
+    .unwrap();
+    let index_digest = put_blob(&w.layout(), &index);
+    let index_path = w.layout().join("index.json");
+    let mut top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    top["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": index_digest, "size": index.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"}
+        }));
+    std::fs::write(&index_path, serde_json::to_vec(&top).unwrap()).unwrap();
+    let r = w.signer(&["sign", &w.oci(":multi")]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let pin = root.to_str().unwrap();
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(&format!(":multi@{arm64}")), "--root", pin],
+    );
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert!(r.stdout.contains(&format!("@{arm64}")), "{}", r.stdout);
+    assert!(r.stdout.contains("multi-platform index"), "{}", r.stdout);
+    let r = w.verifier(
+        "v",
+        &["verify", &w.oci(&format!(":multi@{stray}")), "--root", pin],
+    );
+    assert_eq!(
+        r.code,
+        1,
+        "a manifest the index does not list: {}",
+        r.text()
+    );
+    let r = w.verifier(
+        "v",
+        &[
+            "verify",
+            &w.oci(&format!(":multi@{index_digest}")),
+            "--root",
+            pin,
+        ],
+    );
+    assert_eq!(r.code, 0, "the index itself: {}", r.text());
+}

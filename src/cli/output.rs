@@ -153,13 +153,19 @@ pub fn role_status(st: &crate::ops::edit::RoleStatus, repo: &str) -> String {
 
 impl Report for Verdict {
     fn human(&self) -> String {
-        format!(
+        let mut s = format!(
             "trusted: {}\n  target {:?} signed by role {}, metadata valid until {}\n",
             self.verified,
             self.target,
             self.role,
             self.expires.format("%Y-%m-%dT%H:%M:%SZ")
-        )
+        );
+        if let Some(index) = &self.via_index {
+            s.push_str(&format!(
+                "  a platform manifest listed by the signed multi-platform index {index}\n"
+            ));
+        }
+        s
     }
 }
 

@@ -102,6 +102,16 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                 .ok_or_else(|| OpError::NoRepository {
                     location: location.clone(),
                 })?;
+            // A key named on the command line must belong to the role, changed or not.
+            if let Some(q) = opts.key.as_deref() {
+                let info = ctx.keys.find(q)?;
+                if !authority.keyids.contains(&info.keyid) {
+                    return Err(OpError::KeyNotInRole {
+                        role: role.clone(),
+                        keyid: info.keyid.0,
+                    });
+                }
+            }
             if current
                 .targets
                 .get(&target)

@@ -31,6 +31,9 @@ pub struct Verdict {
     pub expires: DateTime<Utc>,
     /// Things to act on soon (e.g. metadata expiring within 3 days).
     pub warnings: Vec<String>,
+    /// When the reference named one platform's manifest of a signed
+    /// multi-platform index (`TAG@sha256:<child>`): the signed index's digest.
+    pub via_index: Option<Sha256Digest>,
 }
 
 /// What the store serves for the image.
@@ -99,7 +102,24 @@ pub fn verify_with_roles(
             size: found.file.length,
         },
     };
-    if signed != Some(served.digest) || found.file.length != served.size {
+    // `TAG@sha256:<child>`: what a pull on one platform fetches. The signed target
+    // is the multi-platform index; the child is trusted when that index (fetched
+    // and checked against the signed digest and length) lists it.
+    let mut via_index = None;
+    let mut served = served;
+    if let (Some(index_digest), Some(child), Some(_)) = (signed, image.digest, image.tag.as_ref())
+        && index_digest != child
+        && found.file.media_type().is_some_and(is_index_media_type)
+    {
+        let bytes = store.read_manifest(&index_digest)?;
+        if bytes.len() as u64 == found.file.length
+            && let Some(entry) = index_entry(&bytes, &child)
+        {
+            via_index = Some(index_digest);
+            served = entry;
+        }
+    }
+    if via_index.is_none() && (signed != Some(served.digest) || found.file.length != served.size) {
         return Err(OpError::DigestMismatch {
             reference: image.to_string(),
             target,
@@ -157,6 +177,7 @@ pub fn verify_with_roles(
         })
         .collect();
     Ok(Verdict {
+        via_index,
         reference: image.to_string(),
         verified: format!("{}@{}", image.location, served.digest),
         digest: served.digest,
@@ -166,5 +187,32 @@ pub fn verify_with_roles(
         role: found.role,
         expires,
         warnings,
+    })
+}
+
+/// An OCI image index or a Docker manifest list.
+fn is_index_media_type(m: &str) -> bool {
+    m == "application/vnd.oci.image.index.v1+json"
+        || m == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+/// The descriptor of `child` in the index `bytes` (already checked against the
+/// signed digest), if it lists it.
+fn index_entry(bytes: &[u8], child: &Sha256Digest) -> Option<Descriptor> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.get("manifests")?.as_array()?.iter().find_map(|m| {
+        let digest: Sha256Digest = m.get("digest")?.as_str()?.parse().ok()?;
+        (digest == *child).then(|| Descriptor {
+            media_type: m
+                .get("mediaType")
+                .and_then(|t| t.as_str())
+                .unwrap_or(OCI_MANIFEST_MEDIA_TYPE)
+                .to_owned(),
+            digest,
+            size: m
+                .get("size")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0),
+        })
     })
 }

@@ -381,6 +381,15 @@ impl Store for LayoutStore {
     /// A tag with a pinned digest that no longer matches is `DigestMismatch` (the tag
     /// moved). A digest-only reference matches an index entry, or else any manifest
     /// blob present in `blobs/` (skopeo resolves `oci:PATH@DIGEST` the same way).
+    fn read_manifest(&self, digest: &Sha256Digest) -> Result<Vec<u8>, StoreError> {
+        self.read_blob(
+            &format!("manifest {digest}"),
+            digest,
+            None,
+            MAX_MANIFEST_BYTES,
+        )
+    }
+
     fn resolve(&self, image: &ImageRef) -> Result<Descriptor, StoreError> {
         let what = image.to_string();
         let index = self.read_index()?;

@@ -170,6 +170,10 @@ pub trait Store {
     /// Resolve an image reference (tag and/or digest) to the manifest it points at now.
     fn resolve(&self, image: &ImageRef) -> Result<Descriptor, StoreError>;
 
+    /// The bytes of the manifest (or index) `digest` of this repository, capped and
+    /// checked against the digest.
+    fn read_manifest(&self, digest: &Sha256Digest) -> Result<Vec<u8>, StoreError>;
+
     /// True when [`Store::publish`] is a real compare-and-swap (a locked layout). A
     /// registry has none: signers re-read after publishing to make sure their change
     /// survived a concurrent writer.

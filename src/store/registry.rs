@@ -536,6 +536,20 @@ impl Store for RegistryStore {
         self.run(stage, self.publish_async(files, previous))
     }
 
+    fn read_manifest(&self, digest: &Sha256Digest) -> Result<Vec<u8>, StoreError> {
+        let what = format!("manifest {digest}");
+        let stage = format!("reading {what}");
+        match self.run((&what, &stage), self.get_manifest(&digest.to_string()))? {
+            Some((d, bytes)) if d.digest == *digest => Ok(bytes),
+            Some((d, _)) => Err(self.err(
+                Kind::DigestMismatch,
+                &what,
+                format!("the registry served bytes hashing to {}", d.digest),
+            )),
+            None => Err(self.err(Kind::NotFound, &what, "not in the registry")),
+        }
+    }
+
     fn resolve(&self, image: &ImageRef) -> Result<Descriptor, StoreError> {
         let what = image.to_string();
         let stage = format!("resolving {what}");

@@ -12,7 +12,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-fn put_blob(layout: &Path, bytes: &[u8]) -> String {
+pub fn put_blob(layout: &Path, bytes: &[u8]) -> String {
     let hex = sha256_hex(bytes);
     let dir = layout.join("blobs/sha256");
     std::fs::create_dir_all(&dir).unwrap();
