@@ -8,7 +8,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build demo test unit e2e lint bench
+.PHONY: all build demo test unit e2e lint bench soak-team
 
 all: build
 
@@ -42,3 +42,7 @@ lint:
 bench:
 	@if [ -f benches/run.sh ]; then bash benches/run.sh; \
 	else echo "bench: benches/run.sh not present yet; nothing to run"; fi
+
+# Longer random team sequences (tests/team_sequences.rs): 40 seeds x 40 steps.
+soak-team:
+	WARRANT_TEAM_SEEDS=40 WARRANT_TEAM_STEPS=40 $(CARGO) test --test team_sequences -- --nocapture

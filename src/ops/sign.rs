@@ -69,7 +69,7 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
         &image.location,
         &opts.pin,
         false,
-        |_store, up, listing| {
+        |store, up, listing| {
             let location = image.location.to_string();
             let delegator = up
                 .find_delegator(&role)
@@ -83,10 +83,20 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                     ))
                 })?;
             if pending_of(listing, &role).is_some() {
-                return Err(OpError::InvalidArgument(format!(
-                    "{role} has a pending version waiting for signatures; approve it first \
-                     (`warrant pending {location}`, `warrant approve {location} --role {role}`)"
-                )));
+                let ready = super::edit::ready_pending(store, up, listing, &[], ctx.now)?
+                    .iter()
+                    .any(|c| c.role == role);
+                return Err(OpError::InvalidArgument(if ready {
+                    format!(
+                        "{role} has a fully signed version waiting to be published: a holder of \
+                         the publisher key runs `warrant refresh {location}`; sign again after that"
+                    )
+                } else {
+                    format!(
+                        "{role} has a pending version waiting for signatures; approve it first \
+                         (`warrant pending {location}`, `warrant approve {location} --role {role}`)"
+                    )
+                }));
             }
             let authority = authority_of(up, &role, &delegator)?;
             if let Some(paths) = delegated_paths(up, &role, &delegator)
