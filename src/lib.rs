@@ -13,26 +13,30 @@
 //! Verifying runs the TUF client workflow (spec §5) against that artifact, then checks
 //! that the manifest the store serves now is the signed one.
 //!
-//! The crate is layered; arrows point one way:
+//! The crate is layered; a module names only modules of its own layer or below
+//! (`tests/architecture.rs` fails otherwise; one known exception is listed there):
 //!
-//! * [`cli`] parses arguments and formats output, nothing else, and [`plugins`]
-//!   speaks docker's and containerd's plugin protocols (the same binary under
-//!   another name), and [`admission`] is the Kubernetes admission webhook
-//!   (`warrant serve admission`); all call
-//! * [`ops`], one module per command (init, sign, verify, inspect, export), which
-//!   composes
-//! * [`tuf`], the specification and nothing else: [`tuf::metadata`] (types that
-//!   mirror the spec), [`tuf::verify`] (*verify, then parse*: thresholds checked on
-//!   the canonical bytes received, before a typed value exists), [`tuf::trusted`]
-//!   (an I/O-free state machine enforcing spec order and every §5 check),
-//!   [`tuf::client`] (the update workflow and delegation search over a `Remote`),
-//!   and [`tuf::editor`] (building and signing new metadata);
-//! * [`crypto`]: Ed25519 and ECDSA P-256 keys, key ids as securesystemslib computes
-//!   them, and the encrypted key store;
-//! * [`store`]: where metadata and images live, knowing nothing of TUF — named,
-//!   content-addressed files plus reference resolution — with the OCI image layout
-//!   backend; and [`cache`], the verifier's trusted state, locked and written
-//!   atomically.
+//! 1. [`digest`], [`canonical`] (the bytes every signature covers), [`fsutil`]
+//!    (bounded local reads) and [`pin`] (what a verifier pins, as data);
+//! 2. [`crypto`]: Ed25519 and ECDSA P-256 keys, key ids as securesystemslib computes
+//!    them, X.509, and the encrypted key store;
+//! 3. [`tuf`], the specification and nothing else: [`tuf::metadata`] (types that
+//!    mirror the spec), [`tuf::verify`] (*verify, then parse*: thresholds checked on
+//!    the canonical bytes received, before a typed value exists), [`tuf::trusted`]
+//!    (an I/O-free state machine enforcing spec order and every §5 check),
+//!    [`tuf::client`] (the update workflow and delegation search over a `Remote`),
+//!    [`tuf::editor`] (building and signing new metadata) and [`tuf::http`] (plain
+//!    TUF over HTTP, for the conformance client);
+//! 4. [`store`]: where metadata and images live, knowing nothing of TUF — named,
+//!    content-addressed files plus reference resolution — over an OCI registry or
+//!    an OCI image layout;
+//! 5. [`cache`], the verifier's trusted state, locked and written atomically, and
+//!    [`policy`], which repositories are trusted and anchored how;
+//! 6. [`ops`], one module per command (init, sign, verify, approve, renew, ...), with
+//!    [`ops::anchor`] checking pins on first contact and against the cache;
+//! 7. [`plugins`] (docker's and containerd's plugin protocols: the same binary under
+//!    another name) and [`admission`] (the Kubernetes admission webhook);
+//! 8. [`cli`], which parses arguments and formats output, nothing else.
 //!
 //! [`manual`] explains the threat model: which attack each check stops, and where.
 #![deny(missing_docs)]
@@ -40,12 +44,14 @@
 
 pub mod admission;
 pub mod cache;
+pub mod canonical;
 pub mod cli;
 pub mod crypto;
 pub mod digest;
 pub mod fsutil;
 pub mod manual;
 pub mod ops;
+pub mod pin;
 pub mod plugins;
 pub mod policy;
 pub mod store;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::ops::anchor::{CaPin, KeyIdPin, Pin};
+use crate::pin::{CaPin, KeyIdPin, Pin};
 use crate::store::Location;
 use crate::tuf::delegation::path_matches;
 

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use warrant::store::http::{HttpRemote, quote};
 use warrant::tuf::client::{Limits, LocalState as _, Updater};
+use warrant::tuf::http::{HttpRemote, quote};
 use warrant::tuf::local::{MetadataDir, write_atomic};
 
 #[derive(Parser)]

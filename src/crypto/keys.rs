@@ -125,6 +125,11 @@ struct KeyVal<'a> {
     public: &'a str,
 }
 
+/// The first 12 hex digits of a key id, for messages.
+pub fn short_id(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
 impl PublicKey {
     /// Decode a key from the three TUF fields.
     pub fn from_tuf(keytype: &str, scheme: &str, public: &str) -> Result<Self, KeyError> {
@@ -263,7 +268,7 @@ impl PublicKey {
             scheme: self.scheme(),
         };
         // A fixed object of strings always canonicalizes; an error here is a bug.
-        let bytes = crate::tuf::canonical::to_canonical(&obj).unwrap_or_default();
+        let bytes = crate::canonical::to_canonical(&obj).unwrap_or_default();
         KeyId(hex::encode(Sha256::digest(&bytes)))
     }
 

@@ -300,7 +300,7 @@ impl KeyStore {
         {
             return Err(KeystoreError::NameTaken {
                 name: name.to_owned(),
-                keyid: crate::tuf::verify::short_id(&other.keyid.0).to_owned(),
+                keyid: super::keys::short_id(&other.keyid.0).to_owned(),
             });
         }
         Ok(name.to_owned())
@@ -411,7 +411,7 @@ impl KeyStore {
                 query: query.to_owned(),
                 matches: many
                     .iter()
-                    .map(|k| crate::tuf::verify::short_id(&k.keyid.0))
+                    .map(|k| super::keys::short_id(&k.keyid.0))
                     .collect::<Vec<_>>()
                     .join(", "),
             }),

@@ -11,7 +11,6 @@
 
 pub mod artifact;
 pub mod auth;
-pub mod http;
 pub mod layout;
 pub mod reference;
 pub mod registry;

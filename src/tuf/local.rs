@@ -7,7 +7,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::client::{LocalState, PersistError};
-use crate::store::http::quote;
+use super::http::quote;
 
 /// Largest local metadata file read back.
 const MAX_LOCAL: u64 = 16 * 1024 * 1024;

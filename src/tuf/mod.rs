@@ -1,10 +1,12 @@
 //! The Update Framework, independent of OCI: metadata, canonical JSON, signature
 //! thresholds, the trust state machine, the client workflow and the editor.
 
-pub mod canonical;
+/// Canonical JSON lives below `tuf` (keys hash it too); re-exported here.
+pub use crate::canonical;
 pub mod client;
 pub mod delegation;
 pub mod editor;
+pub mod http;
 pub mod local;
 pub mod memory;
 pub mod metadata;

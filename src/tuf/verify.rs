@@ -309,9 +309,7 @@ fn threshold_error(role: &str, result: &VerificationResult) -> MetadataError {
 }
 
 /// The first 12 characters of a key id, for messages.
-pub fn short_id(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
-}
+pub use crate::crypto::keys::short_id;
 
 /// Metadata whose signatures met the threshold of the authority that delegates it.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::tuf::client::{FetchError, FetchErrorKind, MetaName, Remote};
+use super::client::{FetchError, FetchErrorKind, MetaName, Remote};
 
 /// Percent-encode like python's `urllib.parse.quote(s, safe="")`: everything but
 /// `A-Z a-z 0-9 _ . - ~` becomes `%XX`. Used for role names in URLs and for file
