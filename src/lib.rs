@@ -49,6 +49,7 @@ pub mod cli;
 pub mod crypto;
 pub mod digest;
 pub mod fsutil;
+pub mod logging;
 pub mod manual;
 pub mod ops;
 pub mod pin;

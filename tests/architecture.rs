@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Bottom to top. Modules on one line are one layer.
 const LAYERS: &[&[&str]] = &[
-    &["digest", "canonical", "fsutil", "pin"],
+    &["digest", "canonical", "fsutil", "pin", "logging"],
     &["crypto"],
     &["tuf"],
     &["store"],

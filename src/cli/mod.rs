@@ -62,7 +62,8 @@ pub struct Cli {
         value_name = "HOST"
     )]
     pub insecure_registry: Vec<String>,
-    /// Log progress to stderr (repeat for more detail; or set WARRANT_LOG=debug).
+    /// Log each TUF step and registry request to stderr (-vv: retries and cache
+    /// decisions too; or set WARRANT_LOG / RUST_LOG to a filter).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// What to do.
@@ -150,22 +151,6 @@ fn default_home() -> PathBuf {
         .join(".warrant")
 }
 
-fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = EnvFilter::try_from_env("WARRANT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
-}
-
 /// Parse `args` and run; the process exit code follows DESIGN §6 (0 ok, 1 not
 /// trusted, 2 usage or configuration, 3 storage or I/O).
 pub fn run<I, T>(args: I) -> ExitCode
@@ -180,7 +165,7 @@ where
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_logging(cli.verbose);
+    crate::logging::init(cli.verbose);
     let printer = Printer::new(cli.output);
     let home = cli.home.clone().unwrap_or_else(default_home);
     let mut ctx = Context::new(home, PassphraseSource::new(cli.passphrase_file.clone()));

@@ -108,7 +108,12 @@ pub fn update_from<'a>(
         let mut up = Updater::new(StoreRemote::new(store), cache, ctx.now, Limits::default())
             .map_err(wrap)?;
         match up.load_cached() {
-            Ok(true) => return Ok(up),
+            Ok(true) => {
+                tracing::debug!(
+                    "warm: warrant.tuf is still {head}; answering from the trusted cache"
+                );
+                return Ok(up);
+            }
             // Anything missing or failing in the cache: do the full update, which
             // reports the real reason if there is one.
             Ok(false) | Err(_) => cache = up.into_local(),

@@ -106,22 +106,9 @@ fn home_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// Log to stderr when `WARRANT_LOG` is set (or `verbose` asks for it); plugins
-/// otherwise keep stderr for their one message.
+/// Plugins keep stderr for their one message unless `-v` or a log filter asks.
 fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = EnvFilter::try_from_env("WARRANT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .try_init();
+    crate::logging::init(verbose);
 }
 
 #[cfg(test)]

@@ -180,6 +180,21 @@ pub struct Updater<R, L> {
     unverifiable: Option<BTreeSet<String>>,
 }
 
+/// `-v`: each role as it is verified, with who signed it (key ids only).
+fn log_verified(role: &str, version: u64, r: &crate::tuf::verify::VerificationResult, how: &str) {
+    let signers: Vec<&str> = r
+        .signed
+        .iter()
+        .map(|k| crate::crypto::keys::short_id(&k.0))
+        .collect();
+    tracing::info!(
+        "{role} v{version} {how}: verified, signed by {} of threshold {} ({})",
+        signers.len(),
+        r.threshold,
+        signers.join(", ")
+    );
+}
+
 impl<R: Remote, L: LocalState> Updater<R, L> {
     /// 5.2: start from the trusted root in `local` (verified against itself).
     pub fn new(
@@ -264,6 +279,9 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         };
         self.trusted
             .update_targets("targets", "root", targets, true)?;
+        tracing::debug!(
+            "warm: cached timestamp, snapshot and targets re-verified against the clock"
+        );
         Ok(true)
     }
 
@@ -292,6 +310,12 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 }
             };
             let root = self.trusted.update_root(bytes)?;
+            log_verified(
+                "root",
+                root.version.get(),
+                root.result(),
+                "fetched (rotation)",
+            );
             let bytes = root.bytes().to_vec();
             self.local.persist("root", &bytes)?;
         }
@@ -310,7 +334,11 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             let _ = self.trusted.update_timestamp(cached);
         }
         let bytes = self.fetch(&MetaName::unversioned("timestamp"), self.limits.timestamp)?;
-        if self.trusted.update_timestamp(bytes)? == TimestampUpdate::New
+        let update = self.trusted.update_timestamp(bytes)?;
+        if let Some(ts) = self.trusted.timestamp() {
+            log_verified("timestamp", ts.version.get(), ts.result(), "fetched");
+        }
+        if update == TimestampUpdate::New
             && let Some(ts) = self.trusted.timestamp()
         {
             let bytes = ts.bytes().to_vec();
@@ -324,6 +352,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         if let Some(cached) = self.local.load("snapshot")
             && self.trusted.update_snapshot(cached, true).is_ok()
         {
+            tracing::debug!("snapshot: the cached version is the one timestamp names");
             return Ok(());
         }
         let meta = self
@@ -342,6 +371,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         )?;
         self.trusted.update_snapshot(bytes, false)?;
         if let Some(s) = self.trusted.snapshot() {
+            log_verified("snapshot", s.version.get(), s.result(), "fetched");
             let bytes = s.bytes().to_vec();
             self.local.persist("snapshot", &bytes)?;
         }
@@ -406,11 +436,13 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 .update_targets(role, delegator, cached, true)
                 .is_ok()
         {
+            tracing::debug!("{role}: the cached version is the one snapshot names");
             return Ok(());
         }
         let name = self.file_name(role, meta.version.get());
         let bytes = self.fetch_meta(&name, role, "snapshot", meta.length, self.limits.targets)?;
         let verified = self.trusted.update_targets(role, delegator, bytes, false)?;
+        log_verified(role, verified.version.get(), verified.result(), "fetched");
         let bytes = verified.bytes().to_vec();
         self.local.persist(role, &bytes)?;
         Ok(())

@@ -100,9 +100,23 @@ impl RegistryStore {
                 .headers(headers.clone())
                 .timeout(per_attempt);
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let started = std::time::Instant::now();
             let result = tokio::time::timeout(per_attempt, self.attempt(req, max, what))
                 .await
                 .unwrap_or(Err(Failure::TimedOut));
+            // `-v`: every request (never a header: credentials live there).
+            match &result {
+                Ok(r) => tracing::info!(
+                    "{method} {url} -> {} ({} bytes, {} ms)",
+                    r.status.as_u16(),
+                    r.body.len(),
+                    started.elapsed().as_millis()
+                ),
+                Err(_) => tracing::info!(
+                    "{method} {url} -> failed after {} ms",
+                    started.elapsed().as_millis()
+                ),
+            }
             let retryable = match &result {
                 Ok(r) => r.status.is_server_error(),
                 Err(Failure::TimedOut) => true,
@@ -116,6 +130,10 @@ impl RegistryStore {
                 if self.deadline.remaining() <= pause {
                     return Err(self.deadline_error(what, stage));
                 }
+                tracing::debug!(
+                    "retrying {method} {url} in {} ms (attempt {attempt})",
+                    pause.as_millis()
+                );
                 tokio::time::sleep(pause).await;
                 continue;
             }
