@@ -15,6 +15,12 @@ pub enum KeyCommand {
         /// A label to find the key by (default `key-<id prefix>`).
         #[arg(long, default_value = "")]
         name: String,
+        /// Generate the key pair on a PKCS#11 token instead (RFC 7512 URI, e.g.
+        /// `pkcs11:token=T;object=root-1?module-path=/usr/lib/softhsm/libsofthsm2.so`);
+        /// the private key never leaves it. PIN: WARRANT_PKCS11_PIN, pin-source, or
+        /// a prompt.
+        #[arg(long, value_name = "URI")]
+        pkcs11: Option<String>,
     },
     /// List the keys in the key store.
     List,
@@ -33,7 +39,21 @@ pub enum KeyCommand {
 
 pub fn run(cmd: KeyCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     match cmd {
-        KeyCommand::Generate { key_type, name } => {
+        KeyCommand::Generate {
+            key_type,
+            name,
+            pkcs11: Some(uri),
+        } => {
+            let parsed: crate::crypto::pkcs11::Pkcs11Uri = uri.parse()?;
+            let public = crate::crypto::pkcs11::generate(&parsed, key_type)?;
+            let name = if name.is_empty() {
+                parsed.object.clone().unwrap_or_default()
+            } else {
+                name
+            };
+            out.report(&ctx.keys.add_token(&public, &name, &uri)?);
+        }
+        KeyCommand::Generate { key_type, name, .. } => {
             let info = ctx
                 .keys
                 .generate(key_type, &name, ctx.passphrase.get(true)?)?;

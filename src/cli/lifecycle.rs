@@ -163,7 +163,11 @@ pub fn export_key_run(a: ExportKeyArgs, ctx: &Context, _out: &Printer) -> Result
 #[derive(Debug, clap::Args)]
 pub struct ImportKeyArgs {
     /// A PEM file: ENCRYPTED PRIVATE KEY, PRIVATE KEY or PUBLIC KEY.
-    pub file: PathBuf,
+    #[arg(required_unless_present = "pkcs11")]
+    pub file: Option<PathBuf>,
+    /// Register an existing key pair on a PKCS#11 token (RFC 7512 URI) instead.
+    #[arg(long, value_name = "URI", conflicts_with = "file")]
+    pub pkcs11: Option<String>,
     /// A label to find the key by (default: the file name without its extension,
     /// e.g. `qa-alice` for `qa-alice.pem`).
     #[arg(long)]
@@ -171,12 +175,31 @@ pub struct ImportKeyArgs {
 }
 
 pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
-    let text = read_text(&a.file)?;
+    if let Some(uri) = &a.pkcs11 {
+        let parsed: crate::crypto::pkcs11::Pkcs11Uri = uri.parse()?;
+        let public = crate::crypto::pkcs11::public_key(&parsed)?;
+        let name = a
+            .name
+            .clone()
+            .or_else(|| parsed.object.clone())
+            .unwrap_or_default();
+        out.report(&ctx.keys.add_token(&public, &name, uri)?);
+        return Ok(0);
+    }
+    let Some(file) = a.file.clone() else {
+        return Err(OpError::InvalidArgument(
+            "give a PEM file or --pkcs11 URI".into(),
+        ));
+    };
+    let a = ImportKeyArgs {
+        file: Some(file.clone()),
+        ..a
+    };
+    let text = read_text(&file)?;
     let name = match &a.name {
         Some(n) => n.clone(),
         None => {
-            let stem = a
-                .file
+            let stem = file
                 .file_name()
                 .and_then(|f| f.to_str())
                 .map(|f| f.split('.').next().unwrap_or(f).to_owned())
@@ -184,7 +207,7 @@ pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<
             crate::crypto::keystore::check_name(&stem).map_err(|_| {
                 OpError::InvalidArgument(format!(
                     "cannot name the key after {}: give --name NAME",
-                    a.file.display()
+                    file.display()
                 ))
             })?;
             stem

@@ -81,6 +81,9 @@ impl Report for Vec<KeyInfo> {
         }
         for k in self {
             let _ = writeln!(s, "{}  {:<8} {}", k.keyid, k.keytype, k.name);
+            if let Some(uri) = &k.pkcs11 {
+                let _ = writeln!(s, "    on token: {uri}");
+            }
         }
         s
     }

@@ -183,6 +183,10 @@ pub struct KeyInfo {
     pub scheme: String,
     /// TUF keyval.public.
     pub public: String,
+    /// Where a token key lives (RFC 7512 URI); `None` for file keys. The private
+    /// half of a token key is never in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<String>,
 }
 
 impl KeyInfo {
@@ -341,6 +345,7 @@ impl KeyStore {
             keytype: public.keytype().to_owned(),
             scheme: public.scheme().to_owned(),
             public: public.public(),
+            pkcs11: None,
         };
         let der = key.to_pkcs8_der()?;
         let pki = PrivateKeyInfoRef::try_from(der.as_slice())
@@ -482,6 +487,7 @@ impl KeyStore {
             keytype: public.keytype().to_owned(),
             scheme: public.scheme().to_owned(),
             public: public.public(),
+            pkcs11: None,
         };
         let pub_path = self.dir.join(format!("{}.pub.json", info.keyid));
         let json = serde_json::to_vec_pretty(&info).map_err(|e| KeystoreError::Malformed {
@@ -530,9 +536,44 @@ impl KeyStore {
         String::from_utf8(bytes).ok()
     }
 
-    /// True when the store holds the private key `keyid`.
+    /// True when the store can sign with `keyid`: its private key file, or a
+    /// registered token key.
     pub fn has(&self, keyid: &KeyId) -> bool {
-        self.dir.join(format!("{keyid}.key")).is_file()
+        self.dir.join(format!("{keyid}.key")).is_file() || self.token_uri(keyid).is_some()
+    }
+
+    /// The PKCS#11 URI of a registered token key.
+    pub fn token_uri(&self, keyid: &KeyId) -> Option<String> {
+        if keyid.0.is_empty() || !keyid.0.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let bytes = read_capped(&self.dir.join(format!("{keyid}.pub.json"))).ok()?;
+        serde_json::from_slice::<KeyInfo>(&bytes).ok()?.pkcs11
+    }
+
+    /// Register a key that lives on a token: its public half and URI only.
+    pub fn add_token(
+        &self,
+        public: &PublicKey,
+        name: &str,
+        uri: &str,
+    ) -> Result<KeyInfo, KeystoreError> {
+        self.ensure_dir()?;
+        let info = KeyInfo {
+            keyid: public.key_id(),
+            name: self.new_name(name, &public.key_id())?,
+            keytype: public.keytype().to_owned(),
+            scheme: public.scheme().to_owned(),
+            public: public.public(),
+            pkcs11: Some(uri.to_owned()),
+        };
+        let pub_path = self.dir.join(format!("{}.pub.json", info.keyid));
+        let json = serde_json::to_vec_pretty(&info).map_err(|e| KeystoreError::Malformed {
+            path: pub_path.clone(),
+            detail: e.to_string(),
+        })?;
+        write_private(&self.dir, &pub_path, &json)?;
+        Ok(info)
     }
 
     /// Decrypt the private key `keyid`.

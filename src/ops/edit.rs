@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 
 use serde::Serialize;
 
-use crate::crypto::{KeyId, SecretKey};
+use crate::crypto::{KeyId, KeySigner};
 use crate::digest::Sha256Digest;
 use crate::store::{Listing, NewFile, Store, StoreError, StoreErrorKind, StoredFile};
 use crate::tuf::client::LocalState as _;
@@ -605,7 +605,7 @@ pub fn commit(
     };
     let (snap_ids, snap_threshold) = key_ids("snapshot");
     let (ts_ids, ts_threshold) = key_ids("timestamp");
-    let publisher: Option<(Vec<SecretKey>, Vec<SecretKey>)> =
+    let publisher: Option<(Vec<KeySigner>, Vec<KeySigner>)> =
         if complete.is_empty() && removed.is_empty() && !resign {
             None
         } else {

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cache::CacheError;
 use crate::crypto::keystore::{KeyStore, KeystoreError, PassphraseSource};
-use crate::crypto::{KeyId, SecretKey, Signer};
+use crate::crypto::{KeyId, KeySigner, Signer};
 use crate::store::{Listing, StoreError, StoreErrorKind};
 use crate::tuf::client::{ClientError, FetchError, FetchErrorKind, MetaName, Remote};
 use crate::tuf::editor::EditorError;
@@ -148,7 +148,7 @@ impl Context {
         keyids: &[KeyId],
         threshold: u64,
         only: Option<&str>,
-    ) -> Result<Vec<SecretKey>, OpError> {
+    ) -> Result<Vec<KeySigner>, OpError> {
         let take = usize::try_from(threshold).unwrap_or(usize::MAX);
         self.load_signers(role, keyids, only, threshold, take)
     }
@@ -160,7 +160,7 @@ impl Context {
         role: &str,
         keyids: &[KeyId],
         only: Option<&str>,
-    ) -> Result<Vec<SecretKey>, OpError> {
+    ) -> Result<Vec<KeySigner>, OpError> {
         self.load_signers(role, keyids, only, 1, usize::MAX)
     }
 
@@ -173,7 +173,7 @@ impl Context {
         only: Option<&str>,
         min: u64,
         take: usize,
-    ) -> Result<Vec<SecretKey>, OpError> {
+    ) -> Result<Vec<KeySigner>, OpError> {
         let candidates: Vec<KeyId> = match only {
             Some(q) => {
                 let info = self.keys.find(q)?;
@@ -204,12 +204,21 @@ impl Context {
                     .join(", "),
             });
         }
-        let pass = self.passphrase.get(false)?;
-        candidates
-            .iter()
-            .take(take)
-            .map(|k| self.keys.load(k, pass).map_err(OpError::from))
-            .collect()
+        // Token keys need their PIN, file keys the passphrase (asked for only when
+        // a file key is among those used).
+        let mut out = Vec::new();
+        for k in candidates.iter().take(take) {
+            if let Some(uri) = self.keys.token_uri(k) {
+                let uri: crate::crypto::pkcs11::Pkcs11Uri = uri.parse()?;
+                out.push(KeySigner::Token(crate::crypto::pkcs11::TokenKey::open(
+                    &uri,
+                )?));
+            } else {
+                let pass = self.passphrase.get(false)?;
+                out.push(KeySigner::File(self.keys.load(k, pass)?));
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -245,7 +254,7 @@ impl Context {
 }
 
 /// Borrow a list of signers as trait objects.
-pub fn as_signers(keys: &[SecretKey]) -> Vec<&dyn Signer> {
+pub fn as_signers(keys: &[KeySigner]) -> Vec<&dyn Signer> {
     keys.iter().map(|k| k as &dyn Signer).collect()
 }
 
@@ -435,6 +444,9 @@ pub enum OpError {
         /// The role.
         role: String,
     },
+    /// A PKCS#11 token or key could not be used (exit 2: configuration).
+    #[error(transparent)]
+    Pkcs11(#[from] crate::crypto::pkcs11::Pkcs11Error),
     /// A bad argument value.
     #[error("{0}")]
     InvalidArgument(String),
@@ -508,6 +520,7 @@ impl OpError {
             | OpError::MissingSigningKeys { .. }
             | OpError::InvalidArgument(_)
             | OpError::AlreadySigned { .. }
+            | OpError::Pkcs11(_)
             | OpError::Credentials(_)
             | OpError::NoPolicy { .. }
             | OpError::Policy(_) => 2,

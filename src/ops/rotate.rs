@@ -13,7 +13,7 @@ use std::num::NonZeroU64;
 
 use serde::Serialize;
 
-use crate::crypto::{KeyId, SecretKey, Signer as _};
+use crate::crypto::{KeyId, KeySigner, Signer as _};
 use crate::digest::Sha256Digest;
 use crate::store::{Location, NewFile};
 use crate::tuf::editor;
@@ -134,7 +134,7 @@ fn keys_for(
     role: &str,
     ids: &[KeyId],
     threshold: NonZeroU64,
-) -> Result<Vec<SecretKey>, OpError> {
+) -> Result<Vec<KeySigner>, OpError> {
     ctx.signers_for(role, ids, threshold.get(), None)
 }
 
