@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 
 use super::delegation::roles_for_target;
+use super::index::{TargetIndex, authority_fingerprint};
 use super::metadata::TargetFile;
 use super::trusted::{TimestampUpdate, TrustError, TrustedSet};
 
@@ -122,6 +123,41 @@ pub trait LocalState {
     fn load(&self, role: &str) -> Option<Vec<u8>>;
     /// Persist `bytes` as the trusted `role` (atomically).
     fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError>;
+
+    /// Where the verified index of targets role `role` lives, when this state keeps
+    /// indexes (see [`super::index`]). The default keeps none.
+    fn index_path(&self, _role: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// A stamp of the stored file of `role` that changes whenever the file is
+    /// rewritten (size, inode, modification and change times); `None` when there is
+    /// no such file or no way to tell.
+    fn stamp(&self, _role: &str) -> Option<String> {
+        None
+    }
+
+    /// Store the index of `role` (atomically; it need not be durable: a lost or
+    /// torn index is detected and rebuilt).
+    fn persist_index(&mut self, _role: &str, _bytes: &[u8]) -> Result<(), PersistError> {
+        Ok(())
+    }
+}
+
+/// The stamp [`LocalState::stamp`] means, for a file on a Unix file system.
+pub fn file_stamp(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{}:{}:{}:{}.{}:{}.{}",
+        m.len(),
+        m.dev(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
 }
 
 /// Persisting trusted metadata failed.
@@ -174,6 +210,7 @@ pub struct Updater<R, L> {
     local: L,
     trusted: TrustedSet,
     limits: Limits,
+    use_index: bool,
 }
 
 impl<R: Remote, L: LocalState> Updater<R, L> {
@@ -191,7 +228,17 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             local,
             trusted,
             limits,
+            use_index: false,
         })
+    }
+
+    /// Answer target lookups from a verified local index of each targets role when
+    /// one matches the trusted metadata, and write one after a role verifies in full
+    /// (issue #13: warm verify cost independent of the number of targets). For
+    /// verification only; editors need the roles themselves.
+    pub fn with_target_index(mut self) -> Self {
+        self.use_index = true;
+        self
     }
 
     /// The trusted metadata.
@@ -245,12 +292,74 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             return Ok(false);
         };
         self.trusted.update_snapshot(snap, true)?;
+        if self.try_index("targets", "root") {
+            return Ok(true);
+        }
         let Some(targets) = self.local.load("targets") else {
             return Ok(false);
         };
         self.trusted
             .update_targets("targets", "root", targets, true)?;
+        self.write_index("targets", "root");
         Ok(true)
+    }
+
+    /// Use the local index of `role` if there is one and the trusted set accepts it.
+    fn try_index(&mut self, role: &str, delegator: &str) -> bool {
+        if !self.use_index {
+            return false;
+        }
+        let (Some(path), Some(stamp)) = (self.local.index_path(role), self.local.stamp(role))
+        else {
+            return false;
+        };
+        let Ok(index) = TargetIndex::open(&path) else {
+            return false;
+        };
+        self.trusted
+            .accept_index(role, delegator, index, &stamp)
+            .is_ok()
+    }
+
+    /// Write the index of `role`, just verified in full and persisted. Best effort:
+    /// without an index the next run verifies the role in full again.
+    fn write_index(&mut self, role: &str, delegator: &str) {
+        if !self.use_index {
+            return;
+        }
+        let Some(stamp) = self.local.stamp(role) else {
+            return;
+        };
+        let (Some(targets), Ok(auth)) = (
+            self.trusted.targets(role),
+            self.trusted.role_authority(role, delegator),
+        ) else {
+            return;
+        };
+        if let Ok(bytes) = super::index::build(targets, &authority_fingerprint(auth), &stamp) {
+            let _ = self.local.persist_index(role, &bytes);
+        }
+    }
+
+    /// Replace the index of `role` by the role itself, verified in full (from the
+    /// cache, else downloaded), and rebuild the index.
+    fn verify_in_full(&mut self, role: &str) -> Result<(), ClientError> {
+        let Some(delegator) = self.trusted.drop_index(role) else {
+            return Ok(());
+        };
+        self.load_targets_from(role, &delegator, false)
+    }
+
+    /// The entry of `path` in `role`; a corrupt index is replaced by the verified
+    /// role and asked again.
+    fn lookup(&mut self, role: &str, path: &str) -> Result<Option<TargetFile>, ClientError> {
+        match self.trusted.lookup(role, path) {
+            Ok(found) => Ok(found),
+            Err(_) => {
+                self.verify_in_full(role)?;
+                Ok(self.trusted.lookup(role, path).ok().flatten())
+            }
+        }
     }
 
     /// The whole refresh: root chain, timestamp, snapshot, top-level targets.
@@ -372,6 +481,25 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     /// 5.6: a targets role, from the cache when it is the version snapshot names,
     /// else downloaded. A role already trusted is re-checked against `delegator`.
     fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), ClientError> {
+        self.load_targets_from(role, delegator, true)
+    }
+
+    /// [`Self::load_targets`], trying the role's index first when `index` is true.
+    fn load_targets_from(
+        &mut self,
+        role: &str,
+        delegator: &str,
+        index: bool,
+    ) -> Result<(), ClientError> {
+        if self.trusted.is_indexed(role) {
+            // Reached again: through the delegator it was accepted under (or one
+            // granting the very same keys and threshold) the index stands; through
+            // another, its signatures are checked in full below.
+            if self.trusted.index_verified_under(role, delegator) {
+                return Ok(());
+            }
+            self.verify_in_full(role)?;
+        }
         if self.trusted.targets(role).is_some() {
             if delegator != "root" {
                 self.trusted.recheck_delegated(role, delegator)?;
@@ -386,12 +514,16 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                     role: role.to_owned(),
                     referrer: "snapshot".into(),
                 })?;
+        if index && self.try_index(role, delegator) {
+            return Ok(());
+        }
         if let Some(cached) = self.local.load(role)
             && self
                 .trusted
                 .update_targets(role, delegator, cached, true)
                 .is_ok()
         {
+            self.write_index(role, delegator);
             return Ok(());
         }
         let name = self.file_name(role, meta.version.get());
@@ -399,6 +531,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         let verified = self.trusted.update_targets(role, delegator, bytes, false)?;
         let bytes = verified.bytes().to_vec();
         self.local.persist(role, &bytes)?;
+        self.write_index(role, delegator);
         Ok(())
     }
 
@@ -426,13 +559,14 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         // signatures: a same-named role grafted under another delegator cannot stand
         // in for the one the policy means.
         let tree = self.load_delegation_tree()?;
+        self.verify_in_full(role)?;
         let parents: Vec<String> = tree
             .iter()
             .map(|(r, _)| r.clone())
             .filter(|p| {
                 self.trusted
-                    .targets(p)
-                    .is_some_and(|t| super::trusted::delegated_authority(t, role).is_ok())
+                    .role_delegations(p)
+                    .is_ok_and(|d| super::trusted::authority_in(d, role).is_ok())
             })
             .collect();
         for parent in parents {
@@ -453,11 +587,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 continue;
             }
             order.push((r.clone(), parent));
-            let Some(d) = self
-                .trusted
-                .targets(&r)
-                .and_then(|t| t.delegations.as_ref())
-            else {
+            let Ok(Some(d)) = self.trusted.role_delegations(&r) else {
                 continue;
             };
             let mut children: Vec<(String, String)> = d
@@ -487,10 +617,9 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             if !seen.insert(r.clone()) || seen.len() > self.limits.max_delegations {
                 continue;
             }
-            let Some(t) = self.trusted.targets(&r) else {
+            let Ok(Some(d)) = self.trusted.role_delegations(&r) else {
                 continue;
             };
-            let Some(d) = &t.delegations else { continue };
             if d.roles.iter().flatten().any(|c| c.name == role)
                 || d.succinct_roles
                     .as_ref()
@@ -525,11 +654,14 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 continue;
             }
             self.load_targets(&role, &parent)?;
-            let Some(targets) = self.trusted.targets(&role) else {
+            if !self.trusted.is_loaded(&role) {
                 continue;
+            }
+            let file = match path {
+                Some(p) => self.lookup(&role, p)?,
+                None => None,
             };
-            let file = path.and_then(|p| targets.targets.get(p));
-            if stop(&role, file) {
+            if stop(&role, file.as_ref()) {
                 return Ok(Some(FoundTarget {
                     path: if file.is_some() {
                         path.unwrap_or_default().to_owned()
@@ -537,7 +669,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                         String::new()
                     },
                     role,
-                    file: file.cloned().unwrap_or_else(|| TargetFile {
+                    file: file.unwrap_or_else(|| TargetFile {
                         length: 0,
                         hashes: Default::default(),
                         custom: None,
@@ -545,7 +677,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                     }),
                 }));
             }
-            if let Some(d) = &targets.delegations {
+            if let Ok(Some(d)) = self.trusted.role_delegations(&role) {
                 let mut children = Vec::new();
                 let candidates = match path {
                     Some(p) => roles_for_target(d, p),
@@ -573,3 +705,6 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod index_tests;

@@ -5,6 +5,7 @@ pub mod canonical;
 pub mod client;
 pub mod delegation;
 pub mod editor;
+pub mod index;
 pub mod local;
 pub mod memory;
 pub mod metadata;
