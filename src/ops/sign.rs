@@ -53,22 +53,88 @@ pub struct SignOutcome {
 
 /// Sign `image` into `opts.role`.
 pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignOutcome, OpError> {
-    let descriptor = open_store(ctx, &image.location)?.resolve(image)?;
-    let target = image.target_name();
+    sign_many(ctx, std::slice::from_ref(image), opts)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))
+}
+
+/// Sign every image of `images` into `opts.role` with **one publish per
+/// repository** (one new role version, one snapshot, one timestamp), however many
+/// tags: a CI job pushing 50 tags does not publish 50 times (issue #13 item 3).
+/// Outcomes are in the order given. The same target named twice with different
+/// digests is refused.
+pub fn sign_many(
+    ctx: &Context,
+    images: &[ImageRef],
+    opts: &SignOptions,
+) -> Result<Vec<SignOutcome>, OpError> {
+    let mut groups: Vec<(&crate::store::Location, Vec<&ImageRef>)> = Vec::new();
+    for image in images {
+        match groups.iter_mut().find(|(l, _)| *l == &image.location) {
+            Some((_, g)) => g.push(image),
+            None => groups.push((&image.location, vec![image])),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(images.len());
+    for (location, group) in groups {
+        outcomes.extend(sign_in_one_publish(ctx, location, &group, opts)?);
+    }
+    Ok(outcomes)
+}
+
+/// One target to add: the image, its target path and entry.
+struct Entry<'a> {
+    image: &'a ImageRef,
+    target: String,
+    media_type: String,
+    digest: Sha256Digest,
+    file: TargetFile,
+}
+
+fn sign_in_one_publish(
+    ctx: &Context,
+    location: &crate::store::Location,
+    images: &[&ImageRef],
+    opts: &SignOptions,
+) -> Result<Vec<SignOutcome>, OpError> {
+    let store = open_store(ctx, location)?;
+    let mut entries: Vec<Entry<'_>> = Vec::with_capacity(images.len());
+    for image in images {
+        let descriptor = store.resolve(image)?;
+        let target = image.target_name();
+        let file = TargetFile {
+            length: descriptor.size,
+            hashes: BTreeMap::from([("sha256".to_owned(), descriptor.digest.hex())]),
+            custom: Some(json!({ "mediaType": descriptor.media_type })),
+            unrecognized: Unrecognized::new(),
+        };
+        if let Some(other) = entries.iter().find(|e| e.target == target) {
+            if other.file != file {
+                return Err(OpError::InvalidArgument(format!(
+                    "{target:?} is given twice, for {} and {}",
+                    other.digest, descriptor.digest
+                )));
+            }
+            continue;
+        }
+        entries.push(Entry {
+            image,
+            target,
+            media_type: descriptor.media_type,
+            digest: descriptor.digest,
+            file,
+        });
+    }
+    drop(store);
     let role = opts.role.clone().unwrap_or_else(|| "targets".into());
-    let file = TargetFile {
-        length: descriptor.size,
-        hashes: BTreeMap::from([("sha256".to_owned(), descriptor.digest.hex())]),
-        custom: Some(json!({ "mediaType": descriptor.media_type })),
-        unrecognized: Unrecognized::new(),
-    };
     let (outcome, ()) = transact(
         ctx,
-        &image.location,
+        location,
         &opts.pin,
         false,
         |_store, up, listing| {
-            let location = image.location.to_string();
+            let location = location.to_string();
             let delegator = up
                 .find_delegator(&role)
                 .map_err(|source| OpError::Update {
@@ -87,12 +153,15 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                 )));
             }
             let authority = authority_of(up, &role, &delegator)?;
-            if let Some(paths) = delegated_paths(up, &role, &delegator)
-                && !paths.iter().any(|p| path_matches(p, &target))
-            {
-                return Err(OpError::InvalidArgument(format!(
-                    "role {role} may not sign {target:?}: its delegation covers only {paths:?}"
-                )));
+            if let Some(paths) = delegated_paths(up, &role, &delegator) {
+                for e in &entries {
+                    if !paths.iter().any(|p| path_matches(p, &e.target)) {
+                        return Err(OpError::InvalidArgument(format!(
+                            "role {role} may not sign {:?}: its delegation covers only {paths:?}",
+                            e.target
+                        )));
+                    }
+                }
             }
             let current = up
                 .trusted()
@@ -101,13 +170,21 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                     location: location.clone(),
                 })?;
             let mut next = (**current).clone();
-            next.targets.insert(target.clone(), file.clone());
+            for e in &entries {
+                next.targets.insert(e.target.clone(), e.file.clone());
+            }
             next.version = editor::bump(current.version, "targets")?;
             next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
             let change = sign_role(ctx, &role, &next, authority, &[], opts.key.as_deref())?;
             Ok((vec![change], vec![], ()))
         },
-        |store, ()| role_lists_target(store, &role, &target, &file),
+        |store, ()| {
+            let lists = entries
+                .iter()
+                .map(|e| (e.target.as_str(), &e.file))
+                .collect::<Vec<_>>();
+            role_lists_targets(store, &role, &lists)
+        },
     )?;
     let status = outcome
         .roles
@@ -115,17 +192,20 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
         .find(|s| s.role == role)
         .cloned()
         .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
-    Ok(SignOutcome {
-        reference: image.to_string(),
-        repository: image.location.to_string(),
-        target,
-        digest: descriptor.digest,
-        size: descriptor.size,
-        media_type: descriptor.media_type,
-        status,
-        published: outcome.published,
-        attempts: outcome.attempts,
-    })
+    Ok(entries
+        .into_iter()
+        .map(|e| SignOutcome {
+            reference: e.image.to_string(),
+            repository: location.to_string(),
+            target: e.target,
+            digest: e.digest,
+            size: e.file.length,
+            media_type: e.media_type,
+            status: status.clone(),
+            published: outcome.published,
+            attempts: outcome.attempts,
+        })
+        .collect())
 }
 
 /// The `paths` a delegated role is limited to (`None` for top-level targets, hash
@@ -156,12 +236,23 @@ pub fn role_lists_target(
     target: &str,
     file: &TargetFile,
 ) -> Result<bool, OpError> {
+    role_lists_targets(store, role, &[(target, file)])
+}
+
+/// [`role_lists_target`] for several targets at once (one read of the role).
+pub fn role_lists_targets(
+    store: &dyn Store,
+    role: &str,
+    targets: &[(&str, &TargetFile)],
+) -> Result<bool, OpError> {
     let Some(value) = newest_role_json(store, role)? else {
         return Ok(false);
     };
-    let ours = serde_json::to_value(file).unwrap_or_default();
-    let theirs = &value["signed"]["targets"][target];
-    Ok(theirs["hashes"] == ours["hashes"] && theirs["length"] == ours["length"])
+    Ok(targets.iter().all(|(target, file)| {
+        let ours = serde_json::to_value(file).unwrap_or_default();
+        let theirs = &value["signed"]["targets"][*target];
+        theirs["hashes"] == ours["hashes"] && theirs["length"] == ours["length"]
+    }))
 }
 
 #[cfg(test)]
