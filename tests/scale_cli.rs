@@ -168,3 +168,50 @@ fn target_index_is_not_trusted_after_a_tag_is_re_signed() {
     let r = verify(":t0");
     assert_eq!(r.code, 0, "{}", r.text());
 }
+
+/// Issue #13 item 4: what one `warrant sign` costs against a real registry, once
+/// the signer has seen the repository (find the tag's digest, read the current
+/// warrant.tuf, upload the changed blobs, put the manifest, confirm).
+#[test]
+fn one_sign_costs_at_most_twelve_requests() {
+    let reg = common::registry::RegistryFixture::start();
+    let w = World::new();
+    for i in 0..4 {
+        make_image(&w.layout(), &format!("t{i}"), &format!("image {i}"));
+        reg.push(&w.layout(), &format!("t{i}"), "team/app");
+    }
+    let r = w.signer(&["init", &reg.repo("team/app", "")]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    for i in 0..3 {
+        let r = w.signer(&["sign", &reg.repo("team/app", &format!(":t{i}"))]);
+        assert_eq!(r.code, 0, "{}", r.text());
+    }
+    let n = reg.requests().len();
+    let r = w.signer(&["sign", &reg.repo("team/app", ":t3")]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let sign: Vec<String> = reg.requests().split_off(n);
+    eprintln!("{} requests:\n{}", sign.len(), sign.join("\n"));
+    for r in sign
+        .iter()
+        .filter(|r| r.starts_with("GET /v2/team/app/blobs/"))
+    {
+        let hex = r.rsplit(':').next().unwrap();
+        let p = reg.dir.path().join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ));
+        eprintln!(
+            "{}",
+            String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default())
+                .chars()
+                .take(300)
+                .collect::<String>()
+        );
+    }
+    assert!(
+        sign.len() <= 12,
+        "{} requests:\n{}",
+        sign.len(),
+        sign.join("\n")
+    );
+}

@@ -393,7 +393,10 @@ pub fn transact<T>(
         if !store.publish_is_atomic() {
             // Longer than the gap between a concurrent writer's last check and its PUT.
             std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
-            if !survived(store, &extra)? {
+            // Still our manifest: our change is there (one HEAD). Otherwise someone
+            // published after us: did they build on our change or overwrite it?
+            let ours = store.head_listing()? == Some(out.published);
+            if !ours && !survived(store, &extra)? {
                 return Err(OpError::Store(StoreError::new(
                     StoreErrorKind::Conflict,
                     store.location(),
@@ -654,6 +657,9 @@ pub fn commit(
     let removed = &removed[..];
     let now = ctx.now;
     let mut files: Vec<NewFile> = Vec::new();
+    // Files of the listing that stay as they are: referenced again by digest, not
+    // read back and uploaded (a sign costs O(changed files)).
+    let mut kept: Vec<crate::store::StoredFile> = Vec::new();
     let mut statuses = Vec::new();
     let published_roles: Vec<&str> = if promote {
         complete.iter().map(|c| c.role.as_str()).collect()
@@ -680,11 +686,7 @@ pub fn commit(
         };
         let drop = superseded || (promote && (role == "snapshot" || role == "timestamp"));
         if !drop {
-            files.push(NewFile {
-                name: f.name.clone(),
-                bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
-                pending: f.pending,
-            });
+            kept.push(f.clone());
         }
     }
     for c in &changes {
@@ -746,7 +748,7 @@ pub fn commit(
         });
         new_meta = Some((snap_bytes, ts_bytes));
     }
-    let published = store.publish(&files, Some(&listing.digest))?;
+    let published = store.publish_keeping(&kept, &files, Some(&listing.digest))?;
     // Our own trusted state follows what we published (verified again next time).
     if let Some((snap, ts)) = new_meta {
         let cache = up.local_mut();

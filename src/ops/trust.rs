@@ -68,8 +68,9 @@ pub fn update_for_editing<'a>(
         location: location.clone(),
     })?;
     store.prefetch(&files_to_prefetch(&listing, &cache));
+    let known = cache.load("timestamp");
     let mut up = Updater::new(
-        StoreRemote::with_listing(store, listing),
+        StoreRemote::with_listing(store, listing).with_known(known),
         cache,
         ctx.now,
         Limits::default(),
@@ -148,8 +149,9 @@ fn update_inner<'a>(
     store.prefetch(&files_to_prefetch(&listing, &cache));
     // The recorded digest is left as is until the update succeeds: the cached
     // metadata stays consistent with it, and a failed update must not change it.
+    let known = cache.load("timestamp");
     let mut up = Updater::new(
-        StoreRemote::with_listing(store, listing),
+        StoreRemote::with_listing(store, listing).with_known(known),
         cache,
         ctx.now,
         Limits::default(),
