@@ -564,13 +564,18 @@ fn promotable(up: &mut TrustedUpdater<'_>, changes: &[RoleChange]) -> Vec<String
     set.into_iter().map(|(r, _)| r).collect()
 }
 
-/// Does some change among `roles` delegate to `role` by name?
+/// Does some change among `roles` delegate to `role`, by name or as one of its
+/// hash bins (a re-binning publishes the new top-level version with its bins)?
 fn set_delegates(roles: &[String], role: &str, changes: &[RoleChange]) -> bool {
     changes
         .iter()
         .filter(|c| c.is_complete() && roles.contains(&c.role))
         .filter_map(content_of)
-        .any(|t| named_delegations(&t).iter().any(|n| n == role))
+        .any(|t| {
+            named_delegations(&t).iter().any(|n| n == role)
+                || super::bins::succinct(&t)
+                    .is_some_and(|s| crate::tuf::delegation::is_bin_name(s, role))
+        })
 }
 
 /// Publish `changes` (and drop `removed` roles): complete changes go into a new

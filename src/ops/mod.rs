@@ -3,6 +3,7 @@
 
 pub mod anchor;
 pub mod approve;
+pub mod bins;
 pub mod delegation;
 pub mod edit;
 pub mod export;

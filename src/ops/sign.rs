@@ -3,6 +3,7 @@
 //! the keys at hand, publish the new version as pending for others to approve.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 
 use serde::Serialize;
 use serde_json::json;
@@ -13,7 +14,10 @@ use crate::tuf::delegation::path_matches;
 use crate::tuf::editor;
 use crate::tuf::metadata::{TargetFile, Unrecognized};
 
-use super::edit::{RoleStatus, authority_of, newest_role_json, pending_of, sign_role, transact};
+use super::bins;
+use super::edit::{
+    RoleChange, RoleStatus, authority_of, newest_role_json, pending_of, sign_role, transact,
+};
 use super::trust::{Pin, open_store};
 use super::{Context, OpError};
 
@@ -128,7 +132,7 @@ fn sign_in_one_publish(
     }
     drop(store);
     let role = opts.role.clone().unwrap_or_else(|| "targets".into());
-    let (outcome, ()) = transact(
+    let (outcome, roles) = transact(
         ctx,
         location,
         &opts.pin,
@@ -152,7 +156,6 @@ fn sign_in_one_publish(
                      (`warrant pending {location}`, `warrant approve {location} --role {role}`)"
                 )));
             }
-            let authority = authority_of(up, &role, &delegator)?;
             if let Some(paths) = delegated_paths(up, &role, &delegator) {
                 for e in &entries {
                     if !paths.iter().any(|p| path_matches(p, &e.target)) {
@@ -163,6 +166,10 @@ fn sign_in_one_publish(
                     }
                 }
             }
+            if role == "targets" {
+                return sign_top_level(ctx, up, &entries, opts.key.as_deref());
+            }
+            let authority = authority_of(up, &role, &delegator)?;
             let current = up
                 .trusted()
                 .targets(&role)
@@ -176,36 +183,127 @@ fn sign_in_one_publish(
             next.version = editor::bump(current.version, "targets")?;
             next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
             let change = sign_role(ctx, &role, &next, authority, &[], opts.key.as_deref())?;
-            Ok((vec![change], vec![], ()))
+            let roles = vec![role.clone(); entries.len()];
+            Ok((vec![change], vec![], roles))
         },
-        |store, ()| {
-            let lists = entries
-                .iter()
-                .map(|e| (e.target.as_str(), &e.file))
-                .collect::<Vec<_>>();
-            role_lists_targets(store, &role, &lists)
+        |store, roles: &Vec<String>| {
+            for r in roles.iter().collect::<std::collections::BTreeSet<_>>() {
+                let lists = entries
+                    .iter()
+                    .zip(roles)
+                    .filter(|(_, er)| *er == r)
+                    .map(|(e, _)| (e.target.as_str(), &e.file))
+                    .collect::<Vec<_>>();
+                if !role_lists_targets(store, r, &lists)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
         },
     )?;
-    let status = outcome
-        .roles
-        .iter()
-        .find(|s| s.role == role)
-        .cloned()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
-    Ok(entries
-        .into_iter()
-        .map(|e| SignOutcome {
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for (e, r) in entries.into_iter().zip(&roles) {
+        let status = outcome
+            .roles
+            .iter()
+            .find(|s| &s.role == r)
+            .cloned()
+            .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+        outcomes.push(SignOutcome {
             reference: e.image.to_string(),
             repository: location.to_string(),
             target: e.target,
             digest: e.digest,
             size: e.file.length,
             media_type: e.media_type,
-            status: status.clone(),
+            status,
             published: outcome.published,
             attempts: outcome.attempts,
-        })
-        .collect())
+        });
+    }
+    Ok(outcomes)
+}
+
+/// What a sign's edit returns: the role changes, roles removed (none), and the role
+/// each entry went into.
+type Edit = (Vec<RoleChange>, Vec<String>, Vec<String>);
+
+/// The changes that put `entries` into the top-level targets: into their hash bins
+/// when the repository is binned (one new version per touched bin, the top-level
+/// role unchanged); into the top-level role when flat; or, when the bins policy
+/// says this sign takes the repository past its threshold, a re-binning (see
+/// [`super::bins`]). Also the role each entry went into.
+fn sign_top_level(
+    ctx: &Context,
+    up: &mut super::trust::TrustedUpdater<'_>,
+    entries: &[Entry<'_>],
+    only: Option<&str>,
+) -> Result<Edit, OpError> {
+    let location = up
+        .remote()
+        .listing()
+        .map_or_else(String::new, |l| l.digest.to_string());
+    let missing = || OpError::NoRepository {
+        location: location.clone(),
+    };
+    let top = (**up.trusted().targets("targets").ok_or_else(missing)?).clone();
+    let expires = |old: chrono::DateTime<chrono::Utc>| {
+        editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(old)
+    };
+    if let Some(s) = bins::succinct(&top).cloned() {
+        let roles: Vec<String> = entries
+            .iter()
+            .map(|e| bins::role_for(Some(&s), "targets", &e.target))
+            .collect();
+        let mut changes = Vec::new();
+        for bin in roles.iter().collect::<std::collections::BTreeSet<_>>() {
+            let Some(first) = entries.iter().zip(&roles).find(|(_, r)| *r == bin) else {
+                continue;
+            };
+            // The search for a target loads (and verifies) its bin.
+            up.find_target(&first.0.target)
+                .map_err(|source| OpError::Update {
+                    location: location.clone(),
+                    source,
+                })?;
+            let current = up.trusted().targets(bin).ok_or_else(missing)?;
+            let mut next = (**current).clone();
+            for (e, _) in entries.iter().zip(&roles).filter(|(_, r)| *r == bin) {
+                next.targets.insert(e.target.clone(), e.file.clone());
+            }
+            next.version = editor::bump(current.version, "targets")?;
+            next.expires = expires(current.expires);
+            let authority = authority_of(up, bin, "targets")?;
+            changes.push(sign_role(ctx, bin, &next, authority, &[], only)?);
+        }
+        return Ok((changes, vec![], roles));
+    }
+    let mut next = top.clone();
+    for e in entries {
+        next.targets.insert(e.target.clone(), e.file.clone());
+    }
+    next.version = editor::bump(top.version, "targets")?;
+    next.expires = expires(top.expires);
+    let authority = authority_of(up, "targets", "root")?;
+    let Some(bits) = bins::BinsPolicy::of(&top).bits_for(&top, next.targets.len()) else {
+        let change = sign_role(ctx, "targets", &next, authority, &[], only)?;
+        return Ok((vec![change], vec![], vec!["targets".into(); entries.len()]));
+    };
+    // Re-binning: the new top-level version and the first version of every bin,
+    // all in this one publish.
+    let (new_top, bins) = bins::rebin(up.trusted().root(), &next, bits, NonZeroU64::MIN)?;
+    let mut changes = vec![sign_role(ctx, "targets", &new_top, authority, &[], only)?];
+    for (name, t) in &bins {
+        let auth = crate::tuf::trusted::delegated_authority(&new_top, name)
+            .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+        changes.push(sign_role(ctx, name, t, auth, &[], only)?);
+    }
+    let s = bins::succinct(&new_top);
+    let roles = entries
+        .iter()
+        .map(|e| bins::role_for(s, "targets", &e.target))
+        .collect();
+    Ok((changes, vec![], roles))
 }
 
 /// The `paths` a delegated role is limited to (`None` for top-level targets, hash
