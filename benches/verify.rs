@@ -70,6 +70,7 @@ fn main() {
                 targets_key: None,
                 publisher_key: None,
                 key_type: warrant::crypto::KeyType::Ed25519,
+                bins: Default::default(),
             },
         )
         .unwrap();

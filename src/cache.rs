@@ -168,6 +168,12 @@ impl TrustCache {
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        self.write_file(name, bytes, true)
+    }
+
+    /// Atomic write; `durable` also fsyncs before the rename (not needed for a
+    /// target index, which is checked on every read and rebuilt when lost).
+    fn write_file(&self, name: &str, bytes: &[u8], durable: bool) -> Result<(), CacheError> {
         let path = self.dir.join(name);
         let err = |e: std::io::Error| CacheError {
             path: path.clone(),
@@ -178,7 +184,9 @@ impl TrustCache {
             .tempfile_in(&self.dir)
             .map_err(err)?;
         tmp.write_all(bytes).map_err(err)?;
-        tmp.as_file().sync_all().map_err(err)?;
+        if durable {
+            tmp.as_file().sync_all().map_err(err)?;
+        }
         tmp.persist(&path).map_err(|e| err(e.error))?;
         Ok(())
     }
@@ -196,6 +204,27 @@ impl LocalState for TrustCache {
                 detail: e.to_string(),
             })
     }
+
+    /// `ROLE.json.index` next to `ROLE.json` (no role file name ends in `.index`).
+    fn index_path(&self, role: &str) -> Option<PathBuf> {
+        Some(self.dir.join(index_file_name(role)))
+    }
+
+    fn stamp(&self, role: &str) -> Option<String> {
+        crate::tuf::client::file_stamp(&self.dir.join(role_file_name(role)))
+    }
+
+    fn persist_index(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError> {
+        self.write_file(&index_file_name(role), bytes, false)
+            .map_err(|e| PersistError {
+                role: role.to_owned(),
+                detail: e.to_string(),
+            })
+    }
+}
+
+fn index_file_name(role: &str) -> String {
+    format!("{}.index", role_file_name(role))
 }
 
 #[cfg(test)]

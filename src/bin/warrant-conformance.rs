@@ -21,6 +21,11 @@ struct Cli {
     target_base_url: Option<String>,
     #[arg(long)]
     target_dir: Option<PathBuf>,
+    /// Where to keep verified target indexes (default: a directory under the
+    /// system temp dir named after --metadata-dir). Not inside --metadata-dir:
+    /// the conformance suite expects exactly one file per role there.
+    #[arg(long)]
+    index_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -36,7 +41,14 @@ enum Cmd {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let mut dir = MetadataDir::new(&cli.metadata_dir);
+    let index_dir = cli.index_dir.clone().unwrap_or_else(|| {
+        let abs = std::path::absolute(&cli.metadata_dir).unwrap_or(cli.metadata_dir.clone());
+        let id = warrant::digest::Sha256Digest::of(abs.as_os_str().as_encoded_bytes()).hex();
+        std::env::temp_dir()
+            .join("warrant-conformance-index")
+            .join(&id[..32])
+    });
+    let mut dir = MetadataDir::new(&cli.metadata_dir).with_index_dir(&index_dir);
     if let Cmd::Init { trusted_root } = &cli.command {
         // CLIENT-CLI.md: "no checks are expected" here; the root is verified against
         // itself every time it is loaded.
@@ -50,7 +62,8 @@ fn run(cli: Cli) -> Result<(), String> {
     let remote =
         HttpRemote::new(url, std::time::Duration::from_secs(30)).map_err(|e| e.to_string())?;
     let mut up = Updater::new(remote, dir, chrono::Utc::now(), Limits::default())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_target_index();
     up.refresh().map_err(|e| e.to_string())?;
     if let Cmd::Download = cli.command {
         let base = cli

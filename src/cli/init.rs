@@ -27,6 +27,11 @@ pub struct InitArgs {
     /// Algorithm of generated keys.
     #[arg(long = "key-type", value_enum, default_value_t = KeyType::Ed25519)]
     pub key_type: KeyType,
+    /// Hash bins for the tags: `auto` (flat, then 512 bins in the sign that takes
+    /// the repository past 1,024 tags), `none`, or a power of two N (N bins from the
+    /// first sign on). With bins a sign rewrites one small bin, and a verify reads one.
+    #[arg(long, default_value = "auto", value_name = "auto|N|none")]
+    pub bins: String,
 }
 
 pub fn run(a: InitArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
@@ -37,6 +42,7 @@ pub fn run(a: InitArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
         targets_key: a.targets_key,
         publisher_key: a.publisher_key,
         key_type: a.key_type,
+        bins: a.bins.parse()?,
     };
     out.report(&init(ctx, &location, &opts)?);
     Ok(0)

@@ -117,6 +117,29 @@ impl Report for SignOutcome {
     }
 }
 
+/// Several images signed in one publish (`warrant sign REF REF...`).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct SignedMany(pub Vec<SignOutcome>);
+
+impl Report for SignedMany {
+    fn human(&self) -> String {
+        let mut s = String::new();
+        for o in &self.0 {
+            let _ = writeln!(s, "{} = {}", o.reference, o.digest);
+        }
+        // One publish per repository: its state once.
+        let mut seen = Vec::new();
+        for o in &self.0 {
+            if !seen.contains(&&o.repository) {
+                seen.push(&o.repository);
+                s.push_str(&role_status(&o.status, &o.repository));
+            }
+        }
+        s
+    }
+}
+
 /// One line per role state, saying what happens next.
 pub fn role_status(st: &crate::ops::edit::RoleStatus, repo: &str) -> String {
     let missing: Vec<&str> = st

@@ -1,14 +1,23 @@
 use super::PinArgs;
 use super::output::Printer;
-use crate::ops::sign::{SignOptions, sign};
+use crate::ops::sign::{SignOptions, sign_many};
 use crate::ops::trust::Pin;
 use crate::ops::{Context, OpError};
 
-/// `warrant sign REF`
+/// Largest `--from-file` list read (some 100,000 references).
+const MAX_LIST: u64 = 16 * 1024 * 1024;
+
+/// `warrant sign REF [REF...]`
 #[derive(Debug, clap::Args)]
 pub struct SignArgs {
-    /// The image: oci:PATH:TAG, oci:PATH@sha256:DIGEST or oci:PATH:TAG@sha256:DIGEST.
-    pub reference: String,
+    /// The images: oci:PATH:TAG, oci:PATH@sha256:DIGEST or oci:PATH:TAG@sha256:DIGEST,
+    /// or REGISTRY/REPO:TAG. All of one repository are signed in one publish.
+    #[arg(required_unless_present = "from_file")]
+    pub references: Vec<String>,
+    /// Also sign the references listed in FILE, one per line (`-`: standard input;
+    /// blank lines and lines starting with `#` are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<std::path::PathBuf>,
     /// The role to sign into (default: the top-level `targets` role). When the keys
     /// at hand do not meet its threshold, the new version is published pending.
     #[arg(long, value_name = "ROLE")]
@@ -23,8 +32,48 @@ pub struct SignArgs {
     pub pin: PinArgs,
 }
 
+fn read_list(path: &std::path::Path) -> Result<String, OpError> {
+    let bytes = if path.as_os_str() == "-" {
+        use std::io::Read as _;
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .take(MAX_LIST + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| OpError::InvalidArgument(format!("standard input: {e}")))?;
+        if buf.len() as u64 > MAX_LIST {
+            return Err(OpError::InvalidArgument(format!(
+                "standard input: more than {MAX_LIST} bytes of references"
+            )));
+        }
+        buf
+    } else {
+        crate::fsutil::read_regular(path, MAX_LIST)
+            .map_err(|e| OpError::InvalidArgument(format!("{}: {e}", path.display())))?
+    };
+    String::from_utf8(bytes)
+        .map_err(|_| OpError::InvalidArgument(format!("{}: not UTF-8 text", path.display())))
+}
+
 pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
-    let image = super::image(&a.reference)?;
+    let mut refs = a.references.clone();
+    if let Some(path) = &a.from_file {
+        let text = read_list(path)?;
+        refs.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    let images = refs
+        .iter()
+        .map(|r| super::image(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    if images.is_empty() {
+        return Err(OpError::InvalidArgument(
+            "no image references to sign".into(),
+        ));
+    }
     let pin = match a.pin.pin()? {
         Pin::None => Pin::FirstUse,
         p => p,
@@ -34,6 +83,13 @@ pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
         key: a.key,
         pin,
     };
-    out.report(&sign(ctx, &image, &opts)?);
+    let mut outcomes = sign_many(ctx, &images, &opts)?;
+    if outcomes.len() == 1
+        && let Some(one) = outcomes.pop()
+    {
+        out.report(&one);
+    } else {
+        out.report(&crate::cli::output::SignedMany(outcomes));
+    }
     Ok(0)
 }

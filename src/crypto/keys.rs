@@ -338,6 +338,18 @@ fn random_32() -> Result<Zeroizing<[u8; 32]>, KeyError> {
 }
 
 impl SecretKey {
+    /// A second copy of this key (for the key store's per-process cache of
+    /// decrypted keys: each key is decrypted once per process).
+    pub(crate) fn duplicate(&self) -> Self {
+        Self {
+            secret: match &self.secret {
+                Secret::Ed25519(k) => Secret::Ed25519(k.clone()),
+                Secret::EcdsaP256(k) => Secret::EcdsaP256(k.clone()),
+            },
+            public: self.public.clone(),
+        }
+    }
+
     /// Generate a new key from the system RNG.
     pub fn generate(kind: KeyType) -> Result<Self, KeyError> {
         match kind {

@@ -200,7 +200,13 @@ impl KeyInfo {
 #[derive(Debug, Clone)]
 pub struct KeyStore {
     dir: PathBuf,
+    /// Keys decrypted so far in this process, by key id and a digest of the
+    /// passphrase that opened them: scrypt runs once per key per process, however
+    /// many roles the key signs (issue #13 item 4).
+    decrypted: std::sync::Arc<std::sync::Mutex<DecryptedKeys>>,
 }
+
+type DecryptedKeys = std::collections::HashMap<(KeyId, [u8; 32]), SecretKey>;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
     move |e| KeystoreError::Io {
@@ -262,6 +268,7 @@ impl KeyStore {
     pub fn new(home: &Path) -> Self {
         Self {
             dir: home.join("keys"),
+            decrypted: Default::default(),
         }
     }
 
@@ -578,6 +585,27 @@ impl KeyStore {
 
     /// Decrypt the private key `keyid`.
     pub fn load(&self, keyid: &KeyId, pass: &Passphrase) -> Result<SecretKey, KeystoreError> {
+        use sha2::Digest as _;
+        let slot = (
+            keyid.clone(),
+            sha2::Sha256::digest(pass.0.as_bytes()).into(),
+        );
+        if let Some(k) = self
+            .decrypted
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&slot).map(SecretKey::duplicate))
+        {
+            return Ok(k);
+        }
+        let key = self.decrypt(keyid, pass)?;
+        if let Ok(mut m) = self.decrypted.lock() {
+            m.insert(slot, key.duplicate());
+        }
+        Ok(key)
+    }
+
+    fn decrypt(&self, keyid: &KeyId, pass: &Passphrase) -> Result<SecretKey, KeystoreError> {
         // Key ids of our keys are hex; refuse anything else before building a path.
         if keyid.0.is_empty() || !keyid.0.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(KeystoreError::NotFound {

@@ -393,7 +393,10 @@ pub fn transact<T>(
         if !store.publish_is_atomic() {
             // Longer than the gap between a concurrent writer's last check and its PUT.
             std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
-            if !survived(store, &extra)? {
+            // Still our manifest: our change is there (one HEAD). Otherwise someone
+            // published after us: did they build on our change or overwrite it?
+            let ours = store.head_listing()? == Some(out.published);
+            if !ours && !survived(store, &extra)? {
                 return Err(OpError::Store(StoreError::new(
                     StoreErrorKind::Conflict,
                     store.location(),
@@ -561,13 +564,18 @@ fn promotable(up: &mut TrustedUpdater<'_>, changes: &[RoleChange]) -> Vec<String
     set.into_iter().map(|(r, _)| r).collect()
 }
 
-/// Does some change among `roles` delegate to `role` by name?
+/// Does some change among `roles` delegate to `role`, by name or as one of its
+/// hash bins (a re-binning publishes the new top-level version with its bins)?
 fn set_delegates(roles: &[String], role: &str, changes: &[RoleChange]) -> bool {
     changes
         .iter()
         .filter(|c| c.is_complete() && roles.contains(&c.role))
         .filter_map(content_of)
-        .any(|t| named_delegations(&t).iter().any(|n| n == role))
+        .any(|t| {
+            named_delegations(&t).iter().any(|n| n == role)
+                || super::bins::succinct(&t)
+                    .is_some_and(|s| crate::tuf::delegation::is_bin_name(s, role))
+        })
 }
 
 /// Publish `changes` (and drop `removed` roles): complete changes go into a new
@@ -654,6 +662,9 @@ pub fn commit(
     let removed = &removed[..];
     let now = ctx.now;
     let mut files: Vec<NewFile> = Vec::new();
+    // Files of the listing that stay as they are: referenced again by digest, not
+    // read back and uploaded (a sign costs O(changed files)).
+    let mut kept: Vec<crate::store::StoredFile> = Vec::new();
     let mut statuses = Vec::new();
     let published_roles: Vec<&str> = if promote {
         complete.iter().map(|c| c.role.as_str()).collect()
@@ -680,11 +691,7 @@ pub fn commit(
         };
         let drop = superseded || (promote && (role == "snapshot" || role == "timestamp"));
         if !drop {
-            files.push(NewFile {
-                name: f.name.clone(),
-                bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
-                pending: f.pending,
-            });
+            kept.push(f.clone());
         }
     }
     for c in &changes {
@@ -746,7 +753,7 @@ pub fn commit(
         });
         new_meta = Some((snap_bytes, ts_bytes));
     }
-    let published = store.publish(&files, Some(&listing.digest))?;
+    let published = store.publish_keeping(&kept, &files, Some(&listing.digest))?;
     // Our own trusted state follows what we published (verified again next time).
     if let Some((snap, ts)) = new_meta {
         let cache = up.local_mut();

@@ -29,6 +29,8 @@ pub struct InitOptions {
     pub publisher_key: Option<String>,
     /// Type of generated keys.
     pub key_type: KeyType,
+    /// Hash bins for the top-level targets role (see [`super::bins`]).
+    pub bins: super::bins::BinsPolicy,
 }
 
 /// What `init` made.
@@ -165,7 +167,12 @@ pub fn init(
 
     let targets_signers =
         ctx.signers_for("targets", std::slice::from_ref(&targets.keyid), 1, None)?;
-    let targets_md = Targets::empty(one, editor::expiry_in(now, ctx.lifetimes.targets));
+    let mut targets_md = Targets::empty(one, editor::expiry_in(now, ctx.lifetimes.targets));
+    if let Some(v) = opts.bins.to_field() {
+        targets_md
+            .unrecognized
+            .insert(super::bins::POLICY_FIELD.into(), v);
+    }
     let targets_bytes = editor::sign(&targets_md, &as_signers(&targets_signers))?;
 
     let pub_signers =

@@ -3,6 +3,7 @@
 //! the keys at hand, publish the new version as pending for others to approve.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU64;
 
 use serde::Serialize;
 use serde_json::json;
@@ -13,7 +14,10 @@ use crate::tuf::delegation::path_matches;
 use crate::tuf::editor;
 use crate::tuf::metadata::{TargetFile, Unrecognized};
 
-use super::edit::{RoleStatus, authority_of, newest_role_json, pending_of, sign_role, transact};
+use super::bins;
+use super::edit::{
+    RoleChange, RoleStatus, authority_of, newest_role_json, pending_of, sign_role, transact,
+};
 use super::trust::{Pin, open_store};
 use super::{Context, OpError};
 
@@ -45,8 +49,8 @@ pub struct SignOutcome {
     pub media_type: String,
     /// The role's new version and whether it is published or waiting.
     pub status: RoleStatus,
-    /// The new `warrant.tuf` digest (`None` when the role already listed this
-    /// digest for the target and nothing was published).
+    /// The new `warrant.tuf` digest (`None` when every target was already signed
+    /// with its digest and nothing was published).
     pub published: Option<Sha256Digest>,
     /// Attempts needed (more than one when other signers published meanwhile).
     pub attempts: u32,
@@ -54,23 +58,89 @@ pub struct SignOutcome {
 
 /// Sign `image` into `opts.role`.
 pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignOutcome, OpError> {
-    let descriptor = open_store(ctx, &image.location)?.resolve(image)?;
-    let target = image.target_name();
+    sign_many(ctx, std::slice::from_ref(image), opts)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))
+}
+
+/// Sign every image of `images` into `opts.role` with **one publish per
+/// repository** (one new role version, one snapshot, one timestamp), however many
+/// tags: a CI job pushing 50 tags does not publish 50 times (issue #13 item 3).
+/// Outcomes are in the order given. The same target named twice with different
+/// digests is refused.
+pub fn sign_many(
+    ctx: &Context,
+    images: &[ImageRef],
+    opts: &SignOptions,
+) -> Result<Vec<SignOutcome>, OpError> {
+    let mut groups: Vec<(&crate::store::Location, Vec<&ImageRef>)> = Vec::new();
+    for image in images {
+        match groups.iter_mut().find(|(l, _)| *l == &image.location) {
+            Some((_, g)) => g.push(image),
+            None => groups.push((&image.location, vec![image])),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(images.len());
+    for (location, group) in groups {
+        outcomes.extend(sign_in_one_publish(ctx, location, &group, opts)?);
+    }
+    Ok(outcomes)
+}
+
+/// One target to add: the image, its target path and entry.
+struct Entry<'a> {
+    image: &'a ImageRef,
+    target: String,
+    media_type: String,
+    digest: Sha256Digest,
+    file: TargetFile,
+}
+
+fn sign_in_one_publish(
+    ctx: &Context,
+    location: &crate::store::Location,
+    images: &[&ImageRef],
+    opts: &SignOptions,
+) -> Result<Vec<SignOutcome>, OpError> {
+    let store = open_store(ctx, location)?;
+    let mut entries: Vec<Entry<'_>> = Vec::with_capacity(images.len());
+    for image in images {
+        let descriptor = store.resolve(image)?;
+        let target = image.target_name();
+        let file = TargetFile {
+            length: descriptor.size,
+            hashes: BTreeMap::from([("sha256".to_owned(), descriptor.digest.hex())]),
+            custom: Some(json!({ "mediaType": descriptor.media_type })),
+            unrecognized: Unrecognized::new(),
+        };
+        if let Some(other) = entries.iter().find(|e| e.target == target) {
+            if other.file != file {
+                return Err(OpError::InvalidArgument(format!(
+                    "{target:?} is given twice, for {} and {}",
+                    other.digest, descriptor.digest
+                )));
+            }
+            continue;
+        }
+        entries.push(Entry {
+            image,
+            target,
+            media_type: descriptor.media_type,
+            digest: descriptor.digest,
+            file,
+        });
+    }
+    drop(store);
     let role = opts.role.clone().unwrap_or_else(|| "targets".into());
-    let file = TargetFile {
-        length: descriptor.size,
-        hashes: BTreeMap::from([("sha256".to_owned(), descriptor.digest.hex())]),
-        custom: Some(json!({ "mediaType": descriptor.media_type })),
-        unrecognized: Unrecognized::new(),
-    };
-    let mut unchanged: Option<RoleStatus> = None;
+    let mut unchanged: Option<Vec<RoleStatus>> = None;
     let result = transact(
         ctx,
-        &image.location,
+        location,
         &opts.pin,
         false,
         |store, up, listing| {
-            let location = image.location.to_string();
+            let location = location.to_string();
             let delegator = up
                 .find_delegator(&role)
                 .map_err(|source| OpError::Update {
@@ -98,23 +168,10 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                     )
                 }));
             }
-            let authority = authority_of(up, &role, &delegator)?;
-            if let Some(paths) = delegated_paths(up, &role, &delegator)
-                && !paths.iter().any(|p| path_matches(p, &target))
-            {
-                return Err(OpError::InvalidArgument(format!(
-                    "role {role} may not sign {target:?}: its delegation covers only {paths:?}"
-                )));
-            }
-            let current = up
-                .trusted()
-                .targets(&role)
-                .ok_or_else(|| OpError::NoRepository {
-                    location: location.clone(),
-                })?;
             // A key named on the command line must belong to the role, changed or not.
             if let Some(q) = opts.key.as_deref() {
                 let info = ctx.keys.find(q)?;
+                let authority = authority_of(up, &role, &delegator)?;
                 if !authority.keyids.contains(&info.keyid) {
                     return Err(OpError::KeyNotInRole {
                         role: role.clone(),
@@ -122,69 +179,224 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
                     });
                 }
             }
-            if current
-                .targets
-                .get(&target)
-                .is_some_and(|t| t.length == file.length && t.hashes == file.hashes)
-            {
-                // Already signed with this digest: publishing a new version would
-                // only churn every verifier's cache (issue #12 item 7).
-                unchanged = Some(RoleStatus {
-                    role: role.clone(),
-                    version: current.version.get(),
-                    state: "unchanged",
-                    signed: current.result().signed.len(),
-                    threshold: current.result().threshold.get(),
-                    missing: Vec::new(),
-                });
+            // Every target already signed with this digest: publishing a new version
+            // would only churn every verifier's cache (issue #12 item 7).
+            let mut same = Vec::new();
+            for e in &entries {
+                let found = if role == "targets" {
+                    up.find_target(&e.target)
+                } else {
+                    up.find_target_in_role(&e.target, &role)
+                }
+                .map_err(|source| OpError::Update {
+                    location: location.clone(),
+                    source,
+                })?;
+                let bin = (role == "targets")
+                    .then(|| up.trusted().targets("targets"))
+                    .flatten()
+                    .and_then(|t| bins::succinct(t))
+                    .map(|s| bins::role_for(Some(s), "targets", &e.target));
+                match found {
+                    Some(f)
+                        if f.file.length == e.file.length
+                            && f.file.hashes == e.file.hashes
+                            && (f.role == role || Some(&f.role) == bin.as_ref()) =>
+                    {
+                        same.push(RoleStatus {
+                            version: up
+                                .trusted()
+                                .snapshot_meta(&f.role)
+                                .map_or(0, |m| m.version.get()),
+                            role: f.role,
+                            state: "unchanged",
+                            signed: 0,
+                            threshold: 0,
+                            missing: Vec::new(),
+                        });
+                    }
+                    _ => break,
+                }
+            }
+            if same.len() == entries.len() {
+                unchanged = Some(same);
                 return Err(OpError::AlreadySigned {
-                    target: target.clone(),
+                    target: entries
+                        .first()
+                        .map(|e| e.target.clone())
+                        .unwrap_or_default(),
                     role: role.clone(),
                 });
             }
+            if let Some(paths) = delegated_paths(up, &role, &delegator) {
+                for e in &entries {
+                    if !paths.iter().any(|p| path_matches(p, &e.target)) {
+                        return Err(OpError::InvalidArgument(format!(
+                            "role {role} may not sign {:?}: its delegation covers only {paths:?}",
+                            e.target
+                        )));
+                    }
+                }
+            }
+            if role == "targets" {
+                return sign_top_level(ctx, up, &entries, opts.key.as_deref());
+            }
+            let authority = authority_of(up, &role, &delegator)?;
+            let current = up
+                .trusted()
+                .targets(&role)
+                .ok_or_else(|| OpError::NoRepository {
+                    location: location.clone(),
+                })?;
             let mut next = (**current).clone();
-            next.targets.insert(target.clone(), file.clone());
+            for e in &entries {
+                next.targets.insert(e.target.clone(), e.file.clone());
+            }
             next.version = editor::bump(current.version, "targets")?;
             next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
             let change = sign_role(ctx, &role, &next, authority, &[], opts.key.as_deref())?;
-            Ok((vec![change], vec![], ()))
+            let roles = vec![role.clone(); entries.len()];
+            Ok((vec![change], vec![], roles))
         },
-        |store, ()| role_lists_target(store, &role, &target, &file),
+        |store, roles: &Vec<String>| {
+            for r in roles.iter().collect::<std::collections::BTreeSet<_>>() {
+                let lists = entries
+                    .iter()
+                    .zip(roles)
+                    .filter(|(_, er)| *er == r)
+                    .map(|(e, _)| (e.target.as_str(), &e.file))
+                    .collect::<Vec<_>>();
+                if !role_lists_targets(store, r, &lists)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
     );
-    let outcome = match (result, unchanged) {
-        (Ok((outcome, ())), _) => outcome,
-        (Err(OpError::AlreadySigned { .. }), Some(status)) => {
-            return Ok(SignOutcome {
-                reference: image.to_string(),
-                repository: image.location.to_string(),
-                target,
-                digest: descriptor.digest,
-                size: descriptor.size,
-                media_type: descriptor.media_type,
-                status,
-                published: None,
-                attempts: 1,
-            });
+    let (outcome, roles) = match (result, unchanged) {
+        (Ok(r), _) => r,
+        (Err(OpError::AlreadySigned { .. }), Some(statuses)) => {
+            return Ok(entries
+                .into_iter()
+                .zip(statuses)
+                .map(|(e, status)| SignOutcome {
+                    reference: e.image.to_string(),
+                    repository: location.to_string(),
+                    target: e.target,
+                    digest: e.digest,
+                    size: e.file.length,
+                    media_type: e.media_type,
+                    status,
+                    published: None,
+                    attempts: 1,
+                })
+                .collect());
         }
         (Err(e), _) => return Err(e),
     };
-    let status = outcome
-        .roles
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for (e, r) in entries.into_iter().zip(&roles) {
+        let status = outcome
+            .roles
+            .iter()
+            .find(|s| &s.role == r)
+            .cloned()
+            .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+        outcomes.push(SignOutcome {
+            reference: e.image.to_string(),
+            repository: location.to_string(),
+            target: e.target,
+            digest: e.digest,
+            size: e.file.length,
+            media_type: e.media_type,
+            status,
+            published: Some(outcome.published),
+            attempts: outcome.attempts,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// What a sign's edit returns: the role changes, roles removed (none), and the role
+/// each entry went into.
+type Edit = (Vec<RoleChange>, Vec<String>, Vec<String>);
+
+/// The changes that put `entries` into the top-level targets: into their hash bins
+/// when the repository is binned (one new version per touched bin, the top-level
+/// role unchanged); into the top-level role when flat; or, when the bins policy
+/// says this sign takes the repository past its threshold, a re-binning (see
+/// [`super::bins`]). Also the role each entry went into.
+fn sign_top_level(
+    ctx: &Context,
+    up: &mut super::trust::TrustedUpdater<'_>,
+    entries: &[Entry<'_>],
+    only: Option<&str>,
+) -> Result<Edit, OpError> {
+    let location = up
+        .remote()
+        .listing()
+        .map_or_else(String::new, |l| l.digest.to_string());
+    let missing = || OpError::NoRepository {
+        location: location.clone(),
+    };
+    let top = (**up.trusted().targets("targets").ok_or_else(missing)?).clone();
+    let expires = |old: chrono::DateTime<chrono::Utc>| {
+        editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(old)
+    };
+    if let Some(s) = bins::succinct(&top).cloned() {
+        let roles: Vec<String> = entries
+            .iter()
+            .map(|e| bins::role_for(Some(&s), "targets", &e.target))
+            .collect();
+        let mut changes = Vec::new();
+        for bin in roles.iter().collect::<std::collections::BTreeSet<_>>() {
+            let Some(first) = entries.iter().zip(&roles).find(|(_, r)| *r == bin) else {
+                continue;
+            };
+            // The search for a target loads (and verifies) its bin.
+            up.find_target(&first.0.target)
+                .map_err(|source| OpError::Update {
+                    location: location.clone(),
+                    source,
+                })?;
+            let current = up.trusted().targets(bin).ok_or_else(missing)?;
+            let mut next = (**current).clone();
+            for (e, _) in entries.iter().zip(&roles).filter(|(_, r)| *r == bin) {
+                next.targets.insert(e.target.clone(), e.file.clone());
+            }
+            next.version = editor::bump(current.version, "targets")?;
+            next.expires = expires(current.expires);
+            let authority = authority_of(up, bin, "targets")?;
+            changes.push(sign_role(ctx, bin, &next, authority, &[], only)?);
+        }
+        return Ok((changes, vec![], roles));
+    }
+    let mut next = top.clone();
+    for e in entries {
+        next.targets.insert(e.target.clone(), e.file.clone());
+    }
+    next.version = editor::bump(top.version, "targets")?;
+    next.expires = expires(top.expires);
+    let authority = authority_of(up, "targets", "root")?;
+    let Some(bits) = bins::BinsPolicy::of(&top).bits_for(&top, next.targets.len()) else {
+        let change = sign_role(ctx, "targets", &next, authority, &[], only)?;
+        return Ok((vec![change], vec![], vec!["targets".into(); entries.len()]));
+    };
+    // Re-binning: the new top-level version and the first version of every bin,
+    // all in this one publish.
+    let (new_top, bins) = bins::rebin(up.trusted().root(), &next, bits, NonZeroU64::MIN)?;
+    let mut changes = vec![sign_role(ctx, "targets", &new_top, authority, &[], only)?];
+    for (name, t) in &bins {
+        let auth = crate::tuf::trusted::delegated_authority(&new_top, name)
+            .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+        changes.push(sign_role(ctx, name, t, auth, &[], only)?);
+    }
+    let s = bins::succinct(&new_top);
+    let roles = entries
         .iter()
-        .find(|s| s.role == role)
-        .cloned()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
-    Ok(SignOutcome {
-        reference: image.to_string(),
-        repository: image.location.to_string(),
-        target,
-        digest: descriptor.digest,
-        size: descriptor.size,
-        media_type: descriptor.media_type,
-        status,
-        published: Some(outcome.published),
-        attempts: outcome.attempts,
-    })
+        .map(|e| bins::role_for(s, "targets", &e.target))
+        .collect();
+    Ok((changes, vec![], roles))
 }
 
 /// The `paths` a delegated role is limited to (`None` for top-level targets, hash
@@ -215,12 +427,23 @@ pub fn role_lists_target(
     target: &str,
     file: &TargetFile,
 ) -> Result<bool, OpError> {
+    role_lists_targets(store, role, &[(target, file)])
+}
+
+/// [`role_lists_target`] for several targets at once (one read of the role).
+pub fn role_lists_targets(
+    store: &dyn Store,
+    role: &str,
+    targets: &[(&str, &TargetFile)],
+) -> Result<bool, OpError> {
     let Some(value) = newest_role_json(store, role)? else {
         return Ok(false);
     };
-    let ours = serde_json::to_value(file).unwrap_or_default();
-    let theirs = &value["signed"]["targets"][target];
-    Ok(theirs["hashes"] == ours["hashes"] && theirs["length"] == ours["length"])
+    Ok(targets.iter().all(|(target, file)| {
+        let ours = serde_json::to_value(file).unwrap_or_default();
+        let theirs = &value["signed"]["targets"][*target];
+        theirs["hashes"] == ours["hashes"] && theirs["length"] == ours["length"]
+    }))
 }
 
 #[cfg(test)]

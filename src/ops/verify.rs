@@ -7,7 +7,7 @@ use crate::digest::Sha256Digest;
 use crate::store::artifact::OCI_MANIFEST_MEDIA_TYPE;
 use crate::store::{Descriptor, ImageRef};
 
-use super::trust::{Pin, anchor, open_store, update_from};
+use super::trust::{Pin, anchor, open_store, update_for_verify};
 use super::{Context, OpError};
 
 /// A trusted image.
@@ -75,7 +75,7 @@ pub fn verify_with_roles(
             (Served::Resolved(served), head)
         }
     };
-    let mut up = update_from(ctx, store.as_ref(), cache, true, head?)?;
+    let mut up = update_for_verify(ctx, store.as_ref(), cache, head?)?;
     let target = image.target_name();
     let location = image.location.to_string();
     let found = up
@@ -162,8 +162,8 @@ pub fn verify_with_roles(
     }
     // Every targets role the answer rests on (the search path, required roles):
     // all that were loaded.
-    for (_, t) in trusted.loaded_targets() {
-        expiries.push(("targets", t.expires));
+    for (_, expires) in trusted.role_expiries() {
+        expiries.push(("targets", expires));
     }
     let expires = expiries.iter().map(|(_, e)| *e).min().unwrap_or(ctx.now);
     let warnings = expiries

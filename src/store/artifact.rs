@@ -206,15 +206,22 @@ pub fn build_manifest(files: &[StoredFile], created: &str) -> Vec<u8> {
 pub fn prepare(
     files: &[NewFile],
 ) -> Result<(Vec<StoredFile>, Vec<u8>, Sha256Digest), ArtifactError> {
-    let stored: Vec<StoredFile> = files
-        .iter()
-        .map(|f| StoredFile {
-            name: f.name.clone(),
-            digest: Sha256Digest::of(&f.bytes),
-            size: f.bytes.len() as u64,
-            pending: f.pending,
-        })
-        .collect();
+    prepare_keeping(&[], files)
+}
+
+/// [`prepare`] for `kept` files (already stored, named by their descriptors)
+/// followed by new `files`. The descriptors returned are kept's then files'.
+pub fn prepare_keeping(
+    kept: &[StoredFile],
+    files: &[NewFile],
+) -> Result<(Vec<StoredFile>, Vec<u8>, Sha256Digest), ArtifactError> {
+    let mut stored: Vec<StoredFile> = kept.to_vec();
+    stored.extend(files.iter().map(|f| StoredFile {
+        name: f.name.clone(),
+        digest: Sha256Digest::of(&f.bytes),
+        size: f.bytes.len() as u64,
+        pending: f.pending,
+    }));
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let manifest = build_manifest(&stored, &created);
     let digest = Sha256Digest::of(&manifest);

@@ -337,7 +337,16 @@ impl Store for LayoutStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let (stored, manifest, digest) = artifact::prepare(files).map_err(|e| {
+        self.publish_keeping(&[], files, previous)
+    }
+
+    fn publish_keeping(
+        &self,
+        kept: &[StoredFile],
+        files: &[NewFile],
+        previous: Option<&Sha256Digest>,
+    ) -> Result<Sha256Digest, StoreError> {
+        let (stored, manifest, digest) = artifact::prepare_keeping(kept, files).map_err(|e| {
             self.err(
                 Kind::Malformed,
                 TUF_TAG,
@@ -359,7 +368,19 @@ impl Store for LayoutStore {
         }
         let blobs = self.blobs_dir();
         fs::create_dir_all(&blobs).map_err(|e| self.io(&blobs, "cannot create", e))?;
-        for (file, s) in files.iter().zip(&stored) {
+        // Kept files are named by the listing we based this change on, which is
+        // still current (checked above under the lock): their blobs are here.
+        for k in kept {
+            let path = blobs.join(k.digest.hex());
+            if !path.is_file() {
+                return Err(self.err(
+                    Kind::NotFound,
+                    &k.name,
+                    format!("blob {} of the current listing is missing", k.digest),
+                ));
+            }
+        }
+        for (file, s) in files.iter().zip(&stored[kept.len()..]) {
             self.write_blob(&file.bytes, &s.digest)?;
         }
         self.write_blob(EMPTY_CONFIG, &Sha256Digest::of(EMPTY_CONFIG))?;

@@ -21,14 +21,11 @@
 //! HEADs, a cold verify's blob GETs, a publish's uploads).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client as OciClient, Reference};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, StatusCode};
 
@@ -110,11 +107,8 @@ pub struct RegistryStore {
     location: Location,
     repository: String,
     base: String,
-    reference: Reference,
     rt: tokio::runtime::Runtime,
     plain: bool,
-    /// Built on first use: only writes need it.
-    oci: OnceLock<OciClient>,
     http: reqwest::Client,
     /// A client with TLS roots, for an HTTPS token service of a plain-HTTP registry.
     tls: OnceLock<reqwest::Client>,
@@ -124,7 +118,6 @@ pub struct RegistryStore {
     /// sent us ([`token`]); writes then go anonymous too.
     credentials_withheld: AtomicBool,
     authorization: Mutex<Option<HeaderValue>>,
-    push_ready: Mutex<bool>,
     memo: Mutex<HashMap<Sha256Digest, Vec<u8>>>,
     timeout: Duration,
     deadline: deadline::Deadline,
@@ -176,23 +169,18 @@ impl RegistryStore {
             .enable_all()
             .build()
             .map_err(|e| io("runtime", e.to_string()))?;
-        let reference =
-            Reference::with_tag(registry.clone(), repository.clone(), TUF_TAG.to_owned());
         Ok(Self {
             repository: repository.clone(),
             location,
             base,
-            reference,
             rt,
             plain,
-            oci: OnceLock::new(),
             http,
             tls: OnceLock::new(),
             insecure: opts.insecure.clone(),
             credentials: opts.credentials.clone(),
             credentials_withheld: AtomicBool::new(false),
             authorization: Mutex::new(None),
-            push_ready: Mutex::new(false),
             memo: Mutex::new(HashMap::new()),
             timeout: opts.timeout,
             deadline: deadline::Deadline::new(opts.deadline),
@@ -202,40 +190,6 @@ impl RegistryStore {
 
     fn err(&self, kind: Kind, what: &str, detail: impl Into<String>) -> StoreError {
         StoreError::new(kind, &self.location, what, detail)
-    }
-
-    fn oci(&self) -> Result<&OciClient, StoreError> {
-        if let Some(c) = self.oci.get() {
-            return Ok(c);
-        }
-        let config = ClientConfig {
-            protocol: if self.plain {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            connect_timeout: Some(connect_timeout(self.timeout)),
-            read_timeout: Some(self.timeout),
-            user_agent: concat!("warrant/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        let client =
-            OciClient::try_from(config).map_err(|e| self.err(Kind::Io, "client", e.to_string()))?;
-        Ok(self.oci.get_or_init(|| client))
-    }
-
-    /// What `oci-client` may present: nothing when the token flow withheld the
-    /// credentials from the token service the registry named.
-    fn oci_auth(&self) -> RegistryAuth {
-        if self.credentials_withheld.load(Ordering::Relaxed) {
-            return RegistryAuth::Anonymous;
-        }
-        match &self.credentials {
-            Credentials::Anonymous => RegistryAuth::Anonymous,
-            Credentials::Basic { username, password } => {
-                RegistryAuth::Basic(username.clone(), password.to_string())
-            }
-        }
     }
 
     /// HEAD a manifest: its descriptor, or `None` on 404. A registry that omits
@@ -532,8 +486,17 @@ impl Store for RegistryStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
+        self.publish_keeping(&[], files, previous)
+    }
+
+    fn publish_keeping(
+        &self,
+        kept: &[StoredFile],
+        files: &[NewFile],
+        previous: Option<&Sha256Digest>,
+    ) -> Result<Sha256Digest, StoreError> {
         let stage = ("warrant.tuf", "publishing warrant.tuf");
-        self.run(stage, self.publish_async(files, previous))
+        self.run(stage, self.publish_async(kept, files, previous))
     }
 
     fn read_manifest(&self, digest: &Sha256Digest) -> Result<Vec<u8>, StoreError> {

@@ -122,6 +122,41 @@ pub trait LocalState {
     fn load(&self, role: &str) -> Option<Vec<u8>>;
     /// Persist `bytes` as the trusted `role` (atomically).
     fn persist(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError>;
+
+    /// Where the verified index of targets role `role` lives, when this state keeps
+    /// indexes (see [`super::index`]). The default keeps none.
+    fn index_path(&self, _role: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// A stamp of the stored file of `role` that changes whenever the file is
+    /// rewritten (size, inode, modification and change times); `None` when there is
+    /// no such file or no way to tell.
+    fn stamp(&self, _role: &str) -> Option<String> {
+        None
+    }
+
+    /// Store the index of `role` (atomically; it need not be durable: a lost or
+    /// torn index is detected and rebuilt).
+    fn persist_index(&mut self, _role: &str, _bytes: &[u8]) -> Result<(), PersistError> {
+        Ok(())
+    }
+}
+
+/// The stamp [`LocalState::stamp`] means, for a file on a Unix file system.
+pub fn file_stamp(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{}:{}:{}:{}.{}:{}.{}",
+        m.len(),
+        m.dev(),
+        m.ino(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
 }
 
 /// Persisting trusted metadata failed.
@@ -178,6 +213,7 @@ pub struct Updater<R, L> {
     /// delegator's threshold (its signer was revoked); skipped by tree walks so the
     /// remaining key holders can re-sign it.
     unverifiable: Option<BTreeSet<String>>,
+    use_index: bool,
 }
 
 /// `-v`: each role as it is verified, with who signed it (key ids only).
@@ -211,7 +247,17 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             trusted,
             limits,
             unverifiable: None,
+            use_index: false,
         })
+    }
+
+    /// Answer target lookups from a verified local index of each targets role when
+    /// one matches the trusted metadata, and write one after a role verifies in full
+    /// (issue #13: warm verify cost independent of the number of targets). For
+    /// verification only; editors need the roles themselves.
+    pub fn with_target_index(mut self) -> Self {
+        self.use_index = true;
+        self
     }
 
     /// The trusted metadata.
@@ -274,6 +320,9 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             return Ok(false);
         };
         self.trusted.update_snapshot(snap, true)?;
+        if self.try_index("targets", "root") {
+            return Ok(true);
+        }
         let Some(targets) = self.local.load("targets") else {
             return Ok(false);
         };
@@ -282,6 +331,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         tracing::debug!(
             "warm: cached timestamp, snapshot and targets re-verified against the clock"
         );
+        self.write_index("targets", "root");
         Ok(true)
     }
 
@@ -416,6 +466,25 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
     /// 5.6: a targets role, from the cache when it is the version snapshot names,
     /// else downloaded. A role already trusted is re-checked against `delegator`.
     fn load_targets(&mut self, role: &str, delegator: &str) -> Result<(), ClientError> {
+        self.load_targets_from(role, delegator, true)
+    }
+
+    /// [`Self::load_targets`], trying the role's index first when `index` is true.
+    fn load_targets_from(
+        &mut self,
+        role: &str,
+        delegator: &str,
+        index: bool,
+    ) -> Result<(), ClientError> {
+        if self.trusted.is_indexed(role) {
+            // Reached again: through the delegator it was accepted under (or one
+            // granting the very same keys and threshold) the index stands; through
+            // another, its signatures are checked in full below.
+            if self.trusted.index_verified_under(role, delegator) {
+                return Ok(());
+            }
+            self.verify_in_full(role)?;
+        }
         if self.trusted.targets(role).is_some() {
             if delegator != "root" {
                 self.trusted.recheck_delegated(role, delegator)?;
@@ -430,6 +499,9 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                     role: role.to_owned(),
                     referrer: "snapshot".into(),
                 })?;
+        if index && self.try_index(role, delegator) {
+            return Ok(());
+        }
         if let Some(cached) = self.local.load(role)
             && self
                 .trusted
@@ -437,6 +509,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 .is_ok()
         {
             tracing::debug!("{role}: the cached version is the one snapshot names");
+            self.write_index(role, delegator);
             return Ok(());
         }
         let name = self.file_name(role, meta.version.get());
@@ -445,6 +518,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         log_verified(role, verified.version.get(), verified.result(), "fetched");
         let bytes = verified.bytes().to_vec();
         self.local.persist(role, &bytes)?;
+        self.write_index(role, delegator);
         Ok(())
     }
 
@@ -472,13 +546,14 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
         // signatures: a same-named role grafted under another delegator cannot stand
         // in for the one the policy means.
         let tree = self.load_delegation_tree()?;
+        self.verify_in_full(role)?;
         let parents: Vec<String> = tree
             .iter()
             .map(|(r, _)| r.clone())
             .filter(|p| {
                 self.trusted
-                    .targets(p)
-                    .is_some_and(|t| super::trusted::delegated_authority(t, role).is_ok())
+                    .role_delegations(p)
+                    .is_ok_and(|d| super::trusted::authority_in(d, role).is_ok())
             })
             .collect();
         for parent in parents {
@@ -499,11 +574,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 continue;
             }
             order.push((r.clone(), parent));
-            let Some(d) = self
-                .trusted
-                .targets(&r)
-                .and_then(|t| t.delegations.as_ref())
-            else {
+            let Ok(Some(d)) = self.trusted.role_delegations(&r) else {
                 continue;
             };
             let mut children: Vec<(String, String)> = d
@@ -533,10 +604,9 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
             if !seen.insert(r.clone()) || seen.len() > self.limits.max_delegations {
                 continue;
             }
-            let Some(t) = self.trusted.targets(&r) else {
+            let Ok(Some(d)) = self.trusted.role_delegations(&r) else {
                 continue;
             };
-            let Some(d) = &t.delegations else { continue };
             if d.roles.iter().flatten().any(|c| c.name == role)
                 || d.succinct_roles
                     .as_ref()
@@ -584,11 +654,14 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                 }
                 other => other?,
             }
-            let Some(targets) = self.trusted.targets(&role) else {
+            if !self.trusted.is_loaded(&role) {
                 continue;
+            }
+            let file = match path {
+                Some(p) => self.lookup(&role, p)?,
+                None => None,
             };
-            let file = path.and_then(|p| targets.targets.get(p));
-            if stop(&role, file) {
+            if stop(&role, file.as_ref()) {
                 return Ok(Some(FoundTarget {
                     path: if file.is_some() {
                         path.unwrap_or_default().to_owned()
@@ -596,7 +669,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                         String::new()
                     },
                     role,
-                    file: file.cloned().unwrap_or_else(|| TargetFile {
+                    file: file.unwrap_or_else(|| TargetFile {
                         length: 0,
                         hashes: Default::default(),
                         custom: None,
@@ -604,7 +677,7 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
                     }),
                 }));
             }
-            if let Some(d) = &targets.delegations {
+            if let Ok(Some(d)) = self.trusted.role_delegations(&role) {
                 let mut children = Vec::new();
                 let candidates = match path {
                     Some(p) => roles_for_target(d, p),
@@ -632,3 +705,8 @@ impl<R: Remote, L: LocalState> Updater<R, L> {
 
 #[cfg(test)]
 mod tests;
+
+mod indexed;
+
+#[cfg(test)]
+mod index_tests;

@@ -16,6 +16,7 @@ const MAX_LOCAL: u64 = 16 * 1024 * 1024;
 #[derive(Debug, Clone)]
 pub struct MetadataDir {
     dir: PathBuf,
+    index_dir: Option<PathBuf>,
 }
 
 impl MetadataDir {
@@ -23,7 +24,16 @@ impl MetadataDir {
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_owned(),
+            index_dir: None,
         }
+    }
+
+    /// Also keep verified target indexes (see [`super::index`]) in `index_dir`,
+    /// created when missing. Kept apart so that `dir` holds exactly one file per
+    /// role, as tools that read it expect.
+    pub fn with_index_dir(mut self, index_dir: &Path) -> Self {
+        self.index_dir = Some(index_dir.to_owned());
+        self
     }
 
     /// The file of `role`.
@@ -56,5 +66,38 @@ impl LocalState for MetadataDir {
             role: role.to_owned(),
             detail: e.to_string(),
         })
+    }
+
+    fn index_path(&self, role: &str) -> Option<PathBuf> {
+        Some(
+            self.index_dir
+                .as_ref()?
+                .join(format!("{}.json.index", quote(role))),
+        )
+    }
+
+    fn stamp(&self, role: &str) -> Option<String> {
+        super::client::file_stamp(&self.path(role))
+    }
+
+    fn persist_index(&mut self, role: &str, bytes: &[u8]) -> Result<(), PersistError> {
+        let err = |e: std::io::Error| PersistError {
+            role: role.to_owned(),
+            detail: e.to_string(),
+        };
+        let Some(path) = self.index_path(role) else {
+            return Ok(());
+        };
+        if let Some(dir) = &self.index_dir {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempfile_in(dir)
+            .map_err(err)?;
+        tmp.write_all(bytes).map_err(err)?;
+        tmp.persist(&path).map_err(|e| err(e.error))?;
+        Ok(())
     }
 }

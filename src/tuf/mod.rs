@@ -7,6 +7,7 @@ pub mod client;
 pub mod delegation;
 pub mod editor;
 pub mod http;
+pub mod index;
 pub mod local;
 pub mod memory;
 pub mod metadata;

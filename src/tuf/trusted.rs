@@ -11,7 +11,8 @@ use std::num::NonZeroU64;
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256, Sha512};
 
-use super::metadata::{MetaFile, Root, Snapshot, Targets, Timestamp};
+use super::index::TargetIndex;
+use super::metadata::{Delegations, MetaFile, Root, Snapshot, Targets, Timestamp};
 use super::verify::{Authority, MetadataError, Untrusted, Verified};
 
 /// A spec §5 check failed.
@@ -89,6 +90,16 @@ pub enum TrustError {
     /// Root lists a bad role set or threshold.
     #[error("root metadata is invalid: {0}")]
     BadRoot(String),
+    /// A local target index no longer matches the trusted metadata (a new version,
+    /// other keys, a rewritten cache file): it is not used, the role is verified in
+    /// full instead.
+    #[error("the local index of {role} is stale: {why}")]
+    StaleIndex {
+        /// The role.
+        role: String,
+        /// What differs.
+        why: &'static str,
+    },
 }
 
 /// What happened to a timestamp update.
@@ -171,6 +182,9 @@ pub struct TrustedSet {
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Verified<Snapshot>>,
     targets: BTreeMap<String, Verified<Targets>>,
+    /// Roles stood in for by a verified local index (see [`TrustedSet::accept_index`]),
+    /// with the delegator they were accepted through.
+    indexed: BTreeMap<String, (TargetIndex, String)>,
     expiry: Expiry,
 }
 
@@ -205,6 +219,7 @@ impl TrustedSet {
             timestamp: None,
             snapshot: None,
             targets: BTreeMap::new(),
+            indexed: BTreeMap::new(),
             expiry: Expiry::Enforced,
         })
     }
@@ -226,6 +241,7 @@ impl TrustedSet {
         self.targets.get(role)
     }
     /// Every targets role trusted so far (top-level and delegated), by name.
+    /// Roles stood in for by an index are not here (see [`TrustedSet::role_expiries`]).
     pub fn loaded_targets(&self) -> impl Iterator<Item = (&str, &Verified<Targets>)> {
         self.targets.iter().map(|(k, v)| (k.as_str(), v))
     }
@@ -338,7 +354,7 @@ impl TrustedSet {
             .timestamp
             .as_ref()
             .ok_or(TrustError::Order("cannot update snapshot before timestamp"))?;
-        if self.targets.contains_key("targets") {
+        if self.is_loaded("targets") {
             return Err(TrustError::Order("cannot update snapshot after targets"));
         }
         self.check_expiry("timestamp", ts.expires)?;
@@ -430,17 +446,10 @@ impl TrustedSet {
             check_meta_hashes(role, "snapshot", &meta, &bytes)?;
         }
         let untrusted = Untrusted::parse(role, bytes)?;
-        let new: Verified<Targets> = if delegator == "root" {
-            untrusted.verify(authority(&self.root, "targets")?)?
-        } else {
-            let parent = self.targets.get(delegator).ok_or(TrustError::Order(
-                "a delegated role's delegator must be loaded first",
-            ))?;
-            let auth = delegated_authority(parent, role)?;
-            untrusted.verify(auth)?
-        };
+        let new: Verified<Targets> = untrusted.verify(self.role_authority(role, delegator)?)?;
         check_version(role, meta.version, new.version)?;
         self.check_expiry(role, new.expires)?;
+        self.indexed.remove(role);
         self.targets.insert(role.to_owned(), new);
         self.targets
             .get(role)
@@ -451,11 +460,11 @@ impl TrustedSet {
     /// its signatures must also satisfy *this* delegator's keys (python-tuf and
     /// go-tuf skip this check).
     pub fn recheck_delegated(&self, role: &str, delegator: &str) -> Result<(), TrustError> {
-        let (Some(child), Some(parent)) = (self.targets.get(role), self.targets.get(delegator))
-        else {
-            return Err(TrustError::Order("role or delegator not loaded"));
-        };
-        child.recheck(delegated_authority(parent, role)?)?;
+        let child = self
+            .targets
+            .get(role)
+            .ok_or(TrustError::Order("role not loaded in full"))?;
+        child.recheck(authority_in(self.role_delegations(delegator)?, role)?)?;
         Ok(())
     }
 }
@@ -477,11 +486,19 @@ pub fn delegated_authority<'a>(
     parent: &'a Targets,
     role: &str,
 ) -> Result<Authority<'a>, TrustError> {
+    authority_in(parent.delegations.as_ref(), role)
+}
+
+/// The authority `delegations` grant to `role` (named or hash bin).
+pub fn authority_in<'a>(
+    delegations: Option<&'a Delegations>,
+    role: &str,
+) -> Result<Authority<'a>, TrustError> {
     let not_delegated = || TrustError::NotListed {
         role: role.to_owned(),
         referrer: "its delegator".into(),
     };
-    let d = parent.delegations.as_ref().ok_or_else(not_delegated)?;
+    let d = delegations.ok_or_else(not_delegated)?;
     if let Some(r) = d.roles.iter().flatten().find(|r| r.name == role) {
         return Ok(Authority {
             keys: &d.keys,
@@ -500,6 +517,8 @@ pub fn delegated_authority<'a>(
     }
     Err(not_delegated())
 }
+
+mod indexed;
 
 #[cfg(test)]
 mod tests;

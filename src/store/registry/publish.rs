@@ -1,93 +1,109 @@
-//! The write side of [`RegistryStore`]: blobs first (skipping those the registry
-//! has), then the `warrant.tuf` manifest, guarded by a check of the tag right before
-//! the PUT (registries have no compare-and-swap on tags).
+//! The write side of [`RegistryStore`]: new blobs first (files kept from the current
+//! listing are referenced, not uploaded again), then the `warrant.tuf` manifest,
+//! guarded by a check of the tag right before the PUT (registries have no
+//! compare-and-swap on tags). Writes go through our own transport and token flow,
+//! like reads: no per-request authentication round trips.
 
 use futures_util::future::join_all;
-use reqwest::header::HeaderValue;
+use reqwest::header::LOCATION;
+use reqwest::{Method, StatusCode};
 
 use super::super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE};
-use super::super::{NewFile, StoreError, StoreErrorKind as Kind, TUF_TAG};
-use super::{RegistryStore, redact};
+use super::super::{NewFile, StoreError, StoreErrorKind as Kind, StoredFile, TUF_TAG};
+use super::RegistryStore;
 use crate::digest::Sha256Digest;
 
-impl RegistryStore {
-    async fn ensure_push_auth(&self) -> Result<(), StoreError> {
-        if self.push_ready.lock().map(|g| *g).unwrap_or(false) {
-            return Ok(());
-        }
-        // Our own token flow first: it decides whether the credentials may go to
-        // the token service the registry names, and so what `oci-client` gets.
-        self.authenticate_for_push().await?;
-        self.oci()?
-            .store_auth_if_needed(self.reference.resolve_registry(), &self.oci_auth())
-            .await;
-        if let Ok(mut g) = self.push_ready.lock() {
-            *g = true;
-        }
-        Ok(())
-    }
+const OCTET_STREAM: &str = "application/octet-stream";
 
+impl RegistryStore {
+    /// Upload one blob: start a session (POST), then PUT the bytes with their
+    /// digest. Two requests, no existence check: only new files are uploaded.
     async fn upload(&self, bytes: &[u8], digest: &Sha256Digest) -> Result<(), StoreError> {
         let d = digest.to_string();
-        let exists = self
-            .oci()?
-            .blob_exists(&self.reference, &d)
-            .await
-            .map_err(|e| self.err(Kind::Io, &d, redact(&e.to_string())))?;
-        if !exists {
-            self.oci()?
-                .push_blob(&self.reference, bytes.to_vec(), &d)
-                .await
-                .map_err(|e| {
-                    self.err(
-                        Kind::Io,
-                        &d,
-                        format!("upload failed: {}", redact(&e.to_string())),
-                    )
-                })?;
+        let stage = format!("uploading blob {d}");
+        let start = format!("{}/v2/{}/blobs/uploads/", self.base, self.repository);
+        let r = self
+            .write(Method::POST, &start, OCTET_STREAM, None, (&d, &stage))
+            .await?;
+        if r.status == StatusCode::CREATED {
+            return Ok(());
+        }
+        if r.status != StatusCode::ACCEPTED {
+            return Err(self.status_error(&d, &r));
+        }
+        let location = r
+            .header(LOCATION.as_str())
+            .ok_or_else(|| self.err(Kind::Malformed, &d, "upload session without a Location"))?;
+        let mut url = if location.starts_with('/') {
+            format!("{}{location}", self.base)
+        } else {
+            location.to_owned()
+        };
+        if !url.starts_with(&self.base) {
+            // Credentials and content stay with the registry we were asked to use.
+            return Err(self.err(
+                Kind::Malformed,
+                &d,
+                "the registry sent the upload to another host",
+            ));
+        }
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("digest=");
+        url.push_str(&d.replace(':', "%3A"));
+        let r = self
+            .write(Method::PUT, &url, OCTET_STREAM, Some(bytes), (&d, &stage))
+            .await?;
+        if !r.status.is_success() {
+            return Err(self.status_error(&d, &r));
         }
         Ok(())
     }
 
     pub(super) async fn publish_async(
         &self,
+        kept: &[StoredFile],
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let (stored, manifest, digest) = artifact::prepare(files).map_err(|e| {
+        let (stored, manifest, digest) = artifact::prepare_keeping(kept, files).map_err(|e| {
             self.err(
                 Kind::Malformed,
                 TUF_TAG,
                 format!("refusing to publish: {e}"),
             )
         })?;
-        self.ensure_push_auth().await?;
-        self.check_previous(previous).await?;
-        // Blobs first, concurrently; the manifest that names them last.
+        // Blobs first, concurrently; the manifest that names them last. Kept files
+        // and the empty config are named by the current manifest: already stored.
         let mut uploads: Vec<(&[u8], Sha256Digest)> = files
             .iter()
-            .zip(&stored)
+            .zip(&stored[kept.len()..])
+            .filter(|(_, s)| !kept.iter().any(|k| k.digest == s.digest))
             .map(|(f, s)| (f.bytes.as_slice(), s.digest))
             .collect();
-        uploads.push((EMPTY_CONFIG, Sha256Digest::of(EMPTY_CONFIG)));
+        if previous.is_none() {
+            uploads.push((EMPTY_CONFIG, Sha256Digest::of(EMPTY_CONFIG)));
+        }
         for r in join_all(uploads.iter().map(|(b, d)| self.upload(b, d))).await {
             r?;
         }
-        // Registries have no compare-and-swap on tags: check again right before the
-        // PUT, so the window in which a concurrent signer can be overwritten is the
-        // few milliseconds of one request. The caller re-reads afterwards to converge.
+        // Registries have no compare-and-swap on tags: check right before the PUT,
+        // so the window in which a concurrent signer can be overwritten is the few
+        // milliseconds of one request. The caller re-reads afterwards to converge.
         self.check_previous(previous).await?;
-        let content_type = HeaderValue::from_static(OCI_MANIFEST_MEDIA_TYPE);
-        self.oci()?
-            .push_manifest_raw(&self.reference, manifest, content_type)
-            .await
-            .map_err(|e| {
-                self.err(
-                    Kind::Io,
-                    TUF_TAG,
-                    format!("manifest upload failed: {}", redact(&e.to_string())),
-                )
-            })?;
+        let url = format!("{}/v2/{}/manifests/{TUF_TAG}", self.base, self.repository);
+        let stage = "publishing warrant.tuf";
+        let r = self
+            .write(
+                Method::PUT,
+                &url,
+                OCI_MANIFEST_MEDIA_TYPE,
+                Some(&manifest),
+                (TUF_TAG, stage),
+            )
+            .await?;
+        if !r.status.is_success() {
+            return Err(self.status_error(TUF_TAG, &r));
+        }
         Ok(digest)
     }
 

@@ -207,26 +207,6 @@ impl RegistryStore {
         Ok(())
     }
 
-    /// Before publishing: find out how the registry authenticates (`GET /v2/`) and
-    /// get a pull+push token, deciding on the way whether `oci-client`, which does
-    /// the writes, may have the credentials.
-    pub(super) async fn authenticate_for_push(&self) -> Result<(), StoreError> {
-        let url = format!("{}/v2/", self.base);
-        let r = self
-            .send(
-                Method::GET,
-                &url,
-                HeaderMap::new(),
-                MAX_TOKEN_RESPONSE,
-                ("/v2/", "asking how the registry authenticates"),
-            )
-            .await?;
-        if r.status == StatusCode::UNAUTHORIZED {
-            self.authenticate(&r, Actions::PullPush).await?;
-        }
-        Ok(())
-    }
-
     async fn bearer_token(
         &self,
         realm: &str,

@@ -76,6 +76,38 @@ impl RegistryStore {
         }
     }
 
+    /// A write request under the repository (or to an upload `url`), with a push
+    /// token: on 401 our own token flow asks for pull+push once and the request is
+    /// sent again.
+    pub(super) async fn write(
+        &self,
+        method: Method,
+        url: &str,
+        content_type: &str,
+        body: Option<&[u8]>,
+        ctx: (&str, &str),
+    ) -> Result<Response, StoreError> {
+        let mut authenticated = false;
+        loop {
+            let mut headers = HeaderMap::new();
+            if let Ok(ct) = HeaderValue::from_str(content_type) {
+                headers.insert(reqwest::header::CONTENT_TYPE, ct);
+            }
+            if let Some(h) = self.authorization.lock().ok().and_then(|g| g.clone()) {
+                headers.insert(AUTHORIZATION, h);
+            }
+            let r = self
+                .send_body(method.clone(), url, headers, body, 64 * 1024, ctx)
+                .await?;
+            if r.status == StatusCode::UNAUTHORIZED && !authenticated {
+                authenticated = true;
+                self.authenticate(&r, Actions::PullPush).await?;
+                continue;
+            }
+            return Ok(r);
+        }
+    }
+
     /// One request to any URL (the registry or its token service), with retries,
     /// each attempt (answer and body) bounded by `min(timeout, deadline left)`.
     pub(super) async fn send(
@@ -83,6 +115,21 @@ impl RegistryStore {
         method: Method,
         url: &str,
         headers: HeaderMap,
+        max: u64,
+        ctx: (&str, &str),
+    ) -> Result<Response, StoreError> {
+        self.send_body(method, url, headers, None, max, ctx).await
+    }
+
+    /// [`Self::send`] with a request body (the write path: blob uploads and the
+    /// manifest PUT, which are idempotent, or an upload session start, which is
+    /// harmless to repeat).
+    pub(super) async fn send_body(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<&[u8]>,
         max: u64,
         (what, stage): (&str, &str),
     ) -> Result<Response, StoreError> {
@@ -94,11 +141,14 @@ impl RegistryStore {
                 return Err(self.deadline_error(what, stage));
             }
             let per_attempt = self.timeout.min(left);
-            let req = self
+            let mut req = self
                 .client_for(url)?
                 .request(method.clone(), url)
                 .headers(headers.clone())
                 .timeout(per_attempt);
+            if let Some(b) = body {
+                req = req.body(b.to_vec());
+            }
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
             let result = tokio::time::timeout(per_attempt, self.attempt(req, max, what))
