@@ -4,11 +4,12 @@
 #   make test    build, unit + integration tests (nextest if installed), then e2e/run-all.sh
 #   make lint    rustfmt check and clippy with warnings denied
 #   make bench   benches/run.sh, when present
+#   make faults  the full registry-fault matrix and 200+ SIGKILL crash runs (issue #17)
 
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build demo test unit e2e lint bench
+.PHONY: all build demo test unit e2e lint bench faults
 
 all: build
 
@@ -42,3 +43,8 @@ lint:
 bench:
 	@if [ -f benches/run.sh ]; then bash benches/run.sh; \
 	else echo "bench: benches/run.sh not present yet; nothing to run"; fi
+
+# Every fault at every request index (make test runs a sample of each matrix),
+# printing the matrix size and outcomes per fault.
+faults:
+	WARRANT_FAULTS=full $(CARGO) test --test faults_cli -- --nocapture --test-threads 2

@@ -1,0 +1,127 @@
+//! Registry faults during publishing and verifying (issue #17): a proxy between
+//! warrant and the real registry injects one fault at one request index per case
+//! (5xx, 429, resets, truncated and slow bodies, a wrong `Docker-Content-Digest`, a
+//! PUT answered 201 that stored nothing).
+//!
+//! `make test` runs a sample of each matrix; `make faults` (`WARRANT_FAULTS=full`)
+//! runs every fault at every request index.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::faults::Fault;
+use common::matrix::{Op, Outcome, Rig, cases, run_case};
+use common::snapshot_dir;
+
+/// Cases per operation in the sampled run (`make test`).
+const SAMPLE: usize = 12;
+
+fn publish_matrix(op: Op, salt: usize) {
+    let rig = Rig::start();
+    let (clean, requests) = run_case(&rig, op, 0, None);
+    assert_eq!(clean, Outcome::Published);
+    let cases = cases(requests, SAMPLE, salt);
+    let mut tally: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (k, (index, fault)) in cases.iter().enumerate() {
+        let (outcome, _) = run_case(&rig, op, k + 1, Some((*index, *fault)));
+        let t = tally.entry(format!("{fault:?}")).or_default();
+        match outcome {
+            Outcome::Published => t.0 += 1,
+            Outcome::NothingPublished => t.1 += 1,
+        }
+    }
+    rig.python_tuf_loads_the_export();
+    eprintln!(
+        "{op:?}: {requests} requests, {} cases; per fault (exit 0 new state, exit 3 old state + re-run): {tally:?}",
+        cases.len()
+    );
+}
+
+#[test]
+fn sign_under_registry_faults_publishes_all_or_nothing() {
+    publish_matrix(Op::Sign, 0);
+}
+
+#[test]
+fn delegation_add_under_registry_faults_publishes_all_or_nothing() {
+    publish_matrix(Op::DelegationAdd, 1);
+}
+
+#[test]
+fn root_rotation_under_registry_faults_publishes_all_or_nothing() {
+    publish_matrix(Op::RootRotate, 2);
+}
+
+#[test]
+fn approve_under_registry_faults_publishes_all_or_nothing() {
+    publish_matrix(Op::Approve, 3);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn verify_under_registry_faults_fails_closed_and_keeps_the_cache() {
+    let rig = Rig::start();
+    assert_eq!(rig.verify("template", "v1").code, 0);
+    // The repository moves on: the template's cache is one update behind.
+    rig.tag("v2");
+    rig.ok(&["sign", &format!("{}:v2", rig.repo)]);
+    let run = |n: usize, fault: Option<(usize, Fault)>| {
+        let home = format!("case-{n}");
+        copy_dir(&rig.w.path("template"), &rig.w.path(&home));
+        let before = snapshot_dir(&rig.w.path(&home));
+        rig.proxy.arm(fault);
+        let r = rig.verify(&home, "v2");
+        let seen = rig.proxy.seen();
+        rig.proxy.arm(None);
+        let hit = seen.iter().find(|s| s.fault.is_some());
+        let ctx = format!("fault {fault:?} hit {hit:?}: exit {}: {}", r.code, r.text());
+        let integrity = fault.is_some_and(|(_, f)| f.is_integrity());
+        match r.code {
+            0 => {}
+            3 => {}
+            1 if integrity => {}
+            _ => panic!("{ctx}"),
+        }
+        if r.code != 0 {
+            assert_eq!(
+                snapshot_dir(&rig.w.path(&home)),
+                before,
+                "{ctx}\nthe trusted cache changed"
+            );
+        }
+        let again = rig.verify(&home, "v2");
+        assert_eq!(again.code, 0, "{ctx}\nclean verify: {}", again.text());
+        (r.code, seen.len())
+    };
+    let (code, requests) = run(0, None);
+    assert_eq!(code, 0);
+    let cases = cases(requests, SAMPLE, 4);
+    let mut tally: BTreeMap<String, BTreeMap<i32, usize>> = BTreeMap::new();
+    for (k, (index, fault)) in cases.iter().enumerate() {
+        let (code, _) = run(k + 1, Some((*index, *fault)));
+        *tally
+            .entry(format!("{fault:?}"))
+            .or_default()
+            .entry(code)
+            .or_default() += 1;
+    }
+    eprintln!(
+        "verify: {requests} requests, {} cases; exit codes per fault: {tally:?}",
+        cases.len()
+    );
+}
