@@ -364,6 +364,7 @@ pub fn with_retries<T>(
                 return Err(OpError::TooManyConflicts {
                     location: location.to_string(),
                     attempts: attempt,
+                    last: e.detail,
                 });
             }
             Err(e) => return Err(e),
@@ -393,7 +394,12 @@ pub fn transact<T>(
         if !store.publish_is_atomic() {
             // Longer than the gap between a concurrent writer's last check and its PUT.
             std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
-            if !survived(store, &extra)? {
+            let survived = survived(store, &extra).map_err(|e| OpError::Unconfirmed {
+                location: location.to_string(),
+                published: out.published.to_string(),
+                detail: e.to_string(),
+            })?;
+            if !survived {
                 return Err(OpError::Store(StoreError::new(
                     StoreErrorKind::Conflict,
                     store.location(),

@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP proxy on loopback (issue #17), in-process, placed between
 //! warrant and the real registry. Every request gets an index (counted from the
-//! last [`FaultProxy::arm`]); the one at the armed index gets the armed fault, every
-//! other request passes through untouched.
+//! last [`FaultProxy::arm`]); the one at the armed index gets the armed fault (and,
+//! for a persistent fault, every one after it: a registry that goes bad and stays
+//! bad), every other request passes through untouched.
 //!
 //! One request per connection (the proxy answers `Connection: close`), so a fault
 //! never leaks into a neighbouring request. Requests are forwarded byte for byte,
@@ -61,6 +62,16 @@ impl Fault {
     }
 }
 
+/// Which requests get which fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inject {
+    /// The first request (counted from 0 at [`FaultProxy::arm`]) to get it.
+    pub index: usize,
+    pub fault: Fault,
+    /// Every later request gets it too.
+    pub persist: bool,
+}
+
 /// A request as the proxy saw it, and what it did to it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -73,7 +84,7 @@ pub struct Seen {
 #[derive(Default)]
 struct Plan {
     next: usize,
-    armed: Option<(usize, Fault)>,
+    armed: Option<Inject>,
     seen: Vec<Seen>,
 }
 
@@ -124,9 +135,9 @@ impl FaultProxy {
         self.addr.to_string()
     }
 
-    /// Restart the request count at 0 and inject `fault` at request `index`
-    /// (`None`: count only).
-    pub fn arm(&self, fault: Option<(usize, Fault)>) {
+    /// Restart the request count at 0 and inject as `fault` says (`None`: count
+    /// only).
+    pub fn arm(&self, fault: Option<Inject>) {
         let mut p = self.plan.lock().unwrap();
         p.next = 0;
         p.armed = fault;
@@ -360,7 +371,9 @@ async fn serve(
         let mut p = plan.lock().unwrap();
         let index = p.next;
         p.next += 1;
-        let fault = p.armed.and_then(|(i, f)| (i == index).then_some(f));
+        let fault = p
+            .armed
+            .and_then(|a| (a.index == index || (a.persist && index > a.index)).then_some(a.fault));
         let fault = fault.filter(|f| *f != Fault::LostPut || method == "PUT");
         p.seen.push(Seen {
             index,

@@ -11,7 +11,7 @@ use std::net::TcpStream;
 
 use serde_json::Value;
 
-use super::faults::{Fault, FaultProxy, SLOW_TIMEOUT};
+use super::faults::{Fault, FaultProxy, Inject, SLOW_TIMEOUT};
 use super::registry::RegistryFixture;
 use super::{Run, World};
 
@@ -351,12 +351,17 @@ pub enum Outcome {
     Published,
     /// Exit 3, old state; a clean re-run published.
     NothingPublished,
+    /// Exit 3 saying the write was acknowledged but not confirmed; new state.
+    Unconfirmed,
+    /// Exit 1 (the registry's bytes did not match its digest), old state; a clean
+    /// re-run published.
+    Refused,
 }
 
 /// Run case `n` of `op` with `fault` at request `index`, judge it, and return what
 /// happened (or panic with the evidence).
 /// Also returns how many requests the faulted command made.
-pub fn run_case(rig: &Rig, op: Op, n: usize, fault: Option<(usize, Fault)>) -> (Outcome, usize) {
+pub fn run_case(rig: &Rig, op: Op, n: usize, fault: Option<Inject>) -> (Outcome, usize) {
     let step = op.prepare(rig, n);
     let before = rig.fingerprint();
     let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
@@ -365,8 +370,9 @@ pub fn run_case(rig: &Rig, op: Op, n: usize, fault: Option<(usize, Fault)>) -> (
     let seen = rig.proxy.seen();
     rig.proxy.arm(None);
     let hit = seen.iter().find(|s| s.fault.is_some());
+    let hits = seen.iter().filter(|s| s.fault.is_some()).count();
     let ctx = format!(
-        "{op:?} case {n}, fault {fault:?} hit {hit:?}: exit {}: {}",
+        "{op:?} case {n}, fault {fault:?} hit {hit:?} ({hits} hits): exit {}: {}",
         r.code,
         r.text()
     );
@@ -384,23 +390,31 @@ pub fn run_case(rig: &Rig, op: Op, n: usize, fault: Option<(usize, Fault)>) -> (
         old || new,
         "{ctx}\na mix of states: {before:?} -> {after:?}"
     );
-    match (r.code, new) {
-        (0, true) => (Outcome::Published, seen.len()),
-        (3, false) => {
-            let again = rig.warrant("signer", &args);
-            assert_eq!(again.code, 0, "{ctx}\nre-run: {}", again.text());
-            let done = rig.fingerprint();
-            assert!(
-                op.changed(rig, &step, &after, &done) && bumped_by_one(&after, &done),
-                "{ctx}\nre-run did not complete: {after:?} -> {done:?}"
-            );
-            (Outcome::NothingPublished, seen.len())
+    let integrity = fault.is_some_and(|f| f.fault.is_integrity());
+    let outcome = match (r.code, new) {
+        (0, true) => return (Outcome::Published, seen.len()),
+        // The registry went away right after acknowledging the write: warrant
+        // cannot know, and says so (the Two Generals' case).
+        (3, true) if r.stderr.contains("not confirmed") => {
+            return (Outcome::Unconfirmed, seen.len());
         }
+        (3, false) => Outcome::NothingPublished,
+        // The registry served bytes that do not match its own digest: an
+        // integrity failure (exit 1, as for verify), and nothing was published.
+        (1, false) if integrity => Outcome::Refused,
         (code, new) => panic!(
             "{ctx}\nexit {code} but the repository is at its {} state",
             if new { "new" } else { "old" }
         ),
-    }
+    };
+    let again = rig.warrant("signer", &args);
+    assert_eq!(again.code, 0, "{ctx}\nre-run: {}", again.text());
+    let done = rig.fingerprint();
+    assert!(
+        op.changed(rig, &step, &after, &done) && bumped_by_one(&after, &done),
+        "{ctx}\nre-run did not complete: {after:?} -> {done:?}"
+    );
+    (outcome, seen.len())
 }
 
 /// No role lost, none moved by more than one version.
@@ -411,19 +425,40 @@ fn bumped_by_one(before: &Fingerprint, after: &Fingerprint) -> bool {
         .all(|(role, v)| after.0.get(role).is_some_and(|w| *w == *v || *w == *v + 1))
 }
 
-/// Which (index, fault) cases to run: all of them under `WARRANT_FAULTS=full`
-/// (`make faults`), otherwise `sample` spread over the matrix.
-pub fn cases(requests: usize, sample: usize, salt: usize) -> Vec<(usize, Fault)> {
-    let all: Vec<(usize, Fault)> = (0..requests)
-        .flat_map(|i| Fault::ALL.iter().map(move |f| (i, *f)))
+/// Faults also injected persistently (from their index on: the registry goes bad
+/// and stays bad until the command gives up). `Slow` is left out: every request
+/// would wait out the timeout until the deadline.
+pub const PERSISTENT: [Fault; 5] = [
+    Fault::Status(503),
+    Fault::Reset,
+    Fault::Truncate,
+    Fault::WrongDigest,
+    Fault::LostPut,
+];
+
+/// Which cases to run: every fault once at every index, and the [`PERSISTENT`]
+/// ones from every index on, all of them under `WARRANT_FAULTS=full` (`make
+/// faults`), otherwise `sample` cases spread over that matrix.
+pub fn cases(requests: usize, sample: usize, salt: usize) -> Vec<Inject> {
+    let once = Fault::ALL.iter().map(|f| (*f, false));
+    let persistent = PERSISTENT.iter().map(|f| (*f, true));
+    let kinds: Vec<(Fault, bool)> = once.chain(persistent).collect();
+    let all: Vec<Inject> = (0..requests)
+        .flat_map(|index| {
+            kinds.iter().map(move |(fault, persist)| Inject {
+                index,
+                fault: *fault,
+                persist: *persist,
+            })
+        })
         .collect();
     if std::env::var("WARRANT_FAULTS").is_ok_and(|v| v == "full") || all.len() <= sample {
         return all;
     }
-    // A fixed stride through the matrix (coprime to the fault count, shifted per
-    // operation), so the sample hits every fault and spreads over the indices.
+    // A fixed stride through the matrix, coprime to the number of kinds (14) and
+    // shifted per operation, so the sample spreads over kinds and indices.
     let mut stride = (all.len() / sample) | 1;
-    if stride.is_multiple_of(3) {
+    while stride.is_multiple_of(7) {
         stride += 2;
     }
     (0..sample)

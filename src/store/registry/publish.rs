@@ -1,6 +1,7 @@
 //! The write side of [`RegistryStore`]: blobs first (skipping those the registry
 //! has), then the `warrant.tuf` manifest, guarded by a check of the tag right before
-//! the PUT (registries have no compare-and-swap on tags).
+//! the PUT (registries have no compare-and-swap on tags), and confirmed after it
+//! (an acknowledged PUT is not proof of a stored one).
 
 use futures_util::future::join_all;
 use reqwest::header::HeaderValue;
@@ -88,6 +89,32 @@ impl RegistryStore {
                     format!("manifest upload failed: {}", redact(&e.to_string())),
                 )
             })?;
+        // A registry (or a proxy or cache in front of it) may acknowledge the PUT
+        // and store nothing (issue #17): say "published" only once the tag has
+        // moved off the manifest we built on. A tag still at `previous` is a lost
+        // write, retried from a fresh read like a conflict; a tag at a third
+        // manifest is a concurrent writer, which the caller's re-read sorts out.
+        let now = self
+            .head_manifest(TUF_TAG)
+            .await
+            .map_err(|e| {
+                self.err(
+                    e.kind,
+                    TUF_TAG,
+                    format!(
+                        "the registry acknowledged {digest} but it is not confirmed: {}",
+                        e.detail
+                    ),
+                )
+            })?
+            .map(|d| d.digest);
+        if now.as_ref() == previous && now.as_ref() != Some(&digest) {
+            return Err(self.err(
+                Kind::Conflict,
+                TUF_TAG,
+                "the registry acknowledged the new manifest but still serves the previous one (a lost write); re-read and retry",
+            ));
+        }
         Ok(digest)
     }
 
