@@ -44,7 +44,8 @@ bench:
 	@if [ -f benches/run.sh ]; then bash benches/run.sh; \
 	else echo "bench: benches/run.sh not present yet; nothing to run"; fi
 
-# Every fault at every request index (make test runs a sample of each matrix),
+# Every fault at every request index and 200 SIGKILLs each of a layout sign and a
+# verify cache write (make test runs a sample of each),
 # printing the matrix size and outcomes per fault.
 faults:
-	WARRANT_FAULTS=full $(CARGO) test --test faults_cli -- --nocapture --test-threads 2
+	WARRANT_FAULTS=full $(CARGO) test --test faults_cli --test crash_cli -- --nocapture --test-threads 2
