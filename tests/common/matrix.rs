@@ -238,6 +238,23 @@ impl Rig {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // And python-tuf's own client (ngclient.Updater) trusts v1 from it.
+        let digest = format!("sha256:{}", super::sha256_hex(&self.manifest));
+        let out = std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/e2e/interop_updater.py"
+            ))
+            .arg(&dir)
+            .args(["v1", &digest])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python-tuf's Updater rejects the export: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -271,6 +288,11 @@ impl Op {
                 }
             }
             Op::DelegationAdd => {
+                // Verifiers visit at most 32 roles (max_delegations): keep the
+                // tree small by removing the previous case's role.
+                if n > 0 {
+                    rig.ok(&["delegation", "remove", &repo, &format!("r{}", n - 1)]);
+                }
                 let role = format!("r{n}");
                 Step {
                     args: ["delegation", "add", &repo, &role, "--key", "qa1"]
