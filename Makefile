@@ -5,11 +5,12 @@
 #   make lint    rustfmt check and clippy with warnings denied
 #   make bench   benches/run.sh, when present
 #   make faults  the full registry-fault matrix and 200+ SIGKILL crash runs (issue #17)
+#   make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each (fuzz/README.md)
 
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build demo test unit e2e lint bench faults
+.PHONY: all build demo test unit e2e lint bench faults fuzz
 
 all: build
 
@@ -49,3 +50,10 @@ bench:
 # printing the matrix size and outcomes per fault.
 faults:
 	WARRANT_FAULTS=full $(CARGO) test --test faults_cli --test crash_cli -- --nocapture --test-threads 2
+
+# Coverage-guided fuzzing (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1): builds the
+# targets, seeds fuzz/corpus/ from fixtures when missing, prints executions and
+# crashes per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh

@@ -26,6 +26,41 @@
 //! | hanging or flooding credential helper (item 10) | the `docker-credential-*` program the docker config names never answers, or answers without end | [`crate::store::auth`]: 10 s (or the shorter deadline) then killed, stdout capped at [`crate::store::auth::MAX_HELPER_OUTPUT`], stderr drained; the error names the helper and how to check it | `hanging_credential_helper_times_out`, `flooding_credential_helper_is_capped` |
 //! | cache tampering / races | concurrent verifies, a corrupted cache | the cache is locked and written atomically; cached bytes are re-verified at every load | `cache::tests`, `replaying_...cache_intact` |
 //!
+//! ## A registry that fails, and a process that dies (issue #17)
+//!
+//! Publishing is *blobs first, manifest last*, so a failure before the manifest PUT
+//! leaves the previous `warrant.tuf` in force. Three things a failing registry does
+//! that this alone does not cover:
+//!
+//! * **Lost write**: it answers the manifest PUT with 201 and stores nothing (a
+//!   broken cache or proxy in front of it). The registry store HEADs the tag after
+//!   the PUT; a tag still at the manifest we built on is a lost write, retried
+//!   from a fresh read like a conflict (`store/registry/publish.rs`). Without this,
+//!   `delegation add` reported "published" for a change no verifier would ever see.
+//! * **Unconfirmed write**: it acknowledges the manifest and then stops answering.
+//!   Nobody can know whether the write stuck; the command exits 3 saying
+//!   "published ..., but the change is not confirmed" ([`crate::ops::OpError::Unconfirmed`])
+//!   instead of claiming either outcome. Re-running converges.
+//! * **Inconsistent answers**: a `Docker-Content-Digest` that does not match the
+//!   bytes is an integrity failure (exit 1) for publishing commands as for verify:
+//!   nothing is built on bytes the registry itself disowns.
+//!
+//! A verify that fails part-way keeps the roles it already verified (spec 5.3.8,
+//! 5.4.5, 5.5.7: a newer timestamp seen once stays the rollback floor) but not the
+//! manifest digest, so the next verify runs a full update rather than answering
+//! from a half-updated cache. Every write (layout, cache) is temp file + fsync +
+//! rename, so a SIGKILL at any point leaves the old or the new file.
+//!
+//! Proven by `tests/faults_cli.rs` (a loopback proxy injecting 5xx, 429, resets,
+//! truncated and slow bodies, wrong digests and lost PUTs at every request index of
+//! `sign`, `delegation add`, `key rotate --role root`, `approve` and `verify`, once
+//! and persistently; sampled in `make test`, exhaustive in `make faults`) and
+//! `tests/crash_cli.rs` (SIGKILL of a layout sign and of a verify's cache write).
+//! The parsers of every untrusted input (envelopes and the trust state machine,
+//! metadata types, the artifact manifest, image references, policies,
+//! AdmissionReview bodies, the containerd verifier's stdin) are fuzzed under
+//! `fuzz/` (`make fuzz`).
+//!
 //! ## The admission webhook: one Pod cannot stall everyone (issue #11 item 11)
 //!
 //! A workload is an untrusted input to `warrant serve admission`, and so is a TCP

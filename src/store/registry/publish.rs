@@ -3,7 +3,8 @@
 //! the PUT (registries have no compare-and-swap on tags), and confirmed after it
 //! (an acknowledged PUT is not proof of a stored one).
 
-use futures_util::future::join_all;
+use futures_util::StreamExt as _;
+use futures_util::stream;
 use reqwest::header::HeaderValue;
 
 use super::super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE};
@@ -71,7 +72,15 @@ impl RegistryStore {
             .map(|(f, s)| (f.bytes.as_slice(), s.digest))
             .collect();
         uploads.push((EMPTY_CONFIG, Sha256Digest::of(EMPTY_CONFIG)));
-        for r in join_all(uploads.iter().map(|(b, d)| self.upload(b, d))).await {
+        // At most PREFETCH_CONCURRENCY at once: a repository with a long root chain
+        // publishes a hundred files, and a hundred simultaneous uploads is a flood
+        // (issue #17: through a proxy they failed; every remote access is bounded).
+        let results: Vec<Result<(), StoreError>> =
+            stream::iter(uploads.iter().map(|(b, d)| self.upload(b, d)))
+                .buffer_unordered(super::PREFETCH_CONCURRENCY)
+                .collect()
+                .await;
+        for r in results {
             r?;
         }
         // Registries have no compare-and-swap on tags: check again right before the
