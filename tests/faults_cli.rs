@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::faults::Inject;
+use common::faults::{Fault, Inject};
 use common::matrix::{Op, Outcome, Rig, cases, run_case};
 use common::snapshot_dir;
 
@@ -152,4 +152,65 @@ fn verify_under_registry_faults_fails_closed_and_keeps_the_cache_state() {
         "verify: {requests} requests, {} cases; exit codes per fault: {tally:?}",
         cases.len()
     );
+}
+
+/// Issue #17 finding: with every PUT answered 201 and dropped, `delegation add`
+/// said "published" (exit 0) while the registry kept the old state.
+#[test]
+fn a_manifest_put_answered_201_but_never_stored_is_not_reported_as_published() {
+    let rig = Rig::start();
+    let step = Op::DelegationAdd.prepare(&rig, 0);
+    let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
+    let before = rig.fingerprint();
+    rig.proxy.arm(Some(Inject {
+        index: 0,
+        fault: Fault::LostPut,
+        persist: true,
+    }));
+    let r = rig.warrant("signer", &args);
+    rig.proxy.arm(None);
+    assert_eq!(r.code, 3, "{}", r.text());
+    assert!(r.stderr.contains("lost write"), "{}", r.stderr);
+    assert_eq!(rig.fingerprint(), before, "nothing was published");
+    assert_eq!(
+        rig.warrant("signer", &args).code,
+        0,
+        "a clean re-run publishes"
+    );
+}
+
+/// Issue #17 finding: a registry that acknowledged the new manifest and then
+/// stopped answering turned into a plain exit-3 error, as if nothing was published.
+#[test]
+fn a_registry_gone_right_after_the_manifest_put_is_reported_as_unconfirmed() {
+    let rig = Rig::start();
+    let step = Op::Sign.prepare(&rig, 0);
+    let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
+    rig.proxy.arm(None);
+    assert_eq!(rig.warrant("signer", &args).code, 0);
+    let put = rig
+        .proxy
+        .seen()
+        .iter()
+        .position(|s| s.method == "PUT" && s.path.ends_with("/manifests/warrant.tuf"))
+        .expect("the manifest PUT");
+    let step = Op::Sign.prepare(&rig, 1);
+    let args: Vec<&str> = step.args.iter().map(String::as_str).collect();
+    rig.proxy.arm(Some(Inject {
+        index: put + 1,
+        fault: Fault::Reset,
+        persist: true,
+    }));
+    let r = rig.warrant("signer", &args);
+    let seen = rig.proxy.seen();
+    rig.proxy.arm(None);
+    assert_eq!(
+        seen.get(put).map(|s| (s.method.as_str(), s.fault)),
+        Some(("PUT", None)),
+        "the same request sequence: {seen:?}"
+    );
+    assert_eq!(r.code, 3, "{}", r.text());
+    assert!(r.stderr.contains("not confirmed"), "{}", r.stderr);
+    let v = rig.verify(&rig.fresh_home(), &step.mark);
+    assert_eq!(v.code, 0, "it was published: {}", v.text());
 }
