@@ -4,7 +4,7 @@
 #   make test    build, unit + integration tests (nextest if installed), then e2e/run-all.sh
 #   make lint    rustfmt check and clippy with warnings denied
 #   make bench   benches/run.sh, when present
-#   make faults  the full registry-fault matrix and 200+ SIGKILL crash runs (issue #17)
+#   make faults  the full registry-fault matrix, 200+ SIGKILL crash runs, python-tuf differential (issue #17)
 #   make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each (fuzz/README.md)
 
 CARGO ?= cargo
@@ -45,11 +45,12 @@ bench:
 	@if [ -f benches/run.sh ]; then bash benches/run.sh; \
 	else echo "bench: benches/run.sh not present yet; nothing to run"; fi
 
-# Every fault at every request index and 200 SIGKILLs each of a layout sign and a
-# verify cache write (make test runs a sample of each),
+# Every fault at every request index, 200 SIGKILLs each of a layout sign and a
+# verify cache write, and 60 differential steps against python-tuf (make test runs
+# a sample of each),
 # printing the matrix size and outcomes per fault.
 faults:
-	WARRANT_FAULTS=full $(CARGO) test --test faults_cli --test crash_cli -- --nocapture --test-threads 2
+	WARRANT_FAULTS=full $(CARGO) test --test faults_cli --test crash_cli --test differential_cli -- --nocapture --test-threads 2
 
 # Coverage-guided fuzzing (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1): builds the
 # targets, seeds fuzz/corpus/ from fixtures when missing, prints executions and
