@@ -4,11 +4,13 @@
 #   make test    build, unit + integration tests (nextest if installed), then e2e/run-all.sh
 #   make lint    rustfmt check and clippy with warnings denied
 #   make bench   benches/run.sh, when present
+#   make faults  the full registry-fault matrix, 200+ SIGKILL crash runs, python-tuf differential (issue #17)
+#   make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each (fuzz/README.md)
 
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build demo test unit e2e lint bench soak-team
+.PHONY: all build demo test unit e2e lint bench soak-team faults fuzz
 
 all: build
 
@@ -46,3 +48,17 @@ bench:
 # Longer random team sequences (tests/team_sequences.rs): 40 seeds x 40 steps.
 soak-team:
 	WARRANT_TEAM_SEEDS=40 WARRANT_TEAM_STEPS=40 $(CARGO) test --test team_sequences -- --nocapture
+
+# Every fault at every request index, 200 SIGKILLs each of a layout sign and a
+# verify cache write, and 60 differential steps against python-tuf (make test runs
+# a sample of each),
+# printing the matrix size and outcomes per fault.
+faults:
+	WARRANT_FAULTS=full $(CARGO) test --test faults_cli --test crash_cli --test differential_cli -- --nocapture --test-threads 2
+
+# Coverage-guided fuzzing (cargo-fuzz on stable via RUSTC_BOOTSTRAP=1): builds the
+# targets, seeds fuzz/corpus/ from fixtures when missing, prints executions and
+# crashes per target.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh

@@ -36,6 +36,41 @@
 //! | stale target index (issue #13) | the metadata under a verifier's local target index changes: a tag re-signed, a targets key rotated, the role expires, the cached role file rewritten | [`crate::tuf::trusted::TrustedSet::accept_index`] takes an index only when its recorded version (and length, sha256 when snapshot records them) is what the trusted snapshot names *now*, its key fingerprint ([`crate::tuf::index::authority_fingerprint`]) is what the delegator grants *now*, its stamp is the cached role file's, and the role's expiry is in the future; otherwise the role is verified in full and the index rebuilt | `tuf::client::index_tests::target_index_is_not_trusted_after_the_role_changed`, `..._after_targets_key_rotation`, `..._after_the_cached_role_file_changed`, `expired_role_behind_an_index_is_rejected`, `tests/scale_cli.rs::target_index_is_not_trusted_after_a_tag_is_re_signed` |
 //! | corrupted target index (issue #13) | a torn write, bit rot, truncation, entries spliced from another index, digests edited in place | the index header is sealed by its sha256 and every entry carries a tag over (seal, position, entry) checked as a lookup reads it ([`crate::tuf::index`]); any failure falls back to full verification of the cached role and rewrites the index | `corrupted_target_index_is_rebuilt_not_trusted` (unit and `tests/scale_cli.rs`), `truncated_target_index_is_rebuilt_not_trusted`, `tuf::index::tests::a_flipped_byte_anywhere_is_detected`, `entries_spliced_from_another_index_do_not_verify` |
 //!
+//! ## A registry that fails, and a process that dies (issue #17)
+//!
+//! Publishing is *blobs first, manifest last*, so a failure before the manifest PUT
+//! leaves the previous `warrant.tuf` in force. Three things a failing registry does
+//! that this alone does not cover:
+//!
+//! * **Lost write**: it answers the manifest PUT with 201 and stores nothing (a
+//!   broken cache or proxy in front of it). The registry store HEADs the tag after
+//!   the PUT; a tag still at the manifest we built on is a lost write, retried
+//!   from a fresh read like a conflict (`store/registry/publish.rs`). Without this,
+//!   `delegation add` reported "published" for a change no verifier would ever see.
+//! * **Unconfirmed write**: it acknowledges the manifest and then stops answering.
+//!   Nobody can know whether the write stuck; the command exits 3 saying
+//!   "published ..., but the change is not confirmed" ([`crate::ops::OpError::Unconfirmed`])
+//!   instead of claiming either outcome. Re-running converges.
+//! * **Inconsistent answers**: a `Docker-Content-Digest` that does not match the
+//!   bytes is an integrity failure (exit 1) for publishing commands as for verify:
+//!   nothing is built on bytes the registry itself disowns.
+//!
+//! A verify that fails part-way keeps the roles it already verified (spec 5.3.8,
+//! 5.4.5, 5.5.7: a newer timestamp seen once stays the rollback floor) but not the
+//! manifest digest, so the next verify runs a full update rather than answering
+//! from a half-updated cache. Every write (layout, cache) is temp file + fsync +
+//! rename, so a SIGKILL at any point leaves the old or the new file.
+//!
+//! Proven by `tests/faults_cli.rs` (a loopback proxy injecting 5xx, 429, resets,
+//! truncated and slow bodies, wrong digests and lost PUTs at every request index of
+//! `sign`, `delegation add`, `key rotate --role root`, `approve` and `verify`, once
+//! and persistently; sampled in `make test`, exhaustive in `make faults`) and
+//! `tests/crash_cli.rs` (SIGKILL of a layout sign and of a verify's cache write).
+//! The parsers of every untrusted input (envelopes and the trust state machine,
+//! metadata types, the artifact manifest, image references, policies,
+//! AdmissionReview bodies, the containerd verifier's stdin) are fuzzed under
+//! `fuzz/` (`make fuzz`).
+//!
 //! ## The admission webhook: one Pod cannot stall everyone (issue #11 item 11)
 //!
 //! A workload is an untrusted input to `warrant serve admission`, and so is a TCP

@@ -364,6 +364,7 @@ pub fn with_retries<T>(
                 return Err(OpError::TooManyConflicts {
                     location: location.to_string(),
                     attempts: attempt,
+                    last: e.detail,
                 });
             }
             Err(e) => return Err(e),
@@ -395,8 +396,28 @@ pub fn transact<T>(
             std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
             // Still our manifest: our change is there (one HEAD). Otherwise someone
             // published after us: did they build on our change or overwrite it?
-            let ours = store.head_listing()? == Some(out.published);
-            if !ours && !survived(store, &extra)? {
+            let unconfirmed = |e: OpError| OpError::Unconfirmed {
+                location: location.to_string(),
+                published: out.published.to_string(),
+                detail: e.to_string(),
+            };
+            let now = store.head_listing().map_err(|e| unconfirmed(e.into()))?;
+            // The tag still at the manifest we built on: the registry acknowledged
+            // the PUT and stored nothing (issue #17) — a lost write, redone from a
+            // fresh read like a conflict, never reported as published.
+            if now == Some(listing.digest) && now != Some(out.published) {
+                // What `commit` recorded as our own new state never happened.
+                up.local_mut().forget_all_but_root();
+                return Err(OpError::Store(StoreError::new(
+                    StoreErrorKind::Conflict,
+                    store.location(),
+                    "warrant.tuf",
+                    "the registry acknowledged the new manifest but still serves the previous one (a lost write)",
+                )));
+            }
+            let ours = now == Some(out.published);
+            if !ours && !survived(store, &extra).map_err(unconfirmed)? {
+                up.local_mut().forget_all_but_root();
                 return Err(OpError::Store(StoreError::new(
                     StoreErrorKind::Conflict,
                     store.location(),

@@ -461,15 +461,30 @@ pub enum OpError {
     /// The trusted cache failed.
     #[error(transparent)]
     Cache(#[from] CacheError),
-    /// Concurrent publishers kept winning.
-    #[error(
-        "{location}: gave up after {attempts} attempts: other signers kept publishing; retry later"
-    )]
+    /// Concurrent publishers kept winning, or the registry kept losing our writes.
+    #[error("{location}: gave up after {attempts} attempts; the last: {last}; retry later")]
     TooManyConflicts {
         /// The repository.
         location: String,
         /// Attempts made.
         attempts: u32,
+        /// Why the last attempt did not stick (another signer published meanwhile,
+        /// or the registry acknowledged a manifest it does not serve).
+        last: String,
+    },
+    /// The registry acknowledged the new `warrant.tuf` but re-reading it to
+    /// confirm that it stuck failed (the registry went away right after the
+    /// write): the change may or may not be published. Re-running converges.
+    #[error(
+        "{location}: published {published}, but the change is not confirmed: {detail}; run the command again (it converges) or check with `warrant inspect`"
+    )]
+    Unconfirmed {
+        /// The repository.
+        location: String,
+        /// The `warrant.tuf` manifest digest that was acknowledged.
+        published: String,
+        /// Why confirming failed.
+        detail: String,
     },
     /// A local file could not be written.
     #[error("{path}: {detail}")]
@@ -528,6 +543,7 @@ impl OpError {
             OpError::Editor(_)
             | OpError::Cache(_)
             | OpError::TooManyConflicts { .. }
+            | OpError::Unconfirmed { .. }
             | OpError::Io { .. } => 3,
         }
     }

@@ -48,6 +48,15 @@ pub use contract::{
     is_containerd_flag, parse_budget,
 };
 
+/// The digest and size in the descriptor containerd writes on stdin, parsed as
+/// `-stdin-media-type` says (the verifier's stdin contract; public for `fuzz/`).
+pub fn parse_stdin_descriptor(
+    media_type: Option<&str>,
+    stdin: &[u8],
+) -> Result<(String, u64), Blocked> {
+    parse_stdin(media_type, stdin).map(|d| (d.digest, d.size))
+}
+
 /// The policy file read when `WARRANT_POLICY` is not set.
 pub const DEFAULT_POLICY: &str = "/etc/warrant/policy.toml";
 /// The shared host cache (trusted metadata) when `WARRANT_HOME` is not set.

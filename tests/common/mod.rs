@@ -259,5 +259,7 @@ pub fn snapshot_dir(dir: &Path) -> Vec<(PathBuf, String)> {
     out.sort();
     out
 }
+pub mod faults;
 pub mod hostile;
+pub mod matrix;
 pub mod registry;

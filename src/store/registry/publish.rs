@@ -4,7 +4,8 @@
 //! compare-and-swap on tags). Writes go through our own transport and token flow,
 //! like reads: no per-request authentication round trips.
 
-use futures_util::future::join_all;
+use futures_util::StreamExt as _;
+use futures_util::stream;
 use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 
@@ -83,7 +84,15 @@ impl RegistryStore {
         if previous.is_none() {
             uploads.push((EMPTY_CONFIG, Sha256Digest::of(EMPTY_CONFIG)));
         }
-        for r in join_all(uploads.iter().map(|(b, d)| self.upload(b, d))).await {
+        // At most PREFETCH_CONCURRENCY at once: a repository with a long root chain
+        // publishes a hundred files, and a hundred simultaneous uploads is a flood
+        // (issue #17: through a proxy they failed; every remote access is bounded).
+        let results: Vec<Result<(), StoreError>> =
+            stream::iter(uploads.iter().map(|(b, d)| self.upload(b, d)))
+                .buffer_unordered(super::PREFETCH_CONCURRENCY)
+                .collect()
+                .await;
+        for r in results {
             r?;
         }
         // Registries have no compare-and-swap on tags: check right before the PUT,
