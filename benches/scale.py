@@ -85,7 +85,7 @@ def serve(directory):
     return httpd
 
 
-def measure(tmp, host, log_path, n, bins, runs):
+def measure(tmp, host, log_path, n, bins, runs, verifier=W, python=True):
     repo = f"scale/n{n}-{'bins' if bins else 'flat'}"
     ref = f"{host}/{repo}"
     signer = dict(os.environ, WARRANT_HOME=os.path.join(tmp, f"signer-{n}-{bins}"), WARRANT_PASSPHRASE="bench")
@@ -121,12 +121,12 @@ def measure(tmp, host, log_path, n, bins, runs):
     colds, warms = [], []
     for i in range(runs):
         env = dict(os.environ, WARRANT_HOME=os.path.join(tmp, f"v-{n}-{bins}-{i}"))
-        colds.append(cost([W, "verify", f"{ref}:probe1", "--root", root], env))
-        warms.append(cost([W, "verify", f"{ref}:probe1"], env))
+        colds.append(cost([verifier, "verify", f"{ref}:probe1", "--root", root], env))
+        warms.append(cost([verifier, "verify", f"{ref}:probe1"], env))
     httpd = serve(export)
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
     py_cold, py_warm = [], []
-    for i in range(min(runs, 3)):
+    for i in range(min(runs, 3) if python else 0):
         meta = tempfile.mkdtemp(dir=tmp)
         shutil.copy(root, os.path.join(meta, "root.json"))
         cmd = [sys.executable, "-c", PY_CLIENT, meta, url, tmp, "probe1"]
@@ -139,7 +139,7 @@ def measure(tmp, host, log_path, n, bins, runs):
         "sign": (med(signs, 0), med(signs, 1), med(signs, 2)),
         "cold": (med(colds, 0), med(colds, 1), med(colds, 2)),
         "warm": (med(warms, 0), med(warms, 1), med(warms, 2)),
-        "py": (statistics.median(py_cold), statistics.median(py_warm)),
+        "py": (statistics.median(py_cold or [0]), statistics.median(py_warm or [0])),
     }
 
 
@@ -147,6 +147,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="100,10000,100000")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--verifier", default=W, help="the warrant binary that verifies (e.g. an older build)")
+    ap.add_argument("--no-python", action="store_true")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="warrant-scale.")
     host = f"127.0.0.1:{free_port()}"
@@ -169,7 +171,7 @@ def main():
         print("|---|---|---|---|---|---|---|")
         for n in map(int, args.sizes.split(",")):
             for bins in (False, True):
-                r = measure(tmp, host, log_path, n, bins, args.runs)
+                r = measure(tmp, host, log_path, n, bins, args.runs, args.verifier, not args.no_python)
                 s, c, w, (pc, pw) = r["sign"], r["cold"], r["warm"], r["py"]
                 print(f"| {n:,} | {r['layout']} | {s[0]:.0f} ms / {s[1]:.0f} / {s[2] / 1024:.1f} KiB "
                       f"| {c[0]:.0f} ms / {c[1]:.0f} / {c[2] / 1024:.1f} KiB "
