@@ -9,3 +9,4 @@ cargo bench --bench client
 cargo bench --bench admission_load
 cargo build --release
 python3 benches/registry_bench.py "$@"
+bash benches/scale.sh

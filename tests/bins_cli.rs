@@ -146,6 +146,11 @@ fn init_with_fixed_bins_signs_into_bins_and_a_tampered_bin_is_refused() {
     for i in 0..6 {
         assert_eq!(verify(&w, "v", &root, &format!("t{i}")).code, 0);
     }
+    // Unsign finds the tag's bin and removes it there.
+    let r = w.signer(&["unsign", &w.oci(":t2")]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert_eq!(verify(&w, "v", &root, "t2").code, 1);
+    assert_eq!(verify(&w, "v", &root, "t3").code, 0);
     // Forge t0's bin: point t0 at t1's manifest, fix every OCI digest (what an
     // attacker with registry write access can do), without the bin key.
     let t1 = make_image(&w.layout(), "t1", "image 1").0;

@@ -105,6 +105,7 @@ fn sign_in_one_publish(
 ) -> Result<Vec<SignOutcome>, OpError> {
     let store = open_store(ctx, location)?;
     let mut entries: Vec<Entry<'_>> = Vec::with_capacity(images.len());
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
     for image in images {
         let descriptor = store.resolve(image)?;
         let target = image.target_name();
@@ -114,15 +115,16 @@ fn sign_in_one_publish(
             custom: Some(json!({ "mediaType": descriptor.media_type })),
             unrecognized: Unrecognized::new(),
         };
-        if let Some(other) = entries.iter().find(|e| e.target == target) {
-            if other.file != file {
+        if let Some(&i) = seen.get(&target) {
+            if entries[i].file != file {
                 return Err(OpError::InvalidArgument(format!(
                     "{target:?} is given twice, for {} and {}",
-                    other.digest, descriptor.digest
+                    entries[i].digest, descriptor.digest
                 )));
             }
             continue;
         }
+        seen.insert(target.clone(), entries.len());
         entries.push(Entry {
             image,
             target,
@@ -132,6 +134,85 @@ fn sign_in_one_publish(
         });
     }
     drop(store);
+    let targets: Vec<(String, TargetFile)> = entries
+        .iter()
+        .map(|e| (e.target.clone(), e.file.clone()))
+        .collect();
+    let (outcome, roles) = match sign_or_skip(ctx, location, &targets, opts)? {
+        Signed::Published(outcome, roles) => (outcome, roles),
+        Signed::Unchanged(statuses) => {
+            return Ok(entries
+                .into_iter()
+                .zip(statuses)
+                .map(|(e, status)| SignOutcome {
+                    reference: e.image.to_string(),
+                    repository: location.to_string(),
+                    target: e.target,
+                    digest: e.digest,
+                    size: e.file.length,
+                    media_type: e.media_type,
+                    status,
+                    published: None,
+                    attempts: 1,
+                })
+                .collect());
+        }
+    };
+    let mut outcomes = Vec::with_capacity(entries.len());
+    for (e, r) in entries.into_iter().zip(&roles) {
+        let status = outcome
+            .roles
+            .iter()
+            .find(|s| &s.role == r)
+            .cloned()
+            .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+        outcomes.push(SignOutcome {
+            reference: e.image.to_string(),
+            repository: location.to_string(),
+            target: e.target,
+            digest: e.digest,
+            size: e.file.length,
+            media_type: e.media_type,
+            status,
+            published: Some(outcome.published),
+            attempts: outcome.attempts,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// What signing did: published, or nothing to publish because every target was
+/// already signed with its digest (issue #12 item 7).
+enum Signed {
+    Published(super::edit::CommitOutcome, Vec<String>),
+    Unchanged(Vec<RoleStatus>),
+}
+
+/// Sign `targets` (path and entry each, already resolved) into `opts.role` of
+/// `location` in one publish: what `sign` does once it knows the digests. For
+/// tools and benchmarks that build large repositories without a registry request
+/// per tag. Returns the commit and the role each target went into.
+pub fn sign_targets(
+    ctx: &Context,
+    location: &crate::store::Location,
+    targets: &[(String, TargetFile)],
+    opts: &SignOptions,
+) -> Result<(super::edit::CommitOutcome, Vec<String>), OpError> {
+    match sign_or_skip(ctx, location, targets, opts)? {
+        Signed::Published(outcome, roles) => Ok((outcome, roles)),
+        Signed::Unchanged(_) => Err(OpError::AlreadySigned {
+            target: targets.first().map(|t| t.0.clone()).unwrap_or_default(),
+            role: opts.role.clone().unwrap_or_else(|| "targets".into()),
+        }),
+    }
+}
+
+fn sign_or_skip(
+    ctx: &Context,
+    location: &crate::store::Location,
+    targets: &[(String, TargetFile)],
+    opts: &SignOptions,
+) -> Result<Signed, OpError> {
     let role = opts.role.clone().unwrap_or_else(|| "targets".into());
     let mut unchanged: Option<Vec<RoleStatus>> = None;
     let result = transact(
@@ -182,11 +263,11 @@ fn sign_in_one_publish(
             // Every target already signed with this digest: publishing a new version
             // would only churn every verifier's cache (issue #12 item 7).
             let mut same = Vec::new();
-            for e in &entries {
+            for (target, file) in targets {
                 let found = if role == "targets" {
-                    up.find_target(&e.target)
+                    up.find_target(target)
                 } else {
-                    up.find_target_in_role(&e.target, &role)
+                    up.find_target_in_role(target, &role)
                 }
                 .map_err(|source| OpError::Update {
                     location: location.clone(),
@@ -196,11 +277,11 @@ fn sign_in_one_publish(
                     .then(|| up.trusted().targets("targets"))
                     .flatten()
                     .and_then(|t| bins::succinct(t))
-                    .map(|s| bins::role_for(Some(s), "targets", &e.target));
+                    .map(|s| bins::role_for(Some(s), "targets", target));
                 match found {
                     Some(f)
-                        if f.file.length == e.file.length
-                            && f.file.hashes == e.file.hashes
+                        if f.file.length == file.length
+                            && f.file.hashes == file.hashes
                             && (f.role == role || Some(&f.role) == bin.as_ref()) =>
                     {
                         same.push(RoleStatus {
@@ -218,28 +299,25 @@ fn sign_in_one_publish(
                     _ => break,
                 }
             }
-            if same.len() == entries.len() {
+            if same.len() == targets.len() {
                 unchanged = Some(same);
                 return Err(OpError::AlreadySigned {
-                    target: entries
-                        .first()
-                        .map(|e| e.target.clone())
-                        .unwrap_or_default(),
+                    target: targets.first().map(|t| t.0.clone()).unwrap_or_default(),
                     role: role.clone(),
                 });
             }
             if let Some(paths) = delegated_paths(up, &role, &delegator) {
-                for e in &entries {
-                    if !paths.iter().any(|p| path_matches(p, &e.target)) {
+                for e in targets {
+                    if !paths.iter().any(|p| path_matches(p, &e.0)) {
                         return Err(OpError::InvalidArgument(format!(
                             "role {role} may not sign {:?}: its delegation covers only {paths:?}",
-                            e.target
+                            e.0
                         )));
                     }
                 }
             }
             if role == "targets" {
-                return sign_top_level(ctx, up, &entries, opts.key.as_deref());
+                return sign_top_level(ctx, up, targets, opts.key.as_deref());
             }
             let authority = authority_of(up, &role, &delegator)?;
             let current = up
@@ -249,22 +327,22 @@ fn sign_in_one_publish(
                     location: location.clone(),
                 })?;
             let mut next = (**current).clone();
-            for e in &entries {
-                next.targets.insert(e.target.clone(), e.file.clone());
+            for e in targets {
+                next.targets.insert(e.0.clone(), e.1.clone());
             }
             next.version = editor::bump(current.version, "targets")?;
             next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
             let change = sign_role(ctx, &role, &next, authority, &[], opts.key.as_deref())?;
-            let roles = vec![role.clone(); entries.len()];
+            let roles = vec![role.clone(); targets.len()];
             Ok((vec![change], vec![], roles))
         },
         |store, roles: &Vec<String>| {
             for r in roles.iter().collect::<std::collections::BTreeSet<_>>() {
-                let lists = entries
+                let lists = targets
                     .iter()
                     .zip(roles)
                     .filter(|(_, er)| *er == r)
-                    .map(|(e, _)| (e.target.as_str(), &e.file))
+                    .map(|(e, _)| (e.0.as_str(), &e.1))
                     .collect::<Vec<_>>();
                 if !role_lists_targets(store, r, &lists)? {
                     return Ok(false);
@@ -273,48 +351,11 @@ fn sign_in_one_publish(
             Ok(true)
         },
     );
-    let (outcome, roles) = match (result, unchanged) {
-        (Ok(r), _) => r,
-        (Err(OpError::AlreadySigned { .. }), Some(statuses)) => {
-            return Ok(entries
-                .into_iter()
-                .zip(statuses)
-                .map(|(e, status)| SignOutcome {
-                    reference: e.image.to_string(),
-                    repository: location.to_string(),
-                    target: e.target,
-                    digest: e.digest,
-                    size: e.file.length,
-                    media_type: e.media_type,
-                    status,
-                    published: None,
-                    attempts: 1,
-                })
-                .collect());
-        }
-        (Err(e), _) => return Err(e),
-    };
-    let mut outcomes = Vec::with_capacity(entries.len());
-    for (e, r) in entries.into_iter().zip(&roles) {
-        let status = outcome
-            .roles
-            .iter()
-            .find(|s| &s.role == r)
-            .cloned()
-            .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
-        outcomes.push(SignOutcome {
-            reference: e.image.to_string(),
-            repository: location.to_string(),
-            target: e.target,
-            digest: e.digest,
-            size: e.file.length,
-            media_type: e.media_type,
-            status,
-            published: Some(outcome.published),
-            attempts: outcome.attempts,
-        });
+    match (result, unchanged) {
+        (Ok((outcome, roles)), _) => Ok(Signed::Published(outcome, roles)),
+        (Err(OpError::AlreadySigned { .. }), Some(statuses)) => Ok(Signed::Unchanged(statuses)),
+        (Err(e), _) => Err(e),
     }
-    Ok(outcomes)
 }
 
 /// What a sign's edit returns: the role changes, roles removed (none), and the role
@@ -329,7 +370,7 @@ type Edit = (Vec<RoleChange>, Vec<String>, Vec<String>);
 fn sign_top_level(
     ctx: &Context,
     up: &mut super::trust::TrustedUpdater<'_>,
-    entries: &[Entry<'_>],
+    entries: &[(String, TargetFile)],
     only: Option<&str>,
 ) -> Result<Edit, OpError> {
     let location = up
@@ -346,7 +387,7 @@ fn sign_top_level(
     if let Some(s) = bins::succinct(&top).cloned() {
         let roles: Vec<String> = entries
             .iter()
-            .map(|e| bins::role_for(Some(&s), "targets", &e.target))
+            .map(|e| bins::role_for(Some(&s), "targets", &e.0))
             .collect();
         let mut changes = Vec::new();
         for bin in roles.iter().collect::<std::collections::BTreeSet<_>>() {
@@ -354,7 +395,7 @@ fn sign_top_level(
                 continue;
             };
             // The search for a target loads (and verifies) its bin.
-            up.find_target(&first.0.target)
+            up.find_target(&first.0.0)
                 .map_err(|source| OpError::Update {
                     location: location.clone(),
                     source,
@@ -362,7 +403,7 @@ fn sign_top_level(
             let current = up.trusted().targets(bin).ok_or_else(missing)?;
             let mut next = (**current).clone();
             for (e, _) in entries.iter().zip(&roles).filter(|(_, r)| *r == bin) {
-                next.targets.insert(e.target.clone(), e.file.clone());
+                next.targets.insert(e.0.clone(), e.1.clone());
             }
             next.version = editor::bump(current.version, "targets")?;
             next.expires = expires(current.expires);
@@ -373,7 +414,7 @@ fn sign_top_level(
     }
     let mut next = top.clone();
     for e in entries {
-        next.targets.insert(e.target.clone(), e.file.clone());
+        next.targets.insert(e.0.clone(), e.1.clone());
     }
     next.version = editor::bump(top.version, "targets")?;
     next.expires = expires(top.expires);
@@ -394,7 +435,7 @@ fn sign_top_level(
     let s = bins::succinct(&new_top);
     let roles = entries
         .iter()
-        .map(|e| bins::role_for(s, "targets", &e.target))
+        .map(|e| bins::role_for(s, "targets", &e.0))
         .collect();
     Ok((changes, vec![], roles))
 }
