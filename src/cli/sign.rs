@@ -33,6 +33,7 @@ pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
         role: a.role,
         key: a.key,
         pin,
+        by_digest: false,
     };
     out.report(&sign(ctx, &image, &opts)?);
     Ok(0)

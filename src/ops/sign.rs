@@ -26,6 +26,11 @@ pub struct SignOptions {
     pub key: Option<String>,
     /// How the signer trusts the repository on its first contact.
     pub pin: Pin,
+    /// When the reference has both a tag and a digest, look the manifest up by the
+    /// digest alone and sign it under the tag, wherever the tag points now: what
+    /// `docker warrant push` does with the digest its push reported, so a tag moved
+    /// by someone else meanwhile cannot make it sign their image (or fail).
+    pub by_digest: bool,
 }
 
 /// What `sign` published.
@@ -53,7 +58,15 @@ pub struct SignOutcome {
 
 /// Sign `image` into `opts.role`.
 pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignOutcome, OpError> {
-    let descriptor = open_store(ctx, &image.location)?.resolve(image)?;
+    let store = open_store(ctx, &image.location)?;
+    let descriptor = match (&image.digest, opts.by_digest) {
+        (Some(digest), true) => store.resolve(&ImageRef {
+            location: image.location.clone(),
+            tag: None,
+            digest: Some(*digest),
+        })?,
+        _ => store.resolve(image)?,
+    };
     let target = image.target_name();
     let role = opts.role.clone().unwrap_or_else(|| "targets".into());
     let file = TargetFile {
