@@ -13,7 +13,8 @@ use super::{Context, OpError};
 /// One role as inspect shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleView {
-    /// Role name.
+    /// Role name (`role` in JSON, as in `status`, `pending` and `sign`).
+    #[serde(rename = "role")]
     pub name: String,
     /// Version of its metadata.
     pub version: u64,
@@ -30,13 +31,15 @@ pub struct RoleView {
 /// One target.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetView {
-    /// Target path (tag or digest).
+    /// Target path (tag or digest) (`target` in JSON, as in `verify`).
+    #[serde(rename = "target")]
     pub name: String,
     /// The role that signs it.
     pub role: String,
     /// Digest of the manifest.
     pub digest: String,
-    /// Manifest size.
+    /// Manifest size (`size` in JSON, as in `verify` and `sign`).
+    #[serde(rename = "size")]
     pub length: u64,
     /// Media type, when recorded.
     pub media_type: Option<String>,
@@ -51,10 +54,23 @@ pub struct Inspection {
     pub consistent_snapshot: bool,
     /// The four top-level roles and any loaded delegated roles.
     pub roles: Vec<RoleView>,
-    /// Key types by key id.
+    /// Key types by key id (JSON: `[{"keyid", "keytype"}]`, as `key list`).
+    #[serde(serialize_with = "keys_as_objects")]
     pub keys: Vec<(KeyId, String)>,
     /// Every target of the top-level targets role.
     pub targets: Vec<TargetView>,
+}
+
+fn keys_as_objects<S: serde::Serializer>(
+    keys: &[(KeyId, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq as _;
+    let mut seq = s.serialize_seq(Some(keys.len()))?;
+    for (keyid, keytype) in keys {
+        seq.serialize_element(&serde_json::json!({ "keyid": keyid, "keytype": keytype }))?;
+    }
+    seq.end()
 }
 
 fn target_view(name: &str, role: &str, t: &TargetFile) -> TargetView {

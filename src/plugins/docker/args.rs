@@ -166,6 +166,15 @@ pub(super) fn split_args(tokens: &[OsString], docker: &DockerFlags) -> Result<Sp
                     "unknown option --{name}: write it as --{name}=VALUE (or --{name}=true for a switch) so that IMAGE is unambiguous"
                 ));
             }
+        } else if t == "-o" || t.starts_with("-o") {
+            // warrant's -o/--output (docker's pull, push and run have no -o).
+            s.warrant.push(t.to_owned());
+            if t == "-o" {
+                let v = value_of(i, t)?;
+                s.warrant
+                    .push(v.to_str().ok_or("option values must be UTF-8")?.to_owned());
+                i += 1;
+            }
         } else {
             // A cluster of short options: switches, then at most one option whose
             // value is the rest of the cluster or the next word.
@@ -244,6 +253,8 @@ pub(super) fn subcommand(args: &[OsString]) -> Option<(usize, &str)> {
             if !long.contains('=') && WARRANT_VALUE_FLAGS[..6].contains(&long) {
                 i += 1;
             }
+        } else if a == "-o" {
+            i += 1;
         } else if !a.starts_with('-') {
             return Some((i, a));
         }
@@ -273,6 +284,7 @@ mod tests {
             Some((2, "verify".into()))
         );
         assert_eq!(sub(&["--help"]), None);
+        assert_eq!(sub(&["-o", "json", "verify"]), Some((2, "verify".into())));
     }
 
     #[test]
@@ -289,6 +301,8 @@ mod tests {
                 "--name",
                 "web",
                 "--policy=p.toml",
+                "-o",
+                "json",
                 "-v",
                 "/a:/b",
                 "--future=x",
@@ -301,7 +315,10 @@ mod tests {
         )
         .expect("split");
         assert_eq!(s.image, "reg/app:1");
-        assert_eq!(s.warrant, ["--root", "r.json", "--policy=p.toml"]);
+        assert_eq!(
+            s.warrant,
+            ["--root", "r.json", "--policy=p.toml", "-o", "json"]
+        );
         assert_eq!(
             s.docker,
             os(&[

@@ -34,7 +34,7 @@ use super::{context, say, usage_error};
 )]
 struct VerifyOpts {
     /// Output format for errors (the pulled image's report goes to stderr).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Human)]
     output: Format,
     /// State directory: keys, trusted metadata, policy.
     #[arg(long, env = "WARRANT_HOME", value_name = "DIR")]

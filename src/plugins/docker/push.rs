@@ -73,7 +73,7 @@ pub enum PushError {
 struct PushOpts {
     /// Output format of the signature report (docker's progress goes to stderr
     /// with `--output json`).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
+    #[arg(short = 'o', long, value_enum, default_value_t = Format::Human)]
     output: Format,
     /// State directory: keys, trusted metadata.
     #[arg(long, env = "WARRANT_HOME", value_name = "DIR")]
