@@ -207,3 +207,89 @@ fn namespaces_opt_out_by_label_or_with_opt_in_only_labelled_ones_are_reviewed() 
         );
     }
 }
+
+/// Every document of `file`, as JSON, via PyYAML.
+fn yaml_docs(file: &Path) -> Vec<Value> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d]))",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn cert_manager_variant_issues_the_mounted_secret_and_injects_its_ca_into_both_webhooks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin-manifest/kubernetes");
+    let certs = yaml_docs(&dir.join("cert-manager/certificate.yaml"));
+    let serving = certs
+        .iter()
+        .find(|d| d["kind"] == "Certificate" && d["spec"]["isCA"] != true)
+        .expect("a serving Certificate");
+    // The Secret the Deployment mounts, for the Service's DNS name.
+    let deployment = yaml_docs(&dir.join("deployment.yaml"));
+    let mounted: Vec<&Value> = deployment[0]["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.get("secret").map(|s| &s["secretName"]))
+        .collect();
+    assert!(
+        mounted.contains(&&serving["spec"]["secretName"]),
+        "{mounted:?}"
+    );
+    let dns: Vec<&str> = serving["spec"]["dnsNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        dns.contains(&"warrant-admission.warrant-system.svc"),
+        "{dns:?}"
+    );
+    let inject = format!(
+        "{}/{}",
+        serving["metadata"]["namespace"].as_str().unwrap(),
+        serving["metadata"]["name"].as_str().unwrap()
+    );
+
+    // The webhooks: ../webhooks.yaml exactly, but caBundle left to the injector.
+    let ours = yaml_docs(&dir.join("cert-manager/webhooks.yaml"));
+    let mut base = yaml_docs(&dir.join("webhooks.yaml"));
+    assert_eq!(ours.len(), 2);
+    for (mine, theirs) in ours.iter().zip(base.iter_mut()) {
+        assert_eq!(
+            mine["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            inject.as_str()
+        );
+        let mut mine = mine.clone();
+        mine["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        for w in theirs["webhooks"].as_array_mut().unwrap() {
+            w["clientConfig"]
+                .as_object_mut()
+                .unwrap()
+                .remove("caBundle");
+        }
+        assert_eq!(
+            &mine, theirs,
+            "cert-manager/webhooks.yaml drifted from webhooks.yaml"
+        );
+    }
+    let k = yaml_docs(&dir.join("cert-manager/kustomization.yaml"));
+    assert_eq!(
+        k[0]["resources"],
+        serde_json::json!(["../", "certificate.yaml", "webhooks.yaml"])
+    );
+}
