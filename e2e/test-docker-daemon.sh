@@ -4,7 +4,7 @@
 #   * starts its own dockerd (Debian's docker.io) and a registry on loopback;
 #   * makes a runnable image from busybox-static (`docker import`, no internet);
 #   * `docker warrant push` pushes it through the daemon and signs the digest the
-#     push reported;
+#     push reported, even when the tag is moved right after the push;
 #   * `docker warrant pull` pulls exactly the verified digest and tags it;
 #     options may follow IMAGE (`--platform`, `-q`) as with `docker pull`;
 #   * `docker warrant run --rm IMAGE echo hi` runs it; its output is checked;
@@ -137,6 +137,34 @@ expect 0 "$WARRANT" --home "$signer" export "$reg/demo/app" "$tmp/export"
 # Unsigned: a plain docker push of another tag.
 docker push -q "$reg/demo/app:evil" >/dev/null
 
+step "docker warrant push signs the pushed digest even when the tag moves right after the push"
+# The plugin as docker starts it, with a docker whose push is followed at once by
+# someone moving the tag to the unsigned image: warrant must not re-resolve the tag.
+make_image v2 "hello from v2"
+cat >"$tmp/docker-moved-after-push" <<EOF
+#!/usr/bin/env bash
+docker "\$@"; rc=\$?
+if [[ \$1 == push ]]; then
+  skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \\
+    docker://$reg/demo/app:evil docker://$reg/demo/app:v2 >&2
+  echo "(the registry's v2 now points at the evil image)" >&2
+fi
+exit \$rc
+EOF
+chmod +x "$tmp/docker-moved-after-push"
+rc=0
+DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND="$tmp/docker-moved-after-push" WARRANT_PASSPHRASE=e2e-passphrase \
+  "$DOCKER_CONFIG/cli-plugins/docker-warrant" warrant push --home "$signer" -o json "$reg/demo/app:v2" \
+  >"$tmp/push2.json" 2>"$tmp/push2.log" </dev/null || rc=$?
+sed 's/^/    /' "$tmp/push2.log" "$tmp/push2.json"
+[[ $rc == 0 ]] || fail "docker warrant push exited $rc"
+pushed2=$(sed -n 's/^v2: digest: \(sha256:[0-9a-f]\{64\}\) size: .*/\1/p' "$tmp/push2.log" | tail -n1)
+signed2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$tmp/push2.json")
+now2=$(skopeo inspect --raw --tls-verify=false "docker://$reg/demo/app:v2" | sha256sum | cut -d' ' -f1)
+[[ -n $pushed2 && $pushed2 == "$signed2" ]] || fail "signed $signed2, but docker push reported ${pushed2:-nothing}"
+[[ sha256:$now2 != "$signed2" ]] || fail "the tag was not moved: the check proves nothing"
+echo "    signed $signed2 (the pushed digest); the registry's v2 is now sha256:$now2"
+
 step "the verifier: a policy pinning the exported root; the daemon starts empty"
 export WARRANT_HOME=$tmp/verifier
 unset WARRANT_PASSPHRASE
@@ -148,9 +176,13 @@ root = "$tmp/export/1.root.json"
 EOF
 evil_id=$(docker image inspect --format '{{.Id}}' "$reg/demo/app:evil")
 v1_id=$(docker image inspect --format '{{.Id}}' "$reg/demo/app:v1")
-docker image rm -f "$reg/demo/app:v1" "$reg/demo/app:evil" >/dev/null
+docker image rm -f "$reg/demo/app:v1" "$reg/demo/app:v2" "$reg/demo/app:evil" >/dev/null
 images() { docker image ls -q --no-trunc | sort -u | tr '\n' ' '; }
 [[ -z $(images) ]] || fail "the daemon still has images: $(images)"
+
+step "v2's tag was moved after its push: verifying it fails, nothing is pulled"
+expect 1 docker warrant pull "$reg/demo/app:v2"
+[[ -z $(images) ]] || fail "something was pulled: $(images)"
 
 step "docker warrant pull: exactly the verified digest, tagged"
 expect 0 docker warrant pull "$reg/demo/app:v1"
