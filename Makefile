@@ -33,7 +33,7 @@ unit:
 		echo "$(CARGO) test --lib --bins --tests"; $(CARGO) test --lib --bins --tests; \
 	fi
 
-# End-to-end scenarios against target/release/warrant (built by `build`).
+# End-to-end scenarios against $(CARGO_TARGET_DIR or target)/release/warrant (built by `build`).
 e2e: build
 	bash e2e/run-all.sh
 

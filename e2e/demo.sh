@@ -5,7 +5,8 @@
 # Run by `make demo` (after `cargo build --release`) and by e2e/run-all.sh.
 # Needs: bash, python3 (stdlib only), the warrant binary. No network.
 #
-#   WARRANT=path/to/warrant   binary to use (default: target/release/warrant)
+#   WARRANT=path/to/warrant   binary to use (default: $CARGO_TARGET_DIR/release/warrant,
+#                             $CARGO_TARGET_DIR defaulting to target)
 #   WARRANT_DEMO_KEEP=1       keep the temp dir for inspection
 #
 # Exit status: 0 when every step behaved as expected, non-zero otherwise.
@@ -17,7 +18,7 @@ repo=$(cd "$here/.." && pwd)
 # Resolve the binary to an absolute path (we never cd, but stay safe): a bare
 # name is looked up in PATH, a relative path is tried from the current dir
 # and then from the repository root.
-WARRANT=${WARRANT:-target/release/warrant}
+WARRANT=${WARRANT:-${CARGO_TARGET_DIR:-target}/release/warrant}
 case $WARRANT in
   /*) ;;
   */*) if [[ -e $WARRANT ]]; then WARRANT=$(cd "$(dirname "$WARRANT")" && pwd)/$(basename "$WARRANT")

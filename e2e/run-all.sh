@@ -7,13 +7,14 @@
 # non-zero when any scenario failed, or when there was nothing to run.
 #
 #   WARRANT=path/to/warrant   passed through to every scenario
-#                             (default there: target/release/warrant)
+#                             (default there: ${CARGO_TARGET_DIR:-target}/release/warrant;
+#                             a relative CARGO_TARGET_DIR is taken from the repo root)
 #   E2E_FILTER=REGEX          run only the scenarios whose file name matches
 set -uo pipefail   # no -e: we collect failures instead of stopping
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
-cd "$repo" || exit 2   # scenarios resolve target/release/warrant from the repo root
+cd "$repo" || exit 2   # scenarios resolve ${CARGO_TARGET_DIR:-target}/release/warrant from here
 
 scenarios=("$here/demo.sh")
 shopt -s nullglob

@@ -5,7 +5,11 @@
 # ECDSA P-256 keys.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-warrant=${WARRANT:-$repo/target/release/warrant}
+warrant=${WARRANT:-}
+if [[ -z $warrant ]]; then   # cargo's output: $CARGO_TARGET_DIR (relative: to the repo) or target
+  warrant=${CARGO_TARGET_DIR:-target}/release/warrant
+  [[ $warrant == /* ]] || warrant=$repo/$warrant
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/warrant-interop.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 

@@ -11,14 +11,14 @@
 #
 # Needs: bash, python3 (stdlib), the docker CLI, the warrant binary. No network.
 #
-#   WARRANT=path/to/warrant   binary to use (default: target/release/warrant)
+#   WARRANT=path/to/warrant   binary to use (default: ${CARGO_TARGET_DIR:-target}/release/warrant)
 #   WARRANT_E2E_KEEP=1        keep the temp dir for inspection
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-WARRANT=${WARRANT:-target/release/warrant}
+WARRANT=${WARRANT:-${CARGO_TARGET_DIR:-target}/release/warrant}
 case $WARRANT in
   /*) ;;
   */*) if [[ -e $WARRANT ]]; then WARRANT=$(cd "$(dirname "$WARRANT")" && pwd)/$(basename "$WARRANT")

@@ -23,14 +23,14 @@
 #
 # Needs: bash, python3 with python-tuf and securesystemslib[crypto], curl.
 #
-#   WARRANT_CONFORMANCE=path   client binary (default: target/release/warrant-conformance)
+#   WARRANT_CONFORMANCE=path   client binary (default: ${CARGO_TARGET_DIR:-target}/release/warrant-conformance)
 #   WARRANT_E2E_KEEP=1         keep the temp dir for inspection
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 
-WC=${WARRANT_CONFORMANCE:-target/release/warrant-conformance}
+WC=${WARRANT_CONFORMANCE:-${CARGO_TARGET_DIR:-target}/release/warrant-conformance}
 case $WC in
   /*) ;;
   */*) if [[ -e $WC ]]; then WC=$(cd "$(dirname "$WC")" && pwd)/$(basename "$WC")

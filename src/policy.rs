@@ -8,9 +8,17 @@
 //! root-threshold = 2                 # distinct pinned (or certified) keys that must sign; default: every pinned id, 1 for a CA
 //! require-roles = ["qa", "prod"]     # each must sign the same digest for the tag
 //! tofu = false                       # trust on first use only when true
+//! mode = "enforce"                   # admission webhook only: "enforce" | "warn" | "audit"
 //! ```
 //!
 //! The first matching entry applies; a repository no entry matches is refused.
+//!
+//! `mode` is how the Kubernetes admission webhook acts on an image of the entry
+//! that does not verify: `enforce` (the default) denies it; `warn` admits it with an
+//! AdmissionReview warning that `kubectl` shows; `audit` admits it silently and
+//! records it (log line and `/metrics`). Both are for rolling a policy out: they
+//! show what enforcing would deny before it does. `warrant verify`, `docker warrant`
+//! and the containerd verifier always enforce: they have no one to warn.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +65,31 @@ pub enum Default_ {
     Allow,
 }
 
+/// How the admission webhook acts on an image that does not verify.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny it (the default).
+    #[default]
+    Enforce,
+    /// Admit it, with an AdmissionReview warning naming the image and why, counted
+    /// in `/metrics`.
+    Warn,
+    /// Admit it without a warning; log it and count it in `/metrics`.
+    Audit,
+}
+
+impl Mode {
+    /// The name used in the policy file, logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
 /// One `[[repository]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -84,6 +117,9 @@ pub struct Entry {
     /// Trust the repository's first root on first use.
     #[serde(default)]
     pub tofu: bool,
+    /// What the admission webhook does with an image that does not verify.
+    #[serde(default)]
+    pub mode: Mode,
     /// The anchor, checked when the file was parsed.
     #[serde(skip)]
     anchor: Pin,
@@ -181,6 +217,29 @@ impl Policy {
     pub fn pin(&self, entry: &Entry) -> Pin {
         entry.anchor.clone()
     }
+
+    /// The admission mode for `location`: its entry's, or `enforce` when no entry
+    /// matches (the policy default decides those).
+    pub fn mode_for(&self, location: &Location) -> Mode {
+        self.entry_for(location).map(|e| e.mode).unwrap_or_default()
+    }
+
+    /// Check what [`Policy::parse`] cannot: every `root` file an entry pins is a
+    /// readable regular file. A policy about to replace a running one (the webhook's
+    /// reload) is checked so, and kept out when it fails.
+    pub fn check_files(&self, path: &Path) -> Result<(), PolicyError> {
+        for e in &self.repository {
+            if let Pin::RootFile(root) = &e.anchor {
+                crate::fsutil::read_regular(root, MAX_POLICY).map_err(|x| {
+                    PolicyError::Invalid {
+                        path: path.to_owned(),
+                        detail: format!("entry {:?}: root {}: {x}", e.pattern, root.display()),
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -249,5 +308,37 @@ root = "roots/1.root.json"
         }
         let p = Policy::parse("default = \"allow\"\n", Path::new("p.toml")).expect("allow");
         assert_eq!(p.default, Default_::Allow);
+        let bad_mode = "[[repository]]\nmatch = \"x/*\"\ntofu = true\nmode = \"permissive\"\n";
+        assert!(Policy::parse(bad_mode, Path::new("p.toml")).is_err());
+    }
+
+    #[test]
+    fn entries_enforce_unless_they_say_warn_or_audit() {
+        let p = Policy::parse(
+            "[[repository]]\nmatch = \"r/warn/*\"\ntofu = true\nmode = \"warn\"\n\
+             [[repository]]\nmatch = \"r/audit/*\"\ntofu = true\nmode = \"audit\"\n\
+             [[repository]]\nmatch = \"r/*/*\"\ntofu = true\n",
+            Path::new("p.toml"),
+        )
+        .expect("parse");
+        assert_eq!(p.mode_for(&reg("r", "warn/app")), Mode::Warn);
+        assert_eq!(p.mode_for(&reg("r", "audit/app")), Mode::Audit);
+        assert_eq!(p.mode_for(&reg("r", "team/app")), Mode::Enforce);
+        assert_eq!(p.mode_for(&reg("elsewhere", "x/y")), Mode::Enforce);
+    }
+
+    #[test]
+    fn a_policy_whose_root_file_is_missing_fails_the_file_check() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("p.toml");
+        let p = Policy::parse(
+            "[[repository]]\nmatch = \"x/*\"\nroot = \"gone.json\"\n",
+            &path,
+        )
+        .expect("parse");
+        let e = p.check_files(&path).expect_err("missing root");
+        assert!(e.to_string().contains("gone.json"), "{e}");
+        std::fs::write(dir.path().join("gone.json"), b"{}").expect("write");
+        p.check_files(&path).expect("present");
     }
 }

@@ -2,7 +2,8 @@
 //! real AdmissionReview bodies (Pod, Deployment, CronJob), against images in a
 //! real registry. This file: what a review answers. `admission/resilience.rs`:
 //! deadlines, a registry that is down or silent, the cache, credentials, health,
-//! the command line. `admission/manifests.rs`: the Kubernetes manifests.
+//! the command line. `admission/rollout.rs`: warn/audit modes, policy reload,
+//! namespace opt-in. `admission/manifests.rs`: the Kubernetes manifests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -12,6 +13,8 @@ mod limits;
 mod manifests;
 #[path = "admission/resilience.rs"]
 mod resilience;
+#[path = "admission/rollout.rs"]
+mod rollout;
 #[path = "admission/support.rs"]
 mod support;
 

@@ -354,13 +354,18 @@ fn inspect_shows_roles_and_targets() {
     );
     assert_eq!(r.code, 0, "{}", r.text());
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v["targets"][0]["name"], "v1");
+    assert_eq!(v["targets"][0]["target"], "v1");
+    assert_eq!(
+        v["targets"][0]["size"],
+        v["targets"][0]["size"].as_u64().unwrap()
+    );
+    assert!(v["keys"][0]["keyid"].is_string() && v["keys"][0]["keytype"] == "ed25519");
     assert_eq!(v["targets"][0]["digest"], digest);
     let names: Vec<&str> = v["roles"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["name"].as_str().unwrap())
+        .map(|r| r["role"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["root", "targets", "snapshot", "timestamp"]);
 }

@@ -177,7 +177,7 @@ fn team_walkthrough_from_separate_homes_has_no_dead_end() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["name"] == "qa")
+        .find(|x| x["role"] == "qa")
         .expect("qa in roles");
     assert_eq!(qa["delegator"], "targets");
     assert_eq!(qa["threshold"], 2);
@@ -187,7 +187,7 @@ fn team_walkthrough_from_separate_homes_has_no_dead_end() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["name"] == "v2")
+        .find(|x| x["target"] == "v2")
         .expect("v2 in targets");
     assert_eq!(v2["signed_by_roles"][0], "qa");
 

@@ -198,7 +198,7 @@ impl Team {
         }
         let v: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
         for t in v["targets"].as_array().unwrap() {
-            let name = t["name"].as_str().unwrap();
+            let name = t["target"].as_str().unwrap();
             let r = self.verifier(&["verify", &format!("{repo}:{name}")]);
             assert_eq!(
                 r.code,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make the admission webhook's serving certificate and fill caBundle.
 #
-#   make-certs.sh [--out DIR] [--namespace NS] [--days N] [--san SAN]... [--apply]
+#   make-certs.sh [--out DIR] [--namespace NS] [--days N] [--san SAN]... [--opt-in] [--apply]
 #
 # Writes into DIR (default ./warrant-certs, mode 700):
 #   ca.crt, ca.key    a private CA (ECDSA P-256), made once: an existing pair in
@@ -12,6 +12,8 @@
 #   webhooks.yaml     webhooks.yaml of this directory with caBundle set
 # --apply then runs `kubectl apply` on secret.yaml and webhooks.yaml (in that
 # order). --san adds subjectAltNames (e.g. IP:127.0.0.1 for a local test).
+# --opt-in reviews only namespaces labelled warrant.dev/verify=enabled (the
+# default reviews every namespace not labelled warrant.dev/verify=disabled).
 # The server re-reads a rotated certificate by itself; no restart is needed.
 set -euo pipefail
 
@@ -20,7 +22,7 @@ out=./warrant-certs
 ns=warrant-system
 svc=warrant-admission
 days=365
-apply=0
+apply=0 opt_in=0
 sans=()
 
 usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -31,6 +33,7 @@ while (($#)); do
     --days) days=${2:?--days needs a number}; shift 2 ;;
     --san) sans+=("${2:?--san needs a value like DNS:name or IP:addr}"); shift 2 ;;
     --apply) apply=1; shift ;;
+    --opt-in) opt_in=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "make-certs.sh: unknown argument $1" >&2; usage 2 ;;
   esac
@@ -84,7 +87,10 @@ data:
   tls.key: $(b64 tls.key)
 YAML
 ca_bundle=$(b64 ca.crt)
+selector='{key: warrant.dev/verify, operator: NotIn, values: ["disabled"]}'
+if ((opt_in)); then selector='{key: warrant.dev/verify, operator: In, values: ["enabled"]}'; fi
 sed -e "s|caBundle: CA_BUNDLE|caBundle: $ca_bundle|" \
+    -e "s|{key: warrant.dev/verify, operator: NotIn, values: \\[\"disabled\"\\]}|$selector|" \
     -e "s|namespace: warrant-system|namespace: $ns|" \
     -e "s|\"kube-system\", \"warrant-system\"|\"kube-system\", \"$ns\"|" \
     "$here/webhooks.yaml" > webhooks.yaml

@@ -29,6 +29,7 @@
 //! by the network timeout) and its answer is kept for the retry.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -106,6 +107,9 @@ pub struct VerifyCache {
     max_entries: usize,
     limit: Arc<Semaphore>,
     slots: Mutex<HashMap<Arc<str>, Slot>>,
+    /// Bumped by [`VerifyCache::clear`]: an answer found by a verification that
+    /// started before is handed to its waiters but not kept.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for VerifyCache {
@@ -152,6 +156,7 @@ impl VerifyCache {
             max_entries: settings.max_entries.max(1),
             limit: Arc::new(Semaphore::new(settings.max_concurrent.max(1))),
             slots: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -168,6 +173,23 @@ impl VerifyCache {
     /// True when the cache holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The verifier's mode for `image` (the policy entry's `mode`).
+    pub fn mode(&self, image: &ImageRef) -> crate::policy::Mode {
+        self.verifier.mode(image)
+    }
+
+    /// Forget every answer (the policy changed: they were decided under the old
+    /// one). Verifications in flight finish for their waiters, but their answers
+    /// are not kept.
+    pub fn clear(&self) {
+        let mut slots = self.slots();
+        self.generation.fetch_add(1, Relaxed);
+        slots.retain(|_, s| s.flight.is_some());
+        for s in slots.values_mut() {
+            s.answer = None;
+        }
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<Arc<str>, Slot>> {
@@ -239,6 +261,7 @@ impl VerifyCache {
                 Ok(permit) => {
                     // Freshness counts from now: the registry is asked after this.
                     let started = (this.clock)();
+                    let generation = this.generation.load(Relaxed);
                     let verifier = Arc::clone(&this.verifier);
                     let joined = tokio::task::spawn_blocking(move || {
                         let _permit = permit;
@@ -248,11 +271,12 @@ impl VerifyCache {
                     let v = joined.unwrap_or_else(|e| {
                         Verification::Failed(format!("the verification failed: {e}").into())
                     });
-                    this.settle(&key, started, &v);
+                    let current = this.generation.load(Relaxed) == generation;
+                    this.settle(&key, started, &v, current);
                     v
                 }
                 Err(_) => {
-                    this.settle(&key, (this.clock)(), &abandoned());
+                    this.settle(&key, (this.clock)(), &abandoned(), true);
                     abandoned()
                 }
             };
@@ -280,8 +304,9 @@ impl VerifyCache {
     }
 
     /// Record a finished verification: the flight ends, and the answer is kept
-    /// as long as its kind allows.
-    fn settle(&self, key: &Arc<str>, started: DateTime<Utc>, v: &Verification) {
+    /// as long as its kind allows — not at all when it is not `current` (the
+    /// cache was cleared while it ran).
+    fn settle(&self, key: &Arc<str>, started: DateTime<Utc>, v: &Verification, current: bool) {
         self.metrics.verification(match v {
             Verification::Trusted { .. } => Checked::Trusted,
             Verification::Unlisted => Checked::Unlisted,
@@ -289,11 +314,14 @@ impl VerifyCache {
             Verification::Failed(_) => Checked::Failed,
         });
         let now = (self.clock)();
-        let kept = self.lifetime(started, v).map(|fresh_until| Answer {
-            verification: v.clone(),
-            fresh_until,
-            refresh_at: plus(started, (fresh_until - started) / 4 * 3),
-        });
+        let kept = current
+            .then(|| self.lifetime(started, v))
+            .flatten()
+            .map(|fresh_until| Answer {
+                verification: v.clone(),
+                fresh_until,
+                refresh_at: plus(started, (fresh_until - started) / 4 * 3),
+            });
         let mut slots = self.slots();
         let slot = slots.entry(Arc::clone(key)).or_default();
         slot.flight = None;

@@ -24,6 +24,7 @@ use super::review::{
     API_VERSION, ImageSite, KIND, Patch, ReviewRequest, ReviewResponse, Status, images,
 };
 use super::verifier::Verification;
+use crate::policy::Mode;
 use crate::store::{ImageRef, Location, ParseRefError};
 
 /// An answer to send: HTTP status, JSON (or text) body, and how it counts.
@@ -338,19 +339,46 @@ impl Reviewer {
                 .map(ImageSite::describe)
                 .collect::<Vec<_>>()
                 .join(", ");
-            match verdicts.get(written) {
-                Some(Verification::Trusted { .. }) => {}
-                Some(Verification::Unlisted) => warnings.push(format!(
-                    "image {written:?} ({users}) is not covered by the warrant policy and was \
-                     admitted unverified (policy default = \"allow\")"
-                )),
-                Some(Verification::Untrusted(why)) => {
-                    problems.push(format!("image {written:?} ({users}): {why}"));
+            let problem = match verdicts.get(written) {
+                Some(Verification::Trusted { .. }) => continue,
+                Some(Verification::Unlisted) => {
+                    warnings.push(format!(
+                        "image {written:?} ({users}) is not covered by the warrant policy and was \
+                         admitted unverified (policy default = \"allow\")"
+                    ));
+                    continue;
                 }
-                Some(Verification::Failed(why)) => problems.push(format!(
-                    "image {written:?} ({users}): could not be verified, denied (fail closed): {why}"
-                )),
-                None => problems.push(format!("image {written:?} ({users}): not verified")),
+                Some(Verification::Untrusted(why)) => format!("{why}"),
+                Some(Verification::Failed(why)) => {
+                    format!("could not be verified, denied (fail closed): {why}")
+                }
+                None => "not verified".to_owned(),
+            };
+            // The policy entry's rollout mode: only an image warrant could name a
+            // repository for has one; anything else is enforced.
+            let mode = match parsed.get(written) {
+                Some(Ok(image)) => self.cache.mode(image),
+                _ => Mode::Enforce,
+            };
+            match mode {
+                Mode::Enforce => problems.push(format!("image {written:?} ({users}): {problem}")),
+                Mode::Warn => {
+                    self.metrics.admitted_unverified(mode);
+                    warnings.push(format!(
+                        "warrant (mode = \"warn\"): image {written:?} ({users}) would be denied: {problem}"
+                    ));
+                }
+                Mode::Audit => {
+                    self.metrics.admitted_unverified(mode);
+                    tracing::warn!(
+                        object = %subject,
+                        image = %written,
+                        users = %users,
+                        reason = %problem,
+                        mode = mode.name(),
+                        "admitted unverified (audit): enforcing would deny it"
+                    );
+                }
             }
         }
         if !problems.is_empty() {

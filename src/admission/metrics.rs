@@ -158,6 +158,14 @@ pub struct Metrics {
     /// Connections open now.
     pub connections_open: AtomicU64,
     shed: [AtomicU64; 3],
+    /// Images that did not verify but were admitted: [warn, audit].
+    admitted_unverified: [AtomicU64; 2],
+    /// Policy file changes put in force.
+    pub policy_reloads: AtomicU64,
+    /// Policy file changes rejected (the previous policy stayed in force).
+    pub policy_rejections: AtomicU64,
+    /// 1 while the policy file on disk is rejected and an older one is in force.
+    pub policy_stale: AtomicU64,
 }
 
 impl Metrics {
@@ -173,6 +181,25 @@ impl Metrics {
         self.verifications[checked as usize].fetch_add(1, Relaxed);
     }
 
+    /// Record an image that did not verify and was admitted anyway, under `mode`
+    /// (`warn` or `audit`; `enforce` denies and is not counted here).
+    pub fn admitted_unverified(&self, mode: crate::policy::Mode) {
+        match mode {
+            crate::policy::Mode::Warn => self.admitted_unverified[0].fetch_add(1, Relaxed),
+            crate::policy::Mode::Audit => self.admitted_unverified[1].fetch_add(1, Relaxed),
+            crate::policy::Mode::Enforce => 0,
+        };
+    }
+
+    /// Images admitted unverified so far under `mode`.
+    pub fn admitted_unverified_count(&self, mode: crate::policy::Mode) -> u64 {
+        match mode {
+            crate::policy::Mode::Warn => self.admitted_unverified[0].load(Relaxed),
+            crate::policy::Mode::Audit => self.admitted_unverified[1].load(Relaxed),
+            crate::policy::Mode::Enforce => 0,
+        }
+    }
+
     /// Record a connection closed by the server.
     pub fn shed(&self, why: Shed) {
         self.shed[why as usize].fetch_add(1, Relaxed);
@@ -181,6 +208,40 @@ impl Metrics {
     /// Requests answered so far with `outcome` at `endpoint`.
     pub fn requests(&self, endpoint: Endpoint, outcome: Outcome) -> u64 {
         self.requests[endpoint as usize][outcome as usize].load(Relaxed)
+    }
+
+    /// The policy's part of the exposition: rollout modes and reloads.
+    fn render_policy(&self, s: &mut String) {
+        use crate::policy::Mode;
+        let _ = writeln!(
+            s,
+            "# HELP warrant_admission_admitted_unverified_total Images that did not verify but were \
+             admitted because their policy entry's mode is warn or audit.\n\
+             # TYPE warrant_admission_admitted_unverified_total counter"
+        );
+        for mode in [Mode::Warn, Mode::Audit] {
+            let _ = writeln!(
+                s,
+                "warrant_admission_admitted_unverified_total{{mode=\"{}\"}} {}",
+                mode.name(),
+                self.admitted_unverified_count(mode)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP warrant_admission_policy_reloads_total Changes of the policy file, by result: \
+             replaced (in force) or rejected (invalid; the previous policy stays).\n\
+             # TYPE warrant_admission_policy_reloads_total counter\n\
+             warrant_admission_policy_reloads_total{{result=\"replaced\"}} {}\n\
+             warrant_admission_policy_reloads_total{{result=\"rejected\"}} {}\n\
+             # HELP warrant_admission_policy_stale 1 while the policy file on disk is rejected and \
+             the previous policy is in force.\n\
+             # TYPE warrant_admission_policy_stale gauge\n\
+             warrant_admission_policy_stale {}",
+            self.policy_reloads.load(Relaxed),
+            self.policy_rejections.load(Relaxed),
+            self.policy_stale.load(Relaxed),
+        );
     }
 
     /// The Prometheus text exposition; `cache_entries` is the current cache size.
@@ -327,6 +388,7 @@ impl Metrics {
                 self.shed[why as usize].load(Relaxed)
             );
         }
+        self.render_policy(&mut s);
         s
     }
 }

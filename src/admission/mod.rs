@@ -52,6 +52,7 @@ pub mod cache;
 pub mod conn;
 pub mod handler;
 pub mod metrics;
+pub mod reload;
 pub mod review;
 pub mod server;
 pub mod tls;

@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use super::conn::{Activity, Admitted, Busy, Tracker, shed_when};
 use super::handler::{Answer, Reviewer};
 use super::metrics::{Endpoint, Metrics, Outcome};
+use super::reload::{POLICY_RELOAD_INTERVAL, PolicyReloader};
 use super::verifier::PolicyVerifier;
 use super::{AdmissionError, Config, MAX_BODY, VerifyCache, tls};
 use crate::policy::Policy;
@@ -36,6 +37,7 @@ struct State {
     reviewer: Reviewer,
     metrics: Arc<Metrics>,
     ready: AtomicBool,
+    policy: Arc<PolicyReloader>,
 }
 
 /// A server that is accepting connections.
@@ -63,7 +65,13 @@ impl Running {
         &self.state.metrics
     }
 
-    /// The shared verification cache.
+    /// The policy file's watcher (a test may call `reload_if_changed` itself
+    /// rather than wait for the interval).
+    pub fn policy(&self) -> &Arc<PolicyReloader> {
+        &self.state.policy
+    }
+
+    /// The answer cache.
     pub fn cache(&self) -> &Arc<VerifyCache> {
         self.state.reviewer.cache()
     }
@@ -97,13 +105,22 @@ fn check_home(home: &Path) -> Result<(), AdmissionError> {
 /// blocking pool).
 pub async fn start(config: Config) -> Result<Running, AdmissionError> {
     let policy = Policy::load(&config.policy)?;
+    policy.check_files(&config.policy)?;
     check_home(&config.home)?;
     let metrics = Arc::new(Metrics::default());
-    let verifier = PolicyVerifier::new(config.home.clone(), config.network.clone(), policy)
-        .counting(Arc::clone(&metrics.registry_checks));
+    let verifier = Arc::new(
+        PolicyVerifier::new(config.home.clone(), config.network.clone(), policy)
+            .counting(Arc::clone(&metrics.registry_checks)),
+    );
     let cache = Arc::new(VerifyCache::new(
-        Arc::new(verifier),
+        Arc::clone(&verifier) as Arc<dyn super::verifier::Verifier>,
         &config.cache,
+        Arc::clone(&metrics),
+    ));
+    let reloader = Arc::new(PolicyReloader::new(
+        config.policy.clone(),
+        verifier,
+        Arc::clone(&cache),
         Arc::clone(&metrics),
     ));
     let provider = tls::provider();
@@ -133,6 +150,7 @@ pub async fn start(config: Config) -> Result<Running, AdmissionError> {
             .limited(config.review.clone()),
         metrics,
         ready: AtomicBool::new(true),
+        policy: Arc::clone(&reloader),
     });
     let (stop, stopped) = watch::channel(false);
     let mut reload_stop = stopped.clone();
@@ -144,6 +162,18 @@ pub async fn start(config: Config) -> Result<Running, AdmissionError> {
                     let _ = tokio::task::spawn_blocking(move || certs.reload_if_changed()).await;
                 }
                 _ = reload_stop.changed() => break,
+            }
+        }
+    });
+    let mut policy_stop = stopped.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(POLICY_RELOAD_INTERVAL) => {
+                    let reloader = Arc::clone(&reloader);
+                    let _ = tokio::task::spawn_blocking(move || reloader.reload_if_changed()).await;
+                }
+                _ = policy_stop.changed() => break,
             }
         }
     });
@@ -353,7 +383,15 @@ async fn route(
         "/healthz" => return Ok(reply(200, TEXT, "ok\n")),
         "/readyz" => {
             return Ok(if state.ready.load(Ordering::SeqCst) {
-                reply(200, TEXT, "ready\n")
+                match state.policy.rejected() {
+                    None => reply(200, TEXT, "ready\n"),
+                    // Still ready: the previous policy is in force (see reload).
+                    Some(why) => reply(
+                        200,
+                        TEXT,
+                        format!("ready; policy change rejected, previous policy in force: {why}\n"),
+                    ),
+                }
             } else {
                 reply(503, TEXT, "shutting down\n")
             });

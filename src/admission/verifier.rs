@@ -3,8 +3,8 @@
 //! request handler can be tested with answers chosen by the test.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 
@@ -13,7 +13,7 @@ use crate::digest::Sha256Digest;
 use crate::ops::verify::verify_with_roles;
 use crate::ops::{Context, Network};
 use crate::plugins::{PolicyDecision, decide};
-use crate::policy::Policy;
+use crate::policy::{Mode, Policy};
 use crate::store::ImageRef;
 
 /// What verifying one image concluded.
@@ -44,6 +44,12 @@ pub enum Verification {
 pub trait Verifier: Send + Sync + 'static {
     /// Decide about `image`, a registry reference with a tag or a digest.
     fn verify(&self, image: &ImageRef) -> Verification;
+
+    /// What to do when `image` does not verify (the policy entry's `mode`).
+    fn mode(&self, image: &ImageRef) -> Mode {
+        let _ = image;
+        Mode::Enforce
+    }
 }
 
 /// The production verifier: the policy file's decision, then the full TUF
@@ -52,7 +58,8 @@ pub trait Verifier: Send + Sync + 'static {
 pub struct PolicyVerifier {
     home: PathBuf,
     network: Network,
-    policy: Policy,
+    /// Replaced whole by a reload; a verification keeps the one it started with.
+    policy: RwLock<Arc<Policy>>,
     registry_checks: Option<Arc<AtomicU64>>,
 }
 
@@ -62,9 +69,19 @@ impl PolicyVerifier {
         Self {
             home,
             network,
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
             registry_checks: None,
         }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Put `policy` in force for the verifications that start from now on.
+    pub fn replace_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
     }
 
     /// Count each verification that goes to a registry in `counter`.
@@ -86,8 +103,12 @@ pub fn pinned_reference(image: &ImageRef, digest: &Sha256Digest) -> String {
 }
 
 impl Verifier for PolicyVerifier {
+    fn mode(&self, image: &ImageRef) -> Mode {
+        self.policy().mode_for(&image.location)
+    }
+
     fn verify(&self, image: &ImageRef) -> Verification {
-        let (pin, roles) = match decide(&self.policy, image) {
+        let (pin, roles) = match decide(&self.policy(), image) {
             PolicyDecision::Verify { pin, require_roles } => (pin, require_roles),
             PolicyDecision::AllowUnlisted => return Verification::Unlisted,
             PolicyDecision::DenyUnlisted => {

@@ -38,6 +38,7 @@ pub fn unsign_run(a: UnsignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         role: a.role,
         key: a.key,
         pin: signer_pin(&a.pin)?,
+        by_digest: false,
     };
     out.report(&unsign(ctx, &image, &opts)?);
     Ok(0)

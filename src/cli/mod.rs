@@ -1,6 +1,7 @@
 //! The command line: clap definitions (doc comments are the help text), one file per
 //! subcommand, output formatting in [`output`]. No logic lives here.
 
+mod docs;
 mod export;
 mod init;
 mod inspect;
@@ -34,8 +35,9 @@ use output::{Format, Printer};
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Output format for reports.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    /// Output format for reports (and errors: with json, a usage error is a JSON
+    /// document on stdout too). The fields are documented in docs/json-output.md.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Human)]
     pub output: Format,
     /// State directory: keys, trusted metadata, policy.
     #[arg(long, global = true, env = "WARRANT_HOME", value_name = "DIR")]
@@ -112,6 +114,13 @@ pub enum Command {
     /// Run a server: the Kubernetes admission webhook.
     #[command(subcommand)]
     Serve(serve::ServeCommand),
+    /// Print a shell completion script (bash, zsh, fish, ...).
+    ///
+    /// bash: `warrant completions bash > /etc/bash_completion.d/warrant`; zsh: into a
+    /// directory of $fpath as `_warrant`; fish: `~/.config/fish/completions/warrant.fish`.
+    Completions(docs::CompletionsArgs),
+    /// Print the manual page warrant(1), or write one per command with --out-dir.
+    Man(docs::ManArgs),
 }
 
 /// How a verifier pins trust on first use (shared by verify, inspect, sign).
@@ -158,12 +167,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(e) => return usage_error(&e, &args),
     };
     crate::logging::init(cli.verbose);
     let printer = Printer::new(cli.output);
@@ -219,6 +226,60 @@ where
     }
 }
 
+/// A command line clap refused (or `--help`/`--version`): clap's text on stderr
+/// (stdout for help), and with `--output json` also `{"error", "exit_code": 2,
+/// "usage"}` on stdout, so a script reading JSON always gets JSON.
+fn usage_error(e: &clap::Error, args: &[OsString]) -> ExitCode {
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS;
+    }
+    if output_format(args) == Some(Format::Json) {
+        let text = e.render().to_string();
+        // clap's message: the lines before the first blank one (a list of missing
+        // arguments follows its heading on the next lines).
+        let message = text
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim_start_matches("error: ")
+            .to_owned();
+        let usage = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Usage: "))
+            .unwrap_or_default();
+        let v = serde_json::json!({ "error": message, "exit_code": 2, "usage": usage });
+        println!("{v}");
+    }
+    ExitCode::from(2)
+}
+
+/// The `--output`/`-o` asked for on a command line that did not parse (the last
+/// one wins, as clap would have it).
+pub fn output_format(args: &[OsString]) -> Option<Format> {
+    use clap::ValueEnum as _;
+    let mut found = None;
+    let mut words = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(Some(a)) = words.next() {
+        if a == "--" {
+            break;
+        }
+        let value = match a {
+            "--output" | "-o" => words.next().flatten(),
+            _ => a
+                .strip_prefix("--output=")
+                .or_else(|| a.strip_prefix("-o").filter(|v| !v.is_empty()))
+                .map(|v| v.trim_start_matches('=')),
+        };
+        if let Some(v) = value {
+            found = Format::from_str(v, true).ok().or(found);
+        }
+    }
+    found
+}
+
 fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     match command {
         Command::Key(c) => key::run(c, ctx, out),
@@ -236,6 +297,8 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Status(a) => lifecycle::status_run(a, ctx, out),
         Command::Install(c) => install::run(c, ctx, out),
         Command::Serve(c) => serve::run(c, ctx, out),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man(a) => docs::man(a),
     }
 }
 

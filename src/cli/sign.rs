@@ -82,6 +82,7 @@ pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
         role: a.role,
         key: a.key,
         pin,
+        by_digest: false,
     };
     let mut outcomes = sign_many(ctx, &images, &opts)?;
     if outcomes.len() == 1

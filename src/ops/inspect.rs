@@ -16,7 +16,8 @@ use super::{Context, OpError};
 /// README's "inspect output" table).
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleView {
-    /// Role name.
+    /// Role name (`role` in JSON, as in `status`, `pending` and `sign`).
+    #[serde(rename = "role")]
     pub name: String,
     /// The role that delegates to it (`root` for the top-level roles).
     pub delegator: String,
@@ -42,7 +43,8 @@ pub struct RoleView {
 /// One signed target.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetView {
-    /// Target path (tag or digest).
+    /// Target path (tag or digest) (`target` in JSON, as in `verify`).
+    #[serde(rename = "target")]
     pub name: String,
     /// The role a verify finds it in first (search order).
     pub role: String,
@@ -50,7 +52,8 @@ pub struct TargetView {
     pub signed_by_roles: Vec<String>,
     /// Digest of the manifest.
     pub digest: String,
-    /// Manifest size.
+    /// Manifest size (`size` in JSON, as in `verify` and `sign`).
+    #[serde(rename = "size")]
     pub length: u64,
     /// Media type, when recorded.
     pub media_type: Option<String>,
@@ -65,10 +68,23 @@ pub struct Inspection {
     pub consistent_snapshot: bool,
     /// The top-level roles, then every delegated role in search order.
     pub roles: Vec<RoleView>,
-    /// Key types by key id (root's keys).
+    /// Key types by key id, root's keys (JSON: `[{"keyid", "keytype"}]`, as `key list`).
+    #[serde(serialize_with = "keys_as_objects")]
     pub keys: Vec<(KeyId, String)>,
     /// Every target of every role, by name.
     pub targets: Vec<TargetView>,
+}
+
+fn keys_as_objects<S: serde::Serializer>(
+    keys: &[(KeyId, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq as _;
+    let mut seq = s.serialize_seq(Some(keys.len()))?;
+    for (keyid, keytype) in keys {
+        seq.serialize_element(&serde_json::json!({ "keyid": keyid, "keytype": keytype }))?;
+    }
+    seq.end()
 }
 
 /// Inspect the repository at `location` (verified like `verify` does, the whole

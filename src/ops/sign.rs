@@ -30,6 +30,11 @@ pub struct SignOptions {
     pub key: Option<String>,
     /// How the signer trusts the repository on its first contact.
     pub pin: Pin,
+    /// When the reference has both a tag and a digest, look the manifest up by the
+    /// digest alone and sign it under the tag, wherever the tag points now: what
+    /// `docker warrant push` does with the digest its push reported, so a tag moved
+    /// by someone else meanwhile cannot make it sign their image (or fail).
+    pub by_digest: bool,
 }
 
 /// What `sign` published.
@@ -107,7 +112,14 @@ fn sign_in_one_publish(
     let mut entries: Vec<Entry<'_>> = Vec::with_capacity(images.len());
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
     for image in images {
-        let descriptor = store.resolve(image)?;
+        let descriptor = match (&image.digest, opts.by_digest) {
+            (Some(digest), true) => store.resolve(&ImageRef {
+                location: image.location.clone(),
+                tag: None,
+                digest: Some(*digest),
+            })?,
+            _ => store.resolve(image)?,
+        };
         let target = image.target_name();
         let file = TargetFile {
             length: descriptor.size,

@@ -171,7 +171,7 @@ impl Rig {
             .iter()
             .map(|r| {
                 (
-                    r["name"].as_str().unwrap().to_owned(),
+                    r["role"].as_str().unwrap().to_owned(),
                     r["version"].as_u64().unwrap(),
                 )
             })
@@ -206,7 +206,7 @@ impl Rig {
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .map(|t| t["target"].as_str().unwrap().to_owned())
             .collect();
         targets.sort();
         (roles, targets)

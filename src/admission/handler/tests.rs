@@ -12,7 +12,8 @@ use crate::admission::verifier::{Verifier, pinned_reference};
 use crate::digest::Sha256Digest;
 
 /// Answers by repository name: `good*` trusted, `slow*` trusted after 2 s,
-/// `open*` unlisted, `down*` failed, anything else untrusted.
+/// `open*` unlisted, `down*` failed, anything else untrusted; the mode is `warn`
+/// for repositories under `warn/`, `audit` under `audit/`, else `enforce`.
 struct ByName {
     seen: Mutex<Vec<String>>,
 }
@@ -44,6 +45,16 @@ impl Verifier for ByName {
             Verification::Failed("cannot connect".into())
         } else {
             Verification::Untrusted(format!("no signed target in {repo}").into())
+        }
+    }
+
+    fn mode(&self, image: &ImageRef) -> Mode {
+        match &image.location {
+            Location::Registry { repository, .. } if repository.starts_with("warn/") => Mode::Warn,
+            Location::Registry { repository, .. } if repository.starts_with("audit/") => {
+                Mode::Audit
+            }
+            _ => Mode::Enforce,
         }
     }
 }
@@ -192,6 +203,63 @@ async fn unlisted_images_are_admitted_with_a_warning_and_not_pinned() {
             .as_str()
             .unwrap()
             .contains("admitted unverified")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warn_mode_admits_with_a_warning_and_audit_mode_admits_silently_both_counted() {
+    let (r, _) = reviewer(1000);
+    let body = review(
+        ("", "Pod"),
+        pod(
+            &["h.io/warn/evil:1", "h.io/audit/evil:1", "h.io/warn/down:1"],
+            &["h.io/t/good:1"],
+        ),
+    );
+    let v = response(&r.review(Endpoint::Mutate, &body).await);
+    assert_eq!(v["allowed"], true, "{v}");
+    assert!(v.get("status").is_none(), "{v}");
+    let warnings: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("mode = \"warn\""), "{warnings:?}");
+    assert!(
+        warnings[0].contains("\"h.io/warn/evil:1\"") && warnings[0].contains("would be denied"),
+        "{warnings:?}"
+    );
+    assert!(warnings[1].contains("h.io/warn/down:1"), "{warnings:?}");
+    assert!(
+        !warnings.iter().any(|w| w.contains("audit")),
+        "{warnings:?}"
+    );
+    // Only the verified image is pinned.
+    assert_eq!(patch_of(&v).as_array().unwrap().len(), 2);
+    assert_eq!(r.metrics.admitted_unverified_count(Mode::Warn), 2);
+    assert_eq!(r.metrics.admitted_unverified_count(Mode::Audit), 1);
+    let text = r.metrics.render(0);
+    assert!(text.contains("warrant_admission_admitted_unverified_total{mode=\"warn\"} 2"));
+    assert!(text.contains("warrant_admission_admitted_unverified_total{mode=\"audit\"} 1"));
+    // An enforced image in the same pod still denies it; the warnings stay.
+    let body = review(
+        ("", "Pod"),
+        pod(&["h.io/warn/evil:1", "h.io/t/evil:1"], &[]),
+    );
+    let v = response(&r.review(Endpoint::Validate, &body).await);
+    assert_eq!(v["allowed"], false);
+    assert!(
+        v["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("h.io/warn/evil:1")
+    );
+    let msg = v["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("1 of 2 images not trusted") && msg.contains("h.io/t/evil:1"),
+        "{msg}"
     );
 }
 

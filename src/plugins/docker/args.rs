@@ -38,6 +38,9 @@ pub(super) struct DockerFlags {
     value_short: &'static str,
     /// Options refused, with why.
     refused: &'static [(&'static str, &'static str)],
+    /// warrant's options with a value that only this subcommand has (beyond
+    /// [`WARRANT_VALUE_FLAGS`]), separated by spaces.
+    warrant_value_long: &'static str,
 }
 
 pub(super) const PULL_FLAGS: DockerFlags = DockerFlags {
@@ -49,6 +52,23 @@ pub(super) const PULL_FLAGS: DockerFlags = DockerFlags {
         ("all-tags", "pulls every tag, verified or not"),
         ("a", "pulls every tag, verified or not"),
     ],
+    warrant_value_long: "",
+};
+
+/// `docker push` as of docker CLI 28: one tag is pushed and signed.
+pub(super) const PUSH_FLAGS: DockerFlags = DockerFlags {
+    bool_long: "disable-content-trust quiet",
+    value_long: "platform",
+    bool_short: "q",
+    value_short: "",
+    refused: &[
+        (
+            "all-tags",
+            "pushes every tag, and warrant signs the one named",
+        ),
+        ("a", "pushes every tag, and warrant signs the one named"),
+    ],
+    warrant_value_long: "role key",
 };
 
 /// `docker run` as of docker CLI 28 (`docker run --help`).
@@ -70,6 +90,7 @@ pub(super) const RUN_FLAGS: DockerFlags = DockerFlags {
     bool_short: "diPqt",
     value_short: "acehlmpuvw",
     refused: &[],
+    warrant_value_long: "",
 };
 
 /// A `pull`/`run` command line taken apart.
@@ -95,8 +116,10 @@ pub(super) fn split_args(tokens: &[OsString], docker: &DockerFlags) -> Result<Sp
     let mut s = Split::default();
     let mut i = 0;
     let value_of = |i: usize, flag: &str| -> Result<OsString, String> {
+        // `--` ends the options: it is no option's value.
         tokens
             .get(i + 1)
+            .filter(|v| *v != "--")
             .cloned()
             .ok_or_else(|| format!("option {flag} needs a value"))
     };
@@ -121,7 +144,10 @@ pub(super) fn split_args(tokens: &[OsString], docker: &DockerFlags) -> Result<Sp
             }
             if name == "help" {
                 s.help = true;
-            } else if WARRANT_VALUE_FLAGS.contains(&name) || name == "verbose" {
+            } else if WARRANT_VALUE_FLAGS.contains(&name)
+                || has(docker.warrant_value_long, name)
+                || name == "verbose"
+            {
                 s.warrant.push(t.to_owned());
                 if !inline && name != "verbose" {
                     let v = value_of(i, t)?;
@@ -139,6 +165,15 @@ pub(super) fn split_args(tokens: &[OsString], docker: &DockerFlags) -> Result<Sp
                 return Err(format!(
                     "unknown option --{name}: write it as --{name}=VALUE (or --{name}=true for a switch) so that IMAGE is unambiguous"
                 ));
+            }
+        } else if t == "-o" || t.starts_with("-o") {
+            // warrant's -o/--output (docker's pull, push and run have no -o).
+            s.warrant.push(t.to_owned());
+            if t == "-o" {
+                let v = value_of(i, t)?;
+                s.warrant
+                    .push(v.to_str().ok_or("option values must be UTF-8")?.to_owned());
+                i += 1;
             }
         } else {
             // A cluster of short options: switches, then at most one option whose
@@ -182,6 +217,32 @@ pub(super) fn split_args(tokens: &[OsString], docker: &DockerFlags) -> Result<Sp
     Ok(s)
 }
 
+/// [`split_args`] for commands with one IMAGE and no command after it (`pull`,
+/// `push`): options may also follow IMAGE, as cobra lets them for `docker pull
+/// IMAGE --platform P`.
+pub(super) fn split_image_args(tokens: &[OsString], docker: &DockerFlags) -> Result<Split, String> {
+    let mut first = split_args(tokens, docker)?;
+    if first.help || first.rest.is_empty() {
+        return Ok(first);
+    }
+    // The words after IMAGE, then IMAGE behind `--`: options parse, and another
+    // word before the `--` shows up as a second image.
+    let mut again = std::mem::take(&mut first.rest);
+    again.push("--".into());
+    again.push(OsString::from(&first.image));
+    let after = split_args(&again, docker)?;
+    if !after.rest.is_empty() || after.image != first.image {
+        return Err(format!(
+            "takes one IMAGE (got {} and {})",
+            first.image, after.image
+        ));
+    }
+    first.warrant.extend(after.warrant);
+    first.docker.extend(after.docker);
+    first.help |= after.help;
+    Ok(first)
+}
+
 /// The first word of warrant's arguments that is not a global option or its
 /// value: the subcommand, and its index.
 pub(super) fn subcommand(args: &[OsString]) -> Option<(usize, &str)> {
@@ -192,6 +253,8 @@ pub(super) fn subcommand(args: &[OsString]) -> Option<(usize, &str)> {
             if !long.contains('=') && WARRANT_VALUE_FLAGS[..6].contains(&long) {
                 i += 1;
             }
+        } else if a == "-o" {
+            i += 1;
         } else if !a.starts_with('-') {
             return Some((i, a));
         }
@@ -221,6 +284,7 @@ mod tests {
             Some((2, "verify".into()))
         );
         assert_eq!(sub(&["--help"]), None);
+        assert_eq!(sub(&["-o", "json", "verify"]), Some((2, "verify".into())));
     }
 
     #[test]
@@ -237,6 +301,8 @@ mod tests {
                 "--name",
                 "web",
                 "--policy=p.toml",
+                "-o",
+                "json",
                 "-v",
                 "/a:/b",
                 "--future=x",
@@ -249,7 +315,10 @@ mod tests {
         )
         .expect("split");
         assert_eq!(s.image, "reg/app:1");
-        assert_eq!(s.warrant, ["--root", "r.json", "--policy=p.toml"]);
+        assert_eq!(
+            s.warrant,
+            ["--root", "r.json", "--policy=p.toml", "-o", "json"]
+        );
         assert_eq!(
             s.docker,
             os(&[
@@ -285,6 +354,35 @@ mod tests {
         assert_eq!(s.docker, os(&["-q", "--platform", "linux/arm64"]));
         for bad in [&["-a", "img"][..], &["--all-tags", "img"], &["-qa", "img"]] {
             assert!(split_args(&os(bad), &PULL_FLAGS).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pull_options_may_follow_the_image_as_with_docker_pull() {
+        let s = split_image_args(
+            &os(&[
+                "--root",
+                "r.json",
+                "img:1",
+                "--platform",
+                "linux/arm64",
+                "-q",
+                "--policy=p",
+            ]),
+            &PULL_FLAGS,
+        )
+        .expect("options after IMAGE");
+        assert_eq!(s.image, "img:1");
+        assert!(s.rest.is_empty());
+        assert_eq!(s.warrant, ["--root", "r.json", "--policy=p"]);
+        assert_eq!(s.docker, os(&["--platform", "linux/arm64", "-q"]));
+        for bad in [
+            &["img:1", "other:2"][..],
+            &["img:1", "--platform"],
+            &["img:1", "-a"],
+            &["img:1", "--future", "x"],
+        ] {
+            assert!(split_image_args(&os(bad), &PULL_FLAGS).is_err(), "{bad:?}");
         }
     }
 }
