@@ -2,6 +2,7 @@
 //! subcommand, output formatting in [`output`]. No logic lives here.
 
 mod export;
+mod import;
 mod init;
 mod inspect;
 mod install;
@@ -112,6 +113,9 @@ pub enum Command {
     /// Run a server: the Kubernetes admission webhook.
     #[command(subcommand)]
     Serve(serve::ServeCommand),
+    /// Import a repository of another trust system (Notary v1 / Docker Content Trust).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 /// How a verifier pins trust on first use (shared by verify, inspect, sign).
@@ -236,6 +240,7 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Status(a) => lifecycle::status_run(a, ctx, out),
         Command::Install(c) => install::run(c, ctx, out),
         Command::Serve(c) => serve::run(c, ctx, out),
+        Command::Import(c) => import::run(c, ctx, out),
     }
 }
 

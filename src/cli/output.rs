@@ -59,9 +59,14 @@ impl Printer {
 
     /// An error on stderr (and as JSON on stdout with `--output json`).
     pub fn error(&self, e: &OpError) {
-        eprintln!("warrant: error: {e}");
+        self.failure(&e.to_string(), e.exit_code());
+    }
+
+    /// An error of any module, with its exit code (as [`Printer::error`]).
+    pub fn failure(&self, message: &str, exit_code: u8) {
+        eprintln!("warrant: error: {message}");
         if self.format == Format::Json {
-            let v = serde_json::json!({ "error": e.to_string(), "exit_code": e.exit_code() });
+            let v = serde_json::json!({ "error": message, "exit_code": exit_code });
             println!("{v}");
         }
     }

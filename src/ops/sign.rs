@@ -55,6 +55,18 @@ pub struct SignOutcome {
 /// Sign `image` into `opts.role`.
 pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignOutcome, OpError> {
     let descriptor = open_store(ctx, &image.location)?.resolve(image)?;
+    sign_descriptor(ctx, image, descriptor, opts)
+}
+
+/// Sign `image` as `descriptor` (digest, size, media type) into `opts.role`, without
+/// asking the registry: for importers that carry over what another system signed
+/// (issue #16), which may differ from what the registry serves now.
+pub fn sign_descriptor(
+    ctx: &Context,
+    image: &ImageRef,
+    descriptor: crate::store::Descriptor,
+    opts: &SignOptions,
+) -> Result<SignOutcome, OpError> {
     let target = image.target_name();
     let role = opts.role.clone().unwrap_or_else(|| "targets".into());
     let file = TargetFile {
