@@ -106,6 +106,27 @@ fn notary_repository_with_releases_delegation_imports_and_every_tag_verifies() {
         let v = w.signer(&["verify", &w.oci(&format!(":{tag}"))]);
         assert_eq!(v.code, 0, "verify {tag}: {}", v.text());
     }
+    // A verifier with nothing cached pins the same root key by its new id.
+    let new_root_id = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("root key: Notary "))
+        .and_then(|l| l.split(" = warrant ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    for tag in ["v1", "v2"] {
+        let v = w.verifier(
+            "fresh",
+            &[
+                "verify",
+                &w.oci(&format!(":{tag}")),
+                "--root-keyid",
+                &new_root_id,
+            ],
+        );
+        assert_eq!(v.code, 0, "fresh verify {tag}: {}", v.text());
+    }
     // Signing goes on with the imported releases key.
     make_image(&w.layout(), "v3", "hello v3");
     let s = w.signer(&["sign", &w.oci(":v3"), "--role", "releases"]);
