@@ -127,6 +127,11 @@ fn notary_repository_with_releases_delegation_imports_and_every_tag_verifies() {
         );
         assert_eq!(v.code, 0, "fresh verify {tag}: {}", v.text());
     }
+    // inspect shows the signers `docker trust inspect --pretty` showed: the
+    // releases role holding v2, targets holding v1.
+    let i = w.signer(&["inspect", &w.oci("")]);
+    assert_eq!(i.code, 0, "{}", i.text());
+    assert!(i.stdout.contains("releases"), "{}", i.stdout);
     // Signing goes on with the imported releases key.
     make_image(&w.layout(), "v3", "hello v3");
     let s = w.signer(&["sign", &w.oci(":v3"), "--role", "releases"]);
@@ -172,6 +177,20 @@ fn targets_altered_by_the_server_is_refused_and_nothing_is_published() {
         "{}",
         r.stderr
     );
+    assert!(!published(&w));
+}
+
+#[test]
+fn targets_longer_than_the_snapshot_lists_is_refused_as_untrusted() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    let proxy = fixture::tampering_proxy(&n, "/targets.json", |mut body| {
+        body.extend_from_slice(&[b' '; 4096]);
+        body
+    });
+    let r = import(&w, &n, &proxy, &[]);
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(r.stderr.contains("longer than the"), "{}", r.stderr);
     assert!(!published(&w));
 }
 

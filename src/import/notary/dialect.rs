@@ -294,3 +294,125 @@ pub fn hash_hex(role: &str, target: &str, b64: &str) -> Result<String, NotaryErr
     }
     Ok(hex::encode(raw))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use p256::ecdsa::signature::Signer as _;
+    use p256::pkcs8::EncodePublicKey as _;
+    use serde_json::json;
+
+    fn p256_key() -> (p256::ecdsa::SigningKey, String, Value) {
+        let sk = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let der = sk.verifying_key().to_public_key_der().unwrap();
+        let obj = json!({"keytype": "ecdsa", "keyval": {"private": null, "public": B64.encode(der.as_bytes())}});
+        let id = hex::encode(Sha256::digest(canonical("t", &obj).unwrap()));
+        (sk, id, obj)
+    }
+
+    fn envelope(signed: &Value, sigs: Vec<Value>) -> Vec<u8> {
+        serde_json::to_vec(&json!({"signed": signed, "signatures": sigs})).unwrap()
+    }
+
+    fn signed() -> Value {
+        json!({"_type": "Targets", "expires": "2099-01-01T00:00:00.123456789Z", "targets": {}, "version": 2})
+    }
+
+    fn raw_sig(sk: &p256::ecdsa::SigningKey, id: &str, v: &Value) -> Value {
+        let sig: p256::ecdsa::Signature = sk.sign(&canonical("t", v).unwrap());
+        json!({"keyid": id, "method": "ecdsa", "sig": B64.encode(sig.to_bytes())})
+    }
+
+    #[test]
+    fn raw_r_s_ecdsa_signature_over_canonical_signed_verifies() {
+        let (sk, id, obj) = p256_key();
+        let keys = BTreeMap::from([(id.clone(), parse_key("t", &id, &obj).unwrap())]);
+        let auth = Authority {
+            keyids: vec![id.clone()],
+            threshold: 1,
+        };
+        let s = signed();
+        let c = check(
+            "t",
+            "Targets",
+            &envelope(&s, vec![raw_sig(&sk, &id, &s)]),
+            &keys,
+            &auth,
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(c.signed_by, vec![id]);
+    }
+
+    #[test]
+    fn one_key_signing_twice_counts_once_toward_the_threshold() {
+        let (sk, id, obj) = p256_key();
+        let keys = BTreeMap::from([(id.clone(), parse_key("t", &id, &obj).unwrap())]);
+        let auth = Authority {
+            keyids: vec![id.clone(), id.clone()],
+            threshold: 2,
+        };
+        let s = signed();
+        let sig = raw_sig(&sk, &id, &s);
+        let e = check(
+            "t",
+            "Targets",
+            &envelope(&s, vec![sig.clone(), sig]),
+            &keys,
+            &auth,
+            Utc::now(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NotaryError::Threshold {
+                    valid: 1,
+                    threshold: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn der_encoded_ecdsa_signature_is_not_notarys_and_does_not_count() {
+        let (sk, id, obj) = p256_key();
+        let keys = BTreeMap::from([(id.clone(), parse_key("t", &id, &obj).unwrap())]);
+        let auth = Authority {
+            keyids: vec![id.clone()],
+            threshold: 1,
+        };
+        let s = signed();
+        let sig: p256::ecdsa::Signature = sk.sign(&canonical("t", &s).unwrap());
+        let der =
+            json!({"keyid": id, "method": "ecdsa", "sig": B64.encode(sig.to_der().as_bytes())});
+        assert!(
+            check(
+                "t",
+                "Targets",
+                &envelope(&s, vec![der]),
+                &keys,
+                &auth,
+                Utc::now()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn key_id_that_is_not_the_hash_of_its_key_object_is_refused() {
+        let (_, _, obj) = p256_key();
+        let e = parse_key("t", &"0".repeat(64), &obj).unwrap_err();
+        assert!(e.to_string().contains("is not the sha256"), "{e}");
+    }
+
+    #[test]
+    fn base64_target_hash_becomes_hex_and_short_one_is_refused() {
+        let hex = hash_hex("t", "v1", &B64.encode([0xab; 32])).unwrap();
+        assert_eq!(hex, "ab".repeat(32));
+        assert!(hash_hex("t", "v1", &B64.encode([0xab; 20])).is_err());
+    }
+}

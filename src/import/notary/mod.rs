@@ -76,6 +76,14 @@ pub enum NotaryError {
         /// Served.
         actual: String,
     },
+    /// A file is longer than the length its parent signed (tampering, endless data).
+    #[error("not trusted: Notary {role} is longer than the {length} bytes its parent lists")]
+    LongerThanSigned {
+        /// The role.
+        role: String,
+        /// The signed length.
+        length: u64,
+    },
     /// The server's root is older than the trusted one.
     #[error(
         "not trusted: the server offers {role} version {offered}, older than the trusted {trusted}"
@@ -175,6 +183,7 @@ impl NotaryError {
             | NotaryError::Threshold { .. }
             | NotaryError::Expired { .. }
             | NotaryError::HashMismatch { .. }
+            | NotaryError::LongerThanSigned { .. }
             | NotaryError::Rollback { .. }
             | NotaryError::NotAnchored { .. } => 1,
             NotaryError::Server { .. } | NotaryError::TooLarge { .. } => 3,

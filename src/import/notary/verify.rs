@@ -168,7 +168,10 @@ pub fn verify(
     )?;
     let snap_meta = &ts.signed["meta"]["snapshot"];
     let snap_cap = snap_meta["length"].as_u64().unwrap_or(MAX_METADATA);
-    let snap_bytes = server.get("snapshot", snap_cap.min(MAX_METADATA))?;
+    let snap_bytes = signed_length(
+        server.get("snapshot", snap_cap.min(MAX_METADATA)),
+        "snapshot",
+    )?;
     dialect::check_meta("snapshot", snap_meta, &snap_bytes)?;
     let snap = dialect::check(
         "snapshot",
@@ -201,7 +204,7 @@ pub fn verify(
         }
         let meta = &snap.signed["meta"][name.as_str()];
         let cap = meta["length"].as_u64().unwrap_or(MAX_METADATA);
-        let bytes = server.get(&name, cap.min(MAX_METADATA))?;
+        let bytes = signed_length(server.get(&name, cap.min(MAX_METADATA)), &name)?;
         dialect::check_meta(&name, meta, &bytes)?;
         let checked = dialect::check(&name, "Targets", &bytes, &keys, &auth, now)?;
         let signed = &checked.signed;
@@ -285,6 +288,18 @@ pub fn verify(
         snapshot: role_keys("snapshot", &root.keys, &root.roles["snapshot"])?,
         delegations,
         tags,
+    })
+}
+
+/// A body longer than the length its parent signed is tampering (or endless data),
+/// not a network problem: say so, as a trust failure.
+fn signed_length(got: Result<Vec<u8>, NotaryError>, role: &str) -> Result<Vec<u8>, NotaryError> {
+    got.map_err(|e| match e {
+        NotaryError::TooLarge { cap, .. } if cap < MAX_METADATA => NotaryError::LongerThanSigned {
+            role: role.to_owned(),
+            length: cap,
+        },
+        e => e,
     })
 }
 
