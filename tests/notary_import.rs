@@ -195,6 +195,28 @@ fn targets_longer_than_the_snapshot_lists_is_refused_as_untrusted() {
 }
 
 #[test]
+fn server_targets_older_than_the_trust_dir_saw_is_refused_as_rollback() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    // The user's notary client last saw targets version 99: the server's is older.
+    let cached = n
+        .trust_dir()
+        .join(format!("tuf/{GUN}/metadata/targets.json"));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cached).unwrap()).unwrap();
+    v["signed"]["version"] = 99.into();
+    std::fs::write(&cached, serde_json::to_vec(&v).unwrap()).unwrap();
+    let r = import(&w, &n, &n.url, &[]);
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(
+        r.stderr.contains("older than the trusted 99"),
+        "{}",
+        r.stderr
+    );
+    assert!(!published(&w));
+}
+
+#[test]
 fn drifted_tag_is_shown_and_refused_unless_allowed() {
     let w = World::new();
     let n = notary_repository(&w);

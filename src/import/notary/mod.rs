@@ -238,6 +238,38 @@ pub fn import(
         opts.server_ca.as_deref(),
         ctx.network.timeout,
     )?;
-    let verified = verify::verify(&server, &anchor, ctx.now)?;
+    let seen = seen_versions(&opts.trust_dir.join("tuf").join(&opts.gun).join("metadata"));
+    let verified = verify::verify(&server, &anchor, &seen, ctx.now)?;
     write::import_verified(ctx, opts, &verified)
+}
+
+/// The versions of the roles the user's Notary client cached (`metadata/<role>.json`,
+/// delegated roles in subdirectories). Only ever used to refuse older server
+/// versions, so an unreadable or edited file can make the import refuse, never
+/// accept.
+fn seen_versions(dir: &std::path::Path) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![(dir.to_owned(), String::new())];
+    while let Some((d, prefix)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten().take(1024) {
+            let path = e.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if path.is_dir() && stack.len() < 64 {
+                stack.push((path, format!("{prefix}{name}/")));
+            } else if let Some(role) = name.strip_suffix(".json")
+                && role != "root"
+                && let Ok(bytes) = crate::fsutil::read_regular(&path, fetch::MAX_METADATA)
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                && let Some(version) = v["signed"]["version"].as_u64()
+            {
+                out.insert(format!("{prefix}{role}"), version);
+            }
+        }
+    }
+    out
 }

@@ -123,10 +123,12 @@ fn self_signed_root(bytes: &[u8], now: DateTime<Utc>) -> Result<(RootInfo, Value
 }
 
 /// Verify the server's repository for the anchor root `anchor` (bytes of a
-/// root.json the user already trusts).
+/// root.json the user already trusts); `last_seen` holds the versions the user's Notary
+/// client last trusted (from the trust dir), which the server may not go below.
 pub fn verify(
     server: &NotaryServer,
     anchor: &[u8],
+    last_seen: &BTreeMap<String, u64>,
     now: DateTime<Utc>,
 ) -> Result<VerifiedNotary, NotaryError> {
     let (trusted, _) = self_signed_root(anchor, now).map_err(NotaryError::anchor)?;
@@ -166,6 +168,7 @@ pub fn verify(
         &root.roles["timestamp"],
         now,
     )?;
+    not_older("timestamp", &ts.signed, last_seen)?;
     let snap_meta = &ts.signed["meta"]["snapshot"];
     let snap_cap = snap_meta["length"].as_u64().unwrap_or(MAX_METADATA);
     let snap_bytes = signed_length(
@@ -181,6 +184,7 @@ pub fn verify(
         &root.roles["snapshot"],
         now,
     )?;
+    not_older("snapshot", &snap.signed, last_seen)?;
     // The snapshot must list this very root: no mix of a root and another snapshot.
     dialect::check_meta("root", &snap.signed["meta"]["root"], &root_bytes)?;
 
@@ -208,6 +212,7 @@ pub fn verify(
         dialect::check_meta(&name, meta, &bytes)?;
         let checked = dialect::check(&name, "Targets", &bytes, &keys, &auth, now)?;
         let signed = &checked.signed;
+        not_older(&name, signed, last_seen)?;
         if let Some(map) = signed["targets"].as_object() {
             for (target, file) in map {
                 if let Some(p) = &paths
@@ -289,6 +294,20 @@ pub fn verify(
         delegations,
         tags,
     })
+}
+
+/// 5.4.3 / 5.5.5 of the spec, against the user's last DCT state: a role version
+/// below the one their Notary client already trusted is a rollback.
+fn not_older(role: &str, signed: &Value, seen: &BTreeMap<String, u64>) -> Result<(), NotaryError> {
+    let offered = dialect::version(role, signed)?;
+    match seen.get(role) {
+        Some(&trusted) if offered < trusted => Err(NotaryError::Rollback {
+            role: role.to_owned(),
+            trusted,
+            offered,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A body longer than the length its parent signed is tampering (or endless data),
