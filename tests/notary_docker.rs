@@ -157,6 +157,8 @@ fn tags_pushed_with_docker_content_trust_import_and_verify() {
         .env("NOTARY_SNAPSHOT_PASSPHRASE", "repo pass");
     let r = w.run(c);
     assert_eq!(r.code, 0, "{}", r.text());
+    // docker left the snapshot key with the server: warrant made a publisher key.
+    assert!(r.stdout.contains("generated key"), "{}", r.stdout);
     for tag in ["v1", "v2"] {
         let v = w.signer(&["verify", &format!("{repo}:{tag}")]);
         assert_eq!(v.code, 0, "verify {tag}: {}", v.text());

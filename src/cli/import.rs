@@ -25,7 +25,7 @@ pub struct NotaryArgs {
     /// A CA certificate (PEM) for the server, besides the system roots.
     #[arg(long = "server-ca", value_name = "FILE")]
     pub server_ca: Option<PathBuf>,
-    /// The DCT trust dir (default ~/.docker/trust).
+    /// The DCT trust dir (default $DOCKER_CONFIG/trust, else ~/.docker/trust).
     #[arg(long = "trust-dir", value_name = "DIR")]
     pub trust_dir: Option<PathBuf>,
     /// Trust this Notary root.json instead of the trust dir's.
@@ -44,11 +44,17 @@ pub struct NotaryArgs {
 
 pub fn run(c: ImportCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     let ImportCommand::Notary(a) = c;
+    // Where docker keeps it: $DOCKER_CONFIG/trust, else ~/.docker/trust.
     let trust_dir = a.trust_dir.unwrap_or_else(|| {
-        std::env::var_os("HOME")
+        std::env::var_os("DOCKER_CONFIG")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(".docker/trust")
+            .unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("."))
+                    .join(".docker")
+            })
+            .join("trust")
     });
     let to = super::location(a.to.as_deref().unwrap_or(&a.gun))?;
     let opts = ImportOptions {
@@ -124,6 +130,12 @@ impl Report for ImportReport {
                 } else {
                     ""
                 }
+            );
+        }
+        for k in &self.generated {
+            s += &format!(
+                "generated key {} (no private key for it in the trust dir)\n",
+                crate::crypto::keys::short_id(&k.0)
             );
         }
         for k in &self.skipped_keys {

@@ -33,6 +33,23 @@ pub fn passphrase_var(role: &str) -> &'static str {
     }
 }
 
+/// The passphrase from `var`, else (on a terminal) a prompt, as Notary asks.
+fn passphrase(var: &str, role: &str, path: &Path) -> Option<Zeroizing<String>> {
+    use std::io::IsTerminal as _;
+    if let Ok(p) = std::env::var(var) {
+        return Some(Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    rpassword::prompt_password(format!(
+        "Passphrase of the Notary {role} key {} ({var}): ",
+        path.display()
+    ))
+    .ok()
+    .map(Zeroizing::new)
+}
+
 /// Split Notary's PEM into its headers and a plain RFC 7468 PEM.
 fn split_headers(text: &str) -> (Vec<(String, String)>, String) {
     let mut headers = Vec::new();
@@ -68,7 +85,8 @@ fn v1_without_public_key_as_v0(der: &mut [u8]) {
 }
 
 /// Every key of `dir/private` for `gun` (root keys carry no `gun:`), decrypted. A
-/// key whose passphrase variable is unset is skipped and named in `skipped`.
+/// key whose passphrase variable is unset (and no terminal to ask on) is skipped and
+/// named in `skipped`.
 pub fn read_private(
     dir: &Path,
     gun: &str,
@@ -112,7 +130,7 @@ pub fn read_private(
             continue;
         }
         let var = passphrase_var(&role);
-        let Ok(pass) = std::env::var(var).map(Zeroizing::new) else {
+        let Some(pass) = passphrase(var, &role, &path) else {
             skipped.push(format!("{} ({role}): {var} is not set", path.display()));
             continue;
         };

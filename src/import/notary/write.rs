@@ -69,6 +69,9 @@ pub struct ImportReport {
     pub published: bool,
     /// Private keys not imported, and why.
     pub skipped_keys: Vec<String>,
+    /// Keys warrant generated (the publisher key when Notary's server held the
+    /// snapshot key).
+    pub generated: Vec<KeyId>,
 }
 
 /// warrant's role name for a Notary role: `targets/releases` → `releases`; nested
@@ -196,6 +199,7 @@ pub fn import_verified(
         drifted,
         published: false,
         skipped_keys: Vec::new(),
+        generated: Vec::new(),
     };
     for k in &v.root.keys {
         report
@@ -238,7 +242,7 @@ pub fn import_verified(
     // The publisher signs snapshot and timestamp; Notary's server held the timestamp
     // key, so the user's snapshot key becomes the publisher when they have it.
     let (_, snapshot_mine) = store_role_keys(ctx, "snapshot", &v.snapshot, &held)?;
-    crate::ops::init::init(
+    let init = crate::ops::init::init(
         ctx,
         &opts.to,
         &InitOptions {
@@ -250,6 +254,7 @@ pub fn import_verified(
             key_type: crate::crypto::KeyType::Ecdsa,
         },
     )?;
+    report.generated = init.generated;
     report.roles.push(RoleRow {
         notary: "targets".into(),
         warrant: "targets".into(),
