@@ -60,6 +60,16 @@ fn notary_repository(w: &World) -> NotaryFixture {
 }
 
 fn import(w: &World, n: &NotaryFixture, server: &str, extra: &[&str]) -> common::Run {
+    import_with(w, n, server, extra, &fixture::PASSPHRASES)
+}
+
+fn import_with(
+    w: &World,
+    n: &NotaryFixture,
+    server: &str,
+    extra: &[&str],
+    passphrases: &[(&str, &str)],
+) -> common::Run {
     let oci = w.oci("");
     let trust = n.trust_dir();
     let ca = n.ca();
@@ -78,7 +88,10 @@ fn import(w: &World, n: &NotaryFixture, server: &str, extra: &[&str]) -> common:
     ];
     args.extend_from_slice(extra);
     let mut c = w.cmd("signer", &args);
-    for (k, v) in fixture::PASSPHRASES {
+    for (k, _) in fixture::PASSPHRASES {
+        c.env_remove(k);
+    }
+    for (k, v) in passphrases {
         c.env(k, v);
     }
     w.run(c)
@@ -213,6 +226,17 @@ fn server_targets_older_than_the_trust_dir_saw_is_refused_as_rollback() {
         "{}",
         r.stderr
     );
+    assert!(!published(&w));
+}
+
+#[test]
+fn releases_tags_without_the_releases_key_import_nothing() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    // The delegation passphrase is withheld: the releases key cannot be unlocked.
+    let r = import_with(&w, &n, &n.url, &[], &fixture::PASSPHRASES[..3]);
+    assert_eq!(r.code, 2, "{}", r.text());
+    assert!(r.stderr.contains("targets/releases"), "{}", r.stderr);
     assert!(!published(&w));
 }
 

@@ -142,8 +142,11 @@ pub enum NotaryError {
         /// The cap.
         cap: u64,
     },
-    /// A key the import needs is not in the trust dir.
-    #[error("no private {role} key of {gun} in {dir}/private (set {var} if it is there)")]
+    /// A key the import needs is not in the trust dir (a role that signed tags must be
+    /// re-signed by warrant: Notary's signatures do not carry across dialects).
+    #[error(
+        "not enough private {role} keys of {gun} in {dir}/private to re-sign its tags (set {var} if they are there; a signer who holds the key can run the import)"
+    )]
     MissingKey {
         /// The Notary role.
         role: String,

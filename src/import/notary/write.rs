@@ -233,10 +233,24 @@ pub fn import_verified(
         dir: opts.trust_dir.clone(),
         var: passphrase_var(role),
     };
-    let (_, root_ids) = store_role_keys(ctx, "root", &v.root, &held)?;
-    if (root_ids.len() as u64) < v.root.threshold {
-        return Err(missing("root"));
+    // Before anything is written: every role that signed a tag must be re-signable
+    // here (Notary's signatures cannot be carried across dialects), else the import
+    // would publish a repository that lost tags.
+    for (name, role) in [("root", &v.root), ("targets", &v.targets)]
+        .into_iter()
+        .chain(v.delegations.iter().map(|d| (d.name.as_str(), &d.role)))
+    {
+        let needed = name == "root" || name == "targets" || v.tags.iter().any(|t| t.role == name);
+        let held_count = role
+            .keys
+            .iter()
+            .filter(|k| held.iter().any(|h| same_key(&h.key, k)))
+            .count() as u64;
+        if needed && held_count < role.threshold {
+            return Err(missing(name));
+        }
     }
+    let (_, root_ids) = store_role_keys(ctx, "root", &v.root, &held)?;
     let (targets_all, targets_mine) = store_role_keys(ctx, "targets", &v.targets, &held)?;
     let targets_key = targets_mine.first().ok_or_else(|| missing("targets"))?;
     // The publisher signs snapshot and timestamp; Notary's server held the timestamp
