@@ -4,7 +4,7 @@
 //! The order is the point: [`verify`] reads the Notary dialect ([`dialect`]) from the
 //! server ([`fetch`]) and checks it against the root the user already trusts; only
 //! the verified result (keys, thresholds, delegations, signed tags) goes on to
-//! [`write`], which builds the warrant repository through the same operations as
+//! [`mod@write`], which builds the warrant repository through the same operations as
 //! `warrant init`, `delegation add` and `sign`. Notary's JSON never reaches warrant's
 //! verify path.
 
