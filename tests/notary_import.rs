@@ -154,6 +154,34 @@ fn notary_repository_with_releases_delegation_imports_and_every_tag_verifies() {
 }
 
 #[test]
+fn rotated_notary_root_is_followed_from_the_root_trusted_before() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    let before = w.path("root-before.json");
+    std::fs::copy(
+        n.trust_dir().join(format!("tuf/{GUN}/metadata/root.json")),
+        &before,
+    )
+    .unwrap();
+    n.notary_answering(&["key", "rotate", GUN, "root"], "yes\n");
+    let r = import(&w, &n, &n.url, &["--root", before.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    // The imported root key is the new one, which the old root did not list.
+    let old_root = std::fs::read_to_string(&before).unwrap();
+    let imported = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("root key: Notary "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap();
+    assert!(!old_root.contains(imported), "{}", r.stdout);
+    for tag in ["v1", "v2"] {
+        let v = w.signer(&["verify", &w.oci(&format!(":{tag}"))]);
+        assert_eq!(v.code, 0, "verify {tag}: {}", v.text());
+    }
+}
+
+#[test]
 fn root_of_another_notary_repository_is_refused_and_nothing_is_published() {
     let w = World::new();
     let n = notary_repository(&w);

@@ -198,12 +198,30 @@ impl NotaryFixture {
 
     /// Run the `notary` client; panics with its output when it fails.
     pub fn notary(&self, args: &[&str]) -> String {
+        self.notary_answering(args, "")
+    }
+
+    /// Run the `notary` client with `answer` on its stdin (its confirmations).
+    pub fn notary_answering(&self, args: &[&str], answer: &str) -> String {
+        use std::io::Write as _;
         let mut c = Command::new("notary");
         c.arg("-c").arg(self.dir.join("client.json")).args(args);
         for (k, v) in PASSPHRASES {
             c.env(k, v);
         }
-        let out = c.stdin(Stdio::null()).output().unwrap();
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
