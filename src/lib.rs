@@ -35,7 +35,8 @@
 //! 6. [`ops`], one module per command (init, sign, verify, approve, renew, ...), with
 //!    [`ops::anchor`] checking pins on first contact and against the cache;
 //! 7. [`plugins`] (docker's and containerd's plugin protocols: the same binary under
-//!    another name) and [`admission`] (the Kubernetes admission webhook);
+//!    another name), [`admission`] (the Kubernetes admission webhook) and [`import`]
+//!    (Notary v1 repositories read, verified and rewritten as warrant ones);
 //! 8. [`cli`], which parses arguments and formats output, nothing else.
 //!
 //! [`manual`] explains the threat model: which attack each check stops, and where.
@@ -49,6 +50,7 @@ pub mod cli;
 pub mod crypto;
 pub mod digest;
 pub mod fsutil;
+pub mod import;
 pub mod logging;
 pub mod manual;
 pub mod ops;

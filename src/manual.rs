@@ -70,6 +70,7 @@
 //! metadata types, the artifact manifest, image references, policies,
 //! AdmissionReview bodies, the containerd verifier's stdin) are fuzzed under
 //! `fuzz/` (`make fuzz`).
+//! | hostile Notary server during migration (issue #16) | while a DCT user imports, the server serves altered, oversized, older or foreign metadata | `warrant import notary` verifies the Notary repository in its own dialect module before anything is written ([`crate::import::notary::verify`]): anchored on the trust dir's root or `--root`, thresholds over distinct keys whose ids must hash their key objects, hashes and lengths from the parent, expiry, versions not below the trust dir's; every read capped; the dialect never reaches warrant's verify path | `tests/notary_import.rs::{root_of_another_notary_repository_is_refused_and_nothing_is_published, targets_altered_by_the_server_is_refused_and_nothing_is_published, targets_longer_than_the_snapshot_lists_is_refused_as_untrusted, server_targets_older_than_the_trust_dir_saw_is_refused_as_rollback}`, `import::notary::dialect::tests` |
 //!
 //! ## The admission webhook: one Pod cannot stall everyone (issue #11 item 11)
 //!

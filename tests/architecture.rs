@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["cache", "policy"],
     &["ops"],
-    &["plugins", "admission"],
+    &["plugins", "admission", "import"],
     &["cli"],
 ];
 

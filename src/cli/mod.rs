@@ -3,6 +3,7 @@
 
 mod docs;
 mod export;
+mod import;
 mod init;
 mod inspect;
 mod install;
@@ -121,6 +122,9 @@ pub enum Command {
     Completions(docs::CompletionsArgs),
     /// Print the manual page warrant(1), or write one per command with --out-dir.
     Man(docs::ManArgs),
+    /// Import a repository of another trust system (Notary v1 / Docker Content Trust).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 /// How a verifier pins trust on first use (shared by verify, inspect, sign).
@@ -299,6 +303,7 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
         Command::Serve(c) => serve::run(c, ctx, out),
         Command::Completions(a) => docs::completions(a),
         Command::Man(a) => docs::man(a),
+        Command::Import(c) => import::run(c, ctx, out),
     }
 }
 

@@ -193,6 +193,61 @@ fn sign_in_one_publish(
     Ok(outcomes)
 }
 
+/// Sign `image` as `descriptor` (digest, size, media type) into `opts.role`, without
+/// asking the registry: for importers that carry over what another system signed
+/// (issue #16), which may differ from what the registry serves now.
+pub fn sign_descriptor(
+    ctx: &Context,
+    image: &ImageRef,
+    descriptor: crate::store::Descriptor,
+    opts: &SignOptions,
+) -> Result<SignOutcome, OpError> {
+    let target = image.target_name();
+    let file = TargetFile {
+        length: descriptor.size,
+        hashes: BTreeMap::from([("sha256".to_owned(), descriptor.digest.hex())]),
+        custom: Some(json!({ "mediaType": descriptor.media_type })),
+        unrecognized: Unrecognized::new(),
+    };
+    let (outcome, roles) =
+        match sign_or_skip(ctx, &image.location, &[(target.clone(), file)], opts)? {
+            Signed::Published(outcome, roles) => (outcome, roles),
+            Signed::Unchanged(mut statuses) => {
+                return Ok(SignOutcome {
+                    reference: image.to_string(),
+                    repository: image.location.to_string(),
+                    target,
+                    digest: descriptor.digest,
+                    size: descriptor.size,
+                    media_type: descriptor.media_type,
+                    status: statuses
+                        .pop()
+                        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?,
+                    published: None,
+                    attempts: 1,
+                });
+            }
+        };
+    let role = roles.first().cloned().unwrap_or_default();
+    let status = outcome
+        .roles
+        .iter()
+        .find(|s| s.role == role)
+        .cloned()
+        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+    Ok(SignOutcome {
+        reference: image.to_string(),
+        repository: image.location.to_string(),
+        target,
+        digest: descriptor.digest,
+        size: descriptor.size,
+        media_type: descriptor.media_type,
+        status,
+        published: Some(outcome.published),
+        attempts: outcome.attempts,
+    })
+}
+
 /// What signing did: published, or nothing to publish because every target was
 /// already signed with its digest (issue #12 item 7).
 enum Signed {
