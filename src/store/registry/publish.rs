@@ -88,16 +88,23 @@ impl RegistryStore {
         // few milliseconds of one request. The caller re-reads afterwards to converge.
         self.check_previous(previous).await?;
         let content_type = HeaderValue::from_static(OCI_MANIFEST_MEDIA_TYPE);
-        self.oci()?
+        let put = self
+            .oci()?
             .push_manifest_raw(&self.reference, manifest, content_type)
-            .await
-            .map_err(|e| {
-                self.err(
-                    Kind::Io,
-                    TUF_TAG,
-                    format!("manifest upload failed: {}", redact(&e.to_string())),
-                )
-            })?;
+            .await;
+        if let Err(e) = put {
+            let failed = self.err(
+                Kind::Io,
+                TUF_TAG,
+                format!("manifest upload failed: {}", redact(&e.to_string())),
+            );
+            // The answer may be what was lost (a timeout or reset after the
+            // registry stored it, issue #17): the tag says whether it landed.
+            return match self.head_manifest(TUF_TAG).await {
+                Ok(Some(d)) if d.digest == digest => Ok(digest),
+                _ => Err(failed),
+            };
+        }
         // A registry (or a proxy or cache in front of it) may acknowledge the PUT
         // and store nothing (issue #17): say "published" only once the tag has
         // moved off the manifest we built on. A tag still at `previous` is a lost
