@@ -39,6 +39,9 @@ fn publish_matrix(op: Op, salt: usize) {
             Outcome::Refused => t[2] += 1,
             Outcome::Unconfirmed => t[3] += 1,
         }
+        if (k + 1) % 50 == 0 {
+            eprintln!("{op:?}: {} of {} cases passed so far", k + 1, cases.len());
+        }
     }
     rig.python_tuf_loads_the_export();
     eprintln!(
