@@ -101,7 +101,7 @@ impl RegistryStore {
         self.check_previous(previous).await?;
         let url = format!("{}/v2/{}/manifests/{TUF_TAG}", self.base, self.repository);
         let stage = "publishing warrant.tuf";
-        let r = self
+        let put = self
             .write(
                 Method::PUT,
                 &url,
@@ -109,11 +109,18 @@ impl RegistryStore {
                 Some(&manifest),
                 (TUF_TAG, stage),
             )
-            .await?;
-        if !r.status.is_success() {
-            return Err(self.status_error(TUF_TAG, &r));
+            .await;
+        let failed = match put {
+            Ok(r) if r.status.is_success() => return Ok(digest),
+            Ok(r) => self.status_error(TUF_TAG, &r),
+            Err(e) => e,
+        };
+        // The answer may be what was lost (a timeout or reset after the registry
+        // stored it, issue #17): the tag says whether it landed.
+        match self.head_manifest(TUF_TAG).await {
+            Ok(Some(d)) if d.digest == digest => Ok(digest),
+            _ => Err(failed),
         }
-        Ok(digest)
     }
 
     async fn check_previous(&self, previous: Option<&Sha256Digest>) -> Result<(), StoreError> {

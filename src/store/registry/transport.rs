@@ -1,6 +1,6 @@
 //! The read path's requests: every one capped in bytes, each attempt bounded by
-//! `min(--timeout, deadline left)`, idempotent ones retried on 5xx and connection
-//! errors while the deadline allows, and a 401 answered once through our own token
+//! `min(--timeout, deadline left)`, idempotent ones retried on 5xx, 429 (after its
+//! `Retry-After`) and connection errors while the deadline allows, and a 401 answered once through our own token
 //! flow ([`super::token`]).
 
 use std::sync::atomic::Ordering;
@@ -14,7 +14,7 @@ use super::deadline::seconds;
 use super::token::Actions;
 use super::{RegistryStore, redact};
 
-/// Idempotent requests are retried this many times on 5xx or connection errors.
+/// Idempotent requests are retried this many times on 5xx, 429 or connection errors.
 const RETRIES: u32 = 3;
 
 /// An answer whose body was read (within its cap) when its status is a success;
@@ -168,7 +168,7 @@ impl RegistryStore {
                 ),
             }
             let retryable = match &result {
-                Ok(r) => r.status.is_server_error(),
+                Ok(r) => r.status.is_server_error() || r.status == StatusCode::TOO_MANY_REQUESTS,
                 Err(Failure::TimedOut) => true,
                 Err(Failure::Http(e)) => {
                     e.is_connect() || e.is_timeout() || e.is_request() || e.is_body()
@@ -176,7 +176,16 @@ impl RegistryStore {
                 Err(Failure::Content(_)) => false,
             };
             if retryable && attempt <= RETRIES {
-                let pause = Duration::from_millis(100 << attempt);
+                // 429: wait as long as `Retry-After` asks (whole seconds), within
+                // the deadline (checked below) and at most 10 s.
+                let asked = result
+                    .as_ref()
+                    .ok()
+                    .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+                    .and_then(|r| r.header("retry-after"))
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s.min(10)));
+                let pause = asked.unwrap_or(Duration::from_millis(100 << attempt));
                 if self.deadline.remaining() <= pause {
                     return Err(self.deadline_error(what, stage));
                 }
@@ -315,6 +324,9 @@ impl RegistryStore {
                 Kind::Io,
                 "access denied: log in with `docker login` (warrant reads ~/.docker/config.json)",
             ),
+            StatusCode::TOO_MANY_REQUESTS => {
+                (Kind::Io, "rate limited by the registry; retry later")
+            }
             s if s.is_server_error() => (Kind::Io, "the registry failed"),
             _ => (Kind::Io, "unexpected answer"),
         };
