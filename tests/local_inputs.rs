@@ -43,10 +43,7 @@ fn fifo_in_place_of_a_pin_passphrase_or_key_file_is_refused_not_waited_on() {
 fn huge_or_odd_key_names_are_refused_and_the_store_stays_usable() {
     let w = World::new();
     let long = "k".repeat(100_000);
-    for bad in [&long[..], "", "-dash", "a/b", "a b", ".hidden"] {
-        if bad.is_empty() {
-            continue; // empty means "pick a name"
-        }
+    for bad in [&long[..], "-dash", "a/b", "a b", ".hidden"] {
         let r = w.signer(&["key", "generate", "--name", bad]);
         assert_eq!(r.code, 2, "{:?}: {}", &bad[..bad.len().min(20)], r.text());
     }

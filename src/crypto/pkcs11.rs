@@ -348,42 +348,34 @@ impl Token {
         .map_err(|e| tok(e.to_string()))?;
         let pin = uri.pin()?;
         let auth = AuthPin::from(pin.as_str().to_owned());
-        if let Err(e) = session.login(UserType::User, Some(&auth)) {
-            use cryptoki::error::{Error, RvError};
-            return Err(match e {
-                Error::Pkcs11(
-                    RvError::PinIncorrect | RvError::PinLocked | RvError::PinLenRange,
-                    _,
-                ) => {
-                    let tries = ctx
-                        .get_token_info(slot)
-                        .map(|i| {
-                            if i.user_pin_locked() {
-                                "; the token is now locked".to_owned()
-                            } else if i.user_pin_final_try() {
-                                "; one try is left before the token locks".to_owned()
-                            } else if i.user_pin_count_low() {
-                                "; few tries are left".to_owned()
-                            } else {
-                                String::new()
-                            }
-                        })
-                        .unwrap_or_default();
-                    Pkcs11Error::WrongPin {
-                        token: uri.token.clone(),
-                        tries,
-                    }
-                }
-                Error::Pkcs11(RvError::UserAlreadyLoggedIn, _) => {
-                    return Ok(Self {
-                        _ctx: ctx,
-                        session,
-                        label: uri.token.clone(),
-                        mechanisms,
-                    });
-                }
-                other => tok(format!("login failed: {other}")),
-            });
+        use cryptoki::error::{Error, RvError};
+        match session.login(UserType::User, Some(&auth)) {
+            Ok(()) | Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(Error::Pkcs11(
+                RvError::PinIncorrect | RvError::PinLocked | RvError::PinLenRange,
+                _,
+            )) => {
+                let tries = ctx
+                    .get_token_info(slot)
+                    .map(|i| {
+                        if i.user_pin_locked() {
+                            "; the token is now locked"
+                        } else if i.user_pin_final_try() {
+                            "; one try is left before the token locks"
+                        } else if i.user_pin_count_low() {
+                            "; few tries are left"
+                        } else {
+                            ""
+                        }
+                    })
+                    .unwrap_or_default()
+                    .to_owned();
+                return Err(Pkcs11Error::WrongPin {
+                    token: uri.token.clone(),
+                    tries,
+                });
+            }
+            Err(other) => return Err(tok(format!("login failed: {other}"))),
         }
         Ok(Self {
             _ctx: ctx,

@@ -441,66 +441,43 @@ pub fn ready_pending(
     changed: &[RoleChange],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<RoleChange>, OpError> {
+    // Pending files as (file, role, version).
+    let pending: Vec<(&StoredFile, String, u64)> = listing
+        .files
+        .iter()
+        .filter(|f| f.pending)
+        .filter_map(|f| {
+            let (v, role) = f.name.strip_suffix(".json")?.split_once('.')?;
+            Some((f, role.to_owned(), v.parse().ok()?))
+        })
+        .collect();
     let mut out = Vec::new();
-    for f in listing.files.iter().filter(|f| f.pending) {
-        let Some((v, role)) = f.name.strip_suffix(".json").and_then(|n| n.split_once('.')) else {
-            continue;
-        };
-        let (Ok(version), role) = (v.parse::<u64>(), role.to_owned()) else {
-            continue;
-        };
-        if changed.iter().any(|c| c.role == role) {
+    for (f, role, version) in &pending {
+        if changed.iter().any(|c| &c.role == role) {
             continue;
         }
-        let current = up.trusted().snapshot_meta(&role).map(|m| m.version.get());
-        if current.is_some_and(|c| c + 1 != version) {
+        let current = up.trusted().snapshot_meta(role).map(|m| m.version.get());
+        if current.is_some_and(|c| c + 1 != *version) {
             continue;
         }
         // The delegator a verifier's search would use (not just any role that
         // happens to delegate the same name).
-        let Ok(Some(delegator)) = up.find_delegator(&role) else {
+        let Ok(Some(delegator)) = up.find_delegator(role) else {
             continue;
         };
-        let Ok(authority) = authority_of(up, &role, &delegator) else {
+        let Ok(authority) = authority_of(up, role, &delegator) else {
             continue;
         };
-        let bytes = store.read_file(f, crate::tuf::client::Limits::default().targets)?;
-        let Ok(untrusted) = Untrusted::parse(&role, bytes.clone()) else {
-            continue;
-        };
-        // The content must be what the file name says: a targets role of exactly that
-        // version, not expired (an old, validly signed version re-uploaded as the next
-        // one would otherwise break every verify that reaches the role).
-        let Ok(content) = untrusted.parse_unverified::<Targets>() else {
-            continue;
-        };
-        if content.version.get() != version || content.expires <= now {
-            continue;
-        }
-        let signatures = untrusted_result(&untrusted, authority);
-        if signatures.is_met() {
-            out.push(RoleChange {
-                role,
-                version,
-                bytes,
-                signatures,
-            });
-        }
+        out.extend(complete_pending(store, f, role, *version, authority, now)?);
     }
     // New roles: delegated only by a complete delegator version that is waiting
     // (in this commit's changes or among the ready pending files).
     let mut waiting: Vec<RoleChange> = changed.to_vec();
     waiting.extend(out.iter().cloned());
-    for f in listing.files.iter().filter(|f| f.pending) {
-        let Some((v, role)) = f.name.strip_suffix(".json").and_then(|n| n.split_once('.')) else {
-            continue;
-        };
-        let Ok(version) = v.parse::<u64>() else {
-            continue;
-        };
-        if waiting.iter().any(|c| c.role == role)
+    for (f, role, version) in &pending {
+        if waiting.iter().any(|c| &c.role == role)
             || !matches!(up.find_delegator(role), Ok(None))
-            || version != first_version(up, role)
+            || *version != first_version(up, role)
         {
             continue;
         }
@@ -510,27 +487,40 @@ pub fn ready_pending(
         let Ok(authority) = delegated_authority(&parent, role) else {
             continue;
         };
-        let bytes = store.read_file(f, crate::tuf::client::Limits::default().targets)?;
-        let Ok(untrusted) = Untrusted::parse(role, bytes.clone()) else {
-            continue;
-        };
-        let Ok(content) = untrusted.parse_unverified::<Targets>() else {
-            continue;
-        };
-        if content.version.get() != version || content.expires <= now {
-            continue;
-        }
-        let signatures = untrusted_result(&untrusted, authority);
-        if signatures.is_met() {
-            out.push(RoleChange {
-                role: role.to_owned(),
-                version,
-                bytes,
-                signatures,
-            });
-        }
+        out.extend(complete_pending(store, f, role, *version, authority, now)?);
     }
     Ok(out)
+}
+
+/// The pending file `f` of `role` as a change, when it meets `authority`'s
+/// threshold. Its content must be what the file name says: a targets role of exactly
+/// that version, not expired (an old, validly signed version re-uploaded as the next
+/// one would otherwise break every verify that reaches the role).
+fn complete_pending(
+    store: &dyn Store,
+    f: &StoredFile,
+    role: &str,
+    version: u64,
+    authority: Authority<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<RoleChange>, OpError> {
+    let bytes = store.read_file(f, crate::tuf::client::Limits::default().targets)?;
+    let Ok(untrusted) = Untrusted::parse(role, bytes.clone()) else {
+        return Ok(None);
+    };
+    let Ok(content) = untrusted.parse_unverified::<Targets>() else {
+        return Ok(None);
+    };
+    if content.version.get() != version || content.expires <= now {
+        return Ok(None);
+    }
+    let signatures = untrusted_result(&untrusted, authority);
+    Ok(signatures.is_met().then(|| RoleChange {
+        role: role.to_owned(),
+        version,
+        bytes,
+        signatures,
+    }))
 }
 
 /// The version a role that the trusted tree does not delegate to starts at: 1, or

@@ -176,28 +176,60 @@ fn usage_error(printer: &Printer, msg: String) -> ExitCode {
     ExitCode::from(e.exit_code())
 }
 
-/// The context of one `pull`/`run`/`push`, as the CLI's global options make it;
-/// docker's `--config DIR` also supplies the registry credentials.
-fn context(
+/// The warrant options `pull`, `run` and `push` share (the CLI's global options
+/// and the trust anchor).
+#[derive(Debug, clap::Args)]
+pub(super) struct CommonOpts {
+    /// State directory: keys, trusted metadata, policy.
+    #[arg(long, env = "WARRANT_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
+    /// Read the key passphrase from this file (else WARRANT_PASSPHRASE, else a
+    /// prompt); only `push` signs.
+    #[arg(long, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
-    (timeout, deadline): (u64, Option<u64>),
-    insecure: &[String],
-    inv: &Invocation,
-) -> Context {
-    let home = home.unwrap_or_else(|| {
-        super::home_dir()
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join(".warrant")
-    });
-    let mut ctx = Context::new(home, PassphraseSource::new(passphrase_file));
-    ctx.network.timeout = std::time::Duration::from_secs(timeout.max(1));
-    ctx.network.deadline = deadline.map(|s| std::time::Duration::from_secs(s.max(1)));
-    ctx.network.insecure = insecure.to_vec();
-    if let Some(dir) = inv.docker_config() {
-        ctx.network.docker_config = Some(dir);
+    /// Per-request registry timeout, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    timeout: u64,
+    /// Registry time the whole command may spend, in seconds (default: four
+    /// times --timeout).
+    #[arg(long, value_name = "SECS")]
+    deadline: Option<u64>,
+    /// Allow plain HTTP to this registry (`host[:port]`; repeatable).
+    #[arg(
+        long = "insecure-registry",
+        env = "WARRANT_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    insecure_registry: Vec<String>,
+    /// Log progress to stderr (`--verbose`; `-v` only before the subcommand).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(super) verbose: u8,
+    /// Trust anchor on first use (overrides the policy's anchor).
+    #[command(flatten)]
+    pub(super) pin: crate::cli::PinArgs,
+}
+
+impl CommonOpts {
+    /// The context of one `pull`/`run`/`push`, as the CLI's global options make
+    /// it; docker's `--config DIR` also supplies the registry credentials.
+    pub(super) fn context(&self, inv: &Invocation) -> Context {
+        let home = self.home.clone().unwrap_or_else(|| {
+            super::home_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join(".warrant")
+        });
+        let mut ctx = Context::new(home, PassphraseSource::new(self.passphrase_file.clone()));
+        ctx.network.timeout = std::time::Duration::from_secs(self.timeout.max(1));
+        ctx.network.deadline = self
+            .deadline
+            .map(|s| std::time::Duration::from_secs(s.max(1)));
+        ctx.network.insecure = self.insecure_registry.clone();
+        if let Some(dir) = inv.docker_config() {
+            ctx.network.docker_config = Some(dir);
+        }
+        ctx
     }
-    ctx
 }
 
 #[cfg(test)]

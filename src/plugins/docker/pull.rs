@@ -10,7 +10,6 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
-use crate::cli::PinArgs;
 use crate::cli::output::{Format, Printer};
 use crate::ops::OpError;
 use crate::ops::trust::Pin;
@@ -22,7 +21,7 @@ use crate::store::{ImageRef, Location};
 use super::args::{PULL_FLAGS, RUN_FLAGS, split_args, split_image_args};
 use super::command::{docker, docker_status, exec_docker};
 use super::invocation::Invocation;
-use super::{context, say, usage_error};
+use super::{say, usage_error};
 
 /// Options of `pull` and `run` that are warrant's: the CLI's global options and
 /// `verify`'s trust options. (Kept in step with [`crate::cli::Cli`] by a test.)
@@ -36,33 +35,9 @@ struct VerifyOpts {
     /// Output format for errors (the pulled image's report goes to stderr).
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Human)]
     output: Format,
-    /// State directory: keys, trusted metadata, policy.
-    #[arg(long, env = "WARRANT_HOME", value_name = "DIR")]
-    home: Option<PathBuf>,
-    /// Unused by pull and run (accepted like every warrant command).
-    #[arg(long, value_name = "FILE", hide = true)]
-    passphrase_file: Option<PathBuf>,
-    /// Per-request registry timeout, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    timeout: u64,
-    /// Registry time the whole command may spend, in seconds (default: four
-    /// times --timeout).
-    #[arg(long, value_name = "SECS")]
-    deadline: Option<u64>,
-    /// Allow plain HTTP to this registry (`host[:port]`; repeatable).
-    #[arg(
-        long = "insecure-registry",
-        env = "WARRANT_INSECURE_REGISTRIES",
-        value_delimiter = ',',
-        value_name = "HOST"
-    )]
-    insecure_registry: Vec<String>,
-    /// Log progress to stderr (`--verbose`; `-v` only before the subcommand).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Trust anchor on first use (overrides the policy's anchor).
+    /// The options every warrant command takes.
     #[command(flatten)]
-    pin: PinArgs,
+    common: super::CommonOpts,
     /// Verify policy (TOML); default `$WARRANT_HOME/policy.toml` when it exists.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -136,7 +111,7 @@ pub(super) fn pull_or_run(inv: &Invocation, at: usize, sub: &str) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    crate::plugins::init_logging(opts.verbose);
+    crate::plugins::init_logging(opts.common.verbose);
     let printer = Printer::new(opts.output);
     let image = match verified_image(&opts, inv) {
         Ok(v) => v,
@@ -183,13 +158,7 @@ fn verified_image(
             opts.image
         )));
     }
-    let ctx = context(
-        opts.home.clone(),
-        opts.passphrase_file.clone(),
-        (opts.timeout, opts.deadline),
-        &opts.insecure_registry,
-        inv,
-    );
+    let ctx = opts.common.context(inv);
     let policy_path = opts.policy.clone().or_else(|| {
         let p = ctx.home.join("policy.toml");
         p.exists().then_some(p)
@@ -206,7 +175,7 @@ fn verified_image(
         },
         None => (Pin::None, Vec::new()),
     };
-    if let p @ (Pin::RootFile(_) | Pin::KeyIds(_)) = opts.pin.pin()? {
+    if let p @ (Pin::RootFile(_) | Pin::KeyIds(_)) = opts.common.pin.pin()? {
         pin = p;
     }
     let verdict = verify_with_roles(&ctx, &image, &pin, &roles)?;

@@ -9,12 +9,10 @@
 
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
-use crate::cli::PinArgs;
 use crate::cli::output::{Format, Printer};
 use crate::digest::Sha256Digest;
 use crate::ops::sign::{SignOptions, sign};
@@ -24,7 +22,7 @@ use crate::store::{ImageRef, Location};
 use super::args::{PUSH_FLAGS, split_image_args};
 use super::command::{docker, docker_program};
 use super::invocation::Invocation;
-use super::{context, say, usage_error};
+use super::{say, usage_error};
 
 pub(super) const PUSH_ABOUT: &str = "`docker push` an image, then sign the digest the push reported (DOCKER_CONTENT_TRUST=1 docker push)";
 
@@ -75,32 +73,9 @@ struct PushOpts {
     /// with `--output json`).
     #[arg(short = 'o', long, value_enum, default_value_t = Format::Human)]
     output: Format,
-    /// State directory: keys, trusted metadata.
-    #[arg(long, env = "WARRANT_HOME", value_name = "DIR")]
-    home: Option<PathBuf>,
-    /// Read the key passphrase from this file (else WARRANT_PASSPHRASE, else a prompt).
-    #[arg(long, value_name = "FILE")]
-    passphrase_file: Option<PathBuf>,
-    /// Per-request registry timeout, in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    timeout: u64,
-    /// Registry time the signature may spend, in seconds (default: four times --timeout).
-    #[arg(long, value_name = "SECS")]
-    deadline: Option<u64>,
-    /// Allow plain HTTP to this registry (`host[:port]`; repeatable).
-    #[arg(
-        long = "insecure-registry",
-        env = "WARRANT_INSECURE_REGISTRIES",
-        value_delimiter = ',',
-        value_name = "HOST"
-    )]
-    insecure_registry: Vec<String>,
-    /// Log progress to stderr.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// On a machine that has never seen the repository, pin its root.
+    /// The options every warrant command takes.
     #[command(flatten)]
-    pin: PinArgs,
+    common: super::CommonOpts,
     /// The role to sign into (default: the top-level `targets` role).
     #[arg(long, value_name = "ROLE")]
     role: Option<String>,
@@ -164,7 +139,7 @@ pub(super) fn push(inv: &Invocation, at: usize) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    crate::plugins::init_logging(opts.verbose);
+    crate::plugins::init_logging(opts.common.verbose);
     let printer = Printer::new(opts.output);
     let image = match ImageRef::parse(&opts.image) {
         Ok(i) => i,
@@ -208,14 +183,8 @@ pub(super) fn push(inv: &Invocation, at: usize) -> ExitCode {
         printer.failure(&e.to_string(), 3);
         return ExitCode::from(3);
     };
-    let ctx = context(
-        opts.home.clone(),
-        opts.passphrase_file.clone(),
-        (opts.timeout, opts.deadline),
-        &opts.insecure_registry,
-        inv,
-    );
-    let pin = match opts.pin.pin() {
+    let ctx = opts.common.context(inv);
+    let pin = match opts.common.pin.pin() {
         Ok(Pin::None) => Pin::FirstUse,
         Ok(p) => p,
         Err(e) => {
