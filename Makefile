@@ -39,7 +39,7 @@ e2e: build
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features test-support -- -D warnings
 
 bench:
 	@if [ -f benches/run.sh ]; then bash benches/run.sh; \

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 cargo bench --bench verify
-cargo bench --bench client
+cargo bench --bench client --features test-support
 cargo bench --bench admission_load
 cargo build --release
 python3 benches/registry_bench.py "$@"

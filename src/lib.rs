@@ -14,10 +14,11 @@
 //! that the manifest the store serves now is the signed one.
 //!
 //! The crate is layered; a module names only modules of its own layer or below
-//! (`tests/architecture.rs` fails otherwise; one known exception is listed there):
+//! (`tests/architecture.rs` fails otherwise; there are no exceptions):
 //!
 //! 1. [`digest`], [`canonical`] (the bytes every signature covers), [`fsutil`]
-//!    (bounded local reads) and [`pin`] (what a verifier pins, as data);
+//!    (bounded local reads), [`pin`] (what a verifier pins, as data) and [`tls`]
+//!    (one TLS configuration per process);
 //! 2. [`crypto`]: Ed25519 and ECDSA P-256 keys, key ids as securesystemslib computes
 //!    them, X.509, and the encrypted key store;
 //! 3. [`tuf`], the specification and nothing else: [`tuf::metadata`] (types that
@@ -31,13 +32,15 @@
 //!    content-addressed files plus reference resolution — over an OCI registry or
 //!    an OCI image layout;
 //! 5. [`cache`], the verifier's trusted state, locked and written atomically, and
-//!    [`policy`], which repositories are trusted and anchored how;
+//!    [`policy`], which repositories are trusted and anchored how (and what that
+//!    means for one image: [`policy::decide`]);
 //! 6. [`ops`], one module per command (init, sign, verify, approve, renew, ...), with
 //!    [`ops::anchor`] checking pins on first contact and against the cache;
-//! 7. [`plugins`] (docker's and containerd's plugin protocols: the same binary under
-//!    another name), [`admission`] (the Kubernetes admission webhook) and [`import`]
+//! 7. [`plugins`] (the containerd verifier protocol, which name the binary was
+//!    started under, and installing the host links), [`admission`] (the Kubernetes admission webhook) and [`import`]
 //!    (Notary v1 repositories read, verified and rewritten as warrant ones);
-//! 8. [`cli`], which parses arguments and formats output, nothing else.
+//! 8. [`cli`], which parses arguments and formats output, nothing else; the Docker
+//!    CLI plugin ([`cli::docker`]) is another front end of it.
 //!
 //! [`manual`] explains the threat model: which attack each check stops, and where.
 #![deny(missing_docs)]
@@ -58,4 +61,5 @@ pub mod pin;
 pub mod plugins;
 pub mod policy;
 pub mod store;
+pub mod tls;
 pub mod tuf;

@@ -9,7 +9,7 @@ use warrant::plugins::{self, Personality};
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     match plugins::personality(&args) {
-        Personality::DockerPlugin => plugins::docker::run(args),
+        Personality::DockerPlugin => warrant::cli::docker::run(args),
         Personality::ContainerdVerifier => plugins::containerd::run(args),
         Personality::Cli => warrant::cli::run(args),
     }

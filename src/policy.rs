@@ -242,6 +242,37 @@ impl Policy {
     }
 }
 
+/// What a policy says about one image.
+#[derive(Debug, Clone)]
+pub enum PolicyDecision {
+    /// Verify with this anchor and these required roles.
+    Verify {
+        /// The trust anchor on first use.
+        pin: Pin,
+        /// Roles that must each have signed the digest.
+        require_roles: Vec<String>,
+    },
+    /// No entry matches and the policy's `default = "allow"`: let it through
+    /// unverified.
+    AllowUnlisted,
+    /// No entry matches and the default is to deny.
+    DenyUnlisted,
+}
+
+/// Apply `policy` to `image`.
+pub fn decide(policy: &Policy, image: &crate::store::ImageRef) -> PolicyDecision {
+    match policy.entry_for(&image.location) {
+        Some(entry) => PolicyDecision::Verify {
+            pin: policy.pin(entry),
+            require_roles: entry.require_roles.clone(),
+        },
+        None => match policy.default {
+            Default_::Allow => PolicyDecision::AllowUnlisted,
+            Default_::Deny => PolicyDecision::DenyUnlisted,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,8 +12,8 @@ use crate::crypto::keystore::PassphraseSource;
 use crate::digest::Sha256Digest;
 use crate::ops::verify::verify_with_roles;
 use crate::ops::{Context, Network};
-use crate::plugins::{PolicyDecision, decide};
 use crate::policy::{Mode, Policy};
+use crate::policy::{PolicyDecision, decide};
 use crate::store::ImageRef;
 
 /// What verifying one image concluded.

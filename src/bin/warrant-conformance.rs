@@ -103,8 +103,10 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 name.clone()
             };
-            let bytes = HttpRemote::new(base, std::time::Duration::from_secs(30))
-                .and_then(|r| r.get(&format!("{base}/{remote_name}"), found.file.length))
+            // The metadata's client serves the targets too (one client per run).
+            let bytes = up
+                .remote()
+                .get(&format!("{base}/{remote_name}"), found.file.length)
                 .map_err(|e| e.to_string())?;
             found
                 .file

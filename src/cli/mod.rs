@@ -1,6 +1,7 @@
 //! The command line: clap definitions (doc comments are the help text), one file per
 //! subcommand, output formatting in [`output`]. No logic lives here.
 
+pub mod docker;
 mod docs;
 mod export;
 mod import;

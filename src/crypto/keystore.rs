@@ -3,15 +3,15 @@
 //! warrant list and match keys without the passphrase. Directory 0700, files 0600.
 
 use std::fs;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use pkcs8::der::pem::LineEnding;
 use pkcs8::{EncryptedPrivateKeyInfoRef, PrivateKeyInfoRef, SecretDocument};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
 
 use super::keys::{KeyError, KeyId, KeyType, PublicKey, SecretKey, Signer as _};
+pub use super::passphrase::{Passphrase, PassphraseSource};
 
 /// Longest key file we read (a PEM private key is well under 1 KiB).
 const MAX_KEY_FILE: u64 = 64 * 1024;
@@ -89,85 +89,6 @@ pub enum KeystoreError {
     /// Key material problem.
     #[error(transparent)]
     Key(#[from] KeyError),
-}
-
-/// A passphrase, zeroized on drop and never printed.
-pub struct Passphrase(Zeroizing<String>);
-
-impl std::fmt::Debug for Passphrase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Passphrase(<redacted>)")
-    }
-}
-
-impl Passphrase {
-    /// Wrap a passphrase (rejects the empty string: keys must be encrypted at rest).
-    pub fn new(s: String) -> Result<Self, KeystoreError> {
-        let s = Zeroizing::new(s);
-        if s.is_empty() {
-            return Err(KeystoreError::BadPassphrase("the passphrase is empty"));
-        }
-        Ok(Self(s))
-    }
-}
-
-/// Where the passphrase comes from: `--passphrase-file`, `WARRANT_PASSPHRASE`, or a
-/// prompt on a terminal, in that order. Asked at most once per process.
-#[derive(Debug, Default)]
-pub struct PassphraseSource {
-    file: Option<PathBuf>,
-    cached: std::cell::OnceCell<Passphrase>,
-}
-
-impl PassphraseSource {
-    /// A source reading `file` when given.
-    pub fn new(file: Option<PathBuf>) -> Self {
-        Self {
-            file,
-            cached: std::cell::OnceCell::new(),
-        }
-    }
-
-    /// The passphrase; `confirm` asks twice on a prompt (for new keys).
-    pub fn get(&self, confirm: bool) -> Result<&Passphrase, KeystoreError> {
-        if let Some(p) = self.cached.get() {
-            return Ok(p);
-        }
-        let p = self.read(confirm)?;
-        Ok(self.cached.get_or_init(|| p))
-    }
-
-    fn read(&self, confirm: bool) -> Result<Passphrase, KeystoreError> {
-        if let Some(file) = &self.file {
-            // Capped like every key file; the text is zeroized when dropped.
-            let bytes = Zeroizing::new(read_capped(file)?);
-            let text = Zeroizing::new(String::from_utf8(bytes.to_vec()).map_err(|_| {
-                KeystoreError::BadPassphrase("the passphrase file is not UTF-8 text")
-            })?);
-            let line = text.lines().next().unwrap_or_default();
-            return Passphrase::new(line.to_owned());
-        }
-        if let Ok(p) = std::env::var("WARRANT_PASSPHRASE") {
-            return Passphrase::new(p);
-        }
-        if !std::io::stdin().is_terminal() {
-            return Err(KeystoreError::NoPassphrase);
-        }
-        let io = |e: std::io::Error| KeystoreError::Io {
-            path: "/dev/tty".into(),
-            detail: e.to_string(),
-        };
-        let first =
-            Zeroizing::new(rpassword::prompt_password("warrant key passphrase: ").map_err(io)?);
-        if confirm {
-            let second =
-                Zeroizing::new(rpassword::prompt_password("repeat passphrase: ").map_err(io)?);
-            if first != second {
-                return Err(KeystoreError::BadPassphrase("the passphrases differ"));
-            }
-        }
-        Passphrase::new(first.to_string())
-    }
 }
 
 /// What `KEYID.pub.json` records.
@@ -250,7 +171,7 @@ pub fn check_name(name: &str) -> Result<(), KeystoreError> {
     }
 }
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, KeystoreError> {
+pub(super) fn read_capped(path: &Path) -> Result<Vec<u8>, KeystoreError> {
     use crate::fsutil::{ReadError, read_regular};
     read_regular(path, MAX_KEY_FILE).map_err(|e| match e {
         ReadError::Io(e) => io_err(path)(e),
@@ -358,7 +279,7 @@ impl KeyStore {
         let pki = PrivateKeyInfoRef::try_from(der.as_slice())
             .map_err(|e| KeyError::MalformedPrivate(e.to_string()))?;
         let encrypted = pki
-            .encrypt(pass.0.as_bytes())
+            .encrypt(pass.secret().as_bytes())
             .map_err(|e| KeyError::MalformedPrivate(format!("encryption failed: {e}")))?;
         let pem = encrypted
             .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
@@ -457,11 +378,11 @@ impl KeyStore {
                     SecretDocument::from_pem(pem).map_err(|e| malformed(e.to_string()))?;
                 let enc = EncryptedPrivateKeyInfoRef::try_from(doc.as_bytes())
                     .map_err(|e| malformed(e.to_string()))?;
-                let plain =
-                    enc.decrypt(pass.0.as_bytes())
-                        .map_err(|_| KeystoreError::WrongPassphrase {
-                            keyid: KeyId("(imported key)".into()),
-                        })?;
+                let plain = enc.decrypt(pass.secret().as_bytes()).map_err(|_| {
+                    KeystoreError::WrongPassphrase {
+                        keyid: KeyId("(imported key)".into()),
+                    }
+                })?;
                 self.add(&SecretKey::from_pkcs8_der(plain.as_bytes())?, name, pass)
             }
             "PRIVATE KEY" => {
@@ -588,7 +509,7 @@ impl KeyStore {
         use sha2::Digest as _;
         let slot = (
             keyid.clone(),
-            sha2::Sha256::digest(pass.0.as_bytes()).into(),
+            sha2::Sha256::digest(pass.secret().as_bytes()).into(),
         );
         if let Some(k) = self
             .decrypted
@@ -642,11 +563,11 @@ impl KeyStore {
                 detail: e.to_string(),
             }
         })?;
-        let plain = enc
-            .decrypt(pass.0.as_bytes())
-            .map_err(|_| KeystoreError::WrongPassphrase {
-                keyid: keyid.clone(),
-            })?;
+        let plain =
+            enc.decrypt(pass.secret().as_bytes())
+                .map_err(|_| KeystoreError::WrongPassphrase {
+                    keyid: keyid.clone(),
+                })?;
         let key = SecretKey::from_pkcs8_der(plain.as_bytes())?;
         if &key.public_key().key_id() != keyid {
             return Err(KeystoreError::Malformed {
@@ -659,42 +580,4 @@ impl KeyStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generate_list_load_and_wrong_passphrase() {
-        let home = tempfile::tempdir().expect("tmp");
-        let store = KeyStore::new(home.path());
-        let pass = Passphrase::new("correct horse".into()).expect("pass");
-        let info = store
-            .generate(KeyType::Ecdsa, "ci", &pass)
-            .expect("generate");
-        let listed = store.list().expect("list");
-        assert_eq!(listed, vec![info.clone()]);
-        assert_eq!(store.find("ci").expect("by name"), info);
-        assert_eq!(store.find(&info.keyid.0[..8]).expect("by prefix"), info);
-        let key = store.load(&info.keyid, &pass).expect("load");
-        assert_eq!(key.public_key().key_id(), info.keyid);
-        let wrong = Passphrase::new("wrong".into()).expect("pass");
-        assert!(matches!(
-            store.load(&info.keyid, &wrong),
-            Err(KeystoreError::WrongPassphrase { .. })
-        ));
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = fs::metadata(store.dir().join(format!("{}.key", info.keyid)))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        // The key file is encrypted: the raw scalar never appears in it.
-        let pem =
-            fs::read_to_string(store.dir().join(format!("{}.key", info.keyid))).expect("read");
-        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
-        assert!(Passphrase::new(String::new()).is_err());
-        assert!(matches!(
-            store.load(&KeyId("../x".into()), &pass),
-            Err(KeystoreError::NotFound { .. })
-        ));
-    }
-}
+mod tests;

@@ -2,6 +2,7 @@
 
 pub mod keys;
 pub mod keystore;
+pub mod passphrase;
 pub mod pkcs11;
 pub mod x509;
 

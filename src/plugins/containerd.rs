@@ -38,7 +38,7 @@ use crate::ops::{Context, OpError};
 use crate::policy::{Policy, PolicyError};
 use crate::store::{ImageRef, Location, ParseRefError};
 
-use super::PolicyDecision;
+use crate::policy::PolicyDecision;
 
 mod contract;
 
@@ -263,7 +263,7 @@ fn decide(
     }
     let policy = Policy::load(&settings.policy)?;
     PHASE.store(PHASE_VERIFYING, Ordering::SeqCst);
-    let (pin, roles) = match super::decide(&policy, &image) {
+    let (pin, roles) = match crate::policy::decide(&policy, &image) {
         PolicyDecision::Verify { pin, require_roles } => (pin, require_roles),
         PolicyDecision::AllowUnlisted => {
             return Ok(Judgement {

@@ -4,7 +4,8 @@
 //! verifier; which one it is depends on how it was started ([`personality`]):
 //!
 //! * as `docker-warrant` (a link in a docker `cli-plugins` directory) it speaks the
-//!   Docker CLI plugin protocol: [`docker`];
+//!   Docker CLI plugin protocol: [`crate::cli::docker`] (a front end of the command
+//!   line, so it lives there);
 //! * as `warrant-containerd-verifier`, or with containerd's verifier arguments
 //!   (`-name REF -digest sha256:... -stdin-media-type ...`, which is how containerd
 //!   starts `/opt/containerd/image-verifier/bin/warrant`), it is a containerd 2.x
@@ -16,15 +17,10 @@
 //! place. Neither adds a way to trust something `warrant verify` would not.
 
 pub mod containerd;
-pub mod docker;
 pub mod install;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-
-use crate::ops::trust::Pin;
-use crate::policy::Policy;
-use crate::store::ImageRef;
 
 /// Which program the binary is, decided from its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,39 +64,8 @@ pub fn personality(args: &[OsString]) -> Personality {
     }
 }
 
-/// What a policy says about one image.
-#[derive(Debug, Clone)]
-pub enum PolicyDecision {
-    /// Verify with this anchor and these required roles.
-    Verify {
-        /// The trust anchor on first use.
-        pin: Pin,
-        /// Roles that must each have signed the digest.
-        require_roles: Vec<String>,
-    },
-    /// No entry matches and the policy's `default = "allow"`: let it through
-    /// unverified.
-    AllowUnlisted,
-    /// No entry matches and the default is to deny.
-    DenyUnlisted,
-}
-
-/// Apply `policy` to `image`.
-pub fn decide(policy: &Policy, image: &ImageRef) -> PolicyDecision {
-    match policy.entry_for(&image.location) {
-        Some(entry) => PolicyDecision::Verify {
-            pin: policy.pin(entry),
-            require_roles: entry.require_roles.clone(),
-        },
-        None => match policy.default {
-            crate::policy::Default_::Allow => PolicyDecision::AllowUnlisted,
-            crate::policy::Default_::Deny => PolicyDecision::DenyUnlisted,
-        },
-    }
-}
-
 /// The user's home directory, if known.
-fn home_dir() -> Option<PathBuf> {
+pub(crate) fn home_dir() -> Option<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
@@ -114,6 +79,9 @@ fn init_logging(verbose: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pin::Pin;
+    use crate::policy::{Policy, PolicyDecision, decide};
+    use crate::store::ImageRef;
 
     fn args(a: &[&str]) -> Vec<OsString> {
         a.iter().map(OsString::from).collect()

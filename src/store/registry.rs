@@ -160,9 +160,13 @@ impl RegistryStore {
         let io = |what: &str, e: String| StoreError::new(Kind::Io, &location, what, e);
         let mut builder = client_builder(opts.timeout);
         if plain {
-            // No TLS will be spoken: skip loading the system roots, which is most of
-            // a warm verify's CPU time (and a redirect to https then fails closed).
+            // No TLS will be spoken: skip the system roots (a redirect to https then
+            // fails closed).
             builder = builder.tls_certs_only(Vec::<reqwest::Certificate>::new());
+        } else {
+            builder = builder.tls_backend_preconfigured(
+                crate::tls::client_config().map_err(|e| io("client", e))?,
+            );
         }
         let http = builder.build().map_err(|e| io("client", e.to_string()))?;
         let rt = tokio::runtime::Builder::new_current_thread()

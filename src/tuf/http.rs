@@ -48,10 +48,17 @@ impl HttpRemote {
     /// A remote for metadata under `metadata_url` (a trailing `/` is optional).
     pub fn new(metadata_url: &str, timeout: Duration) -> Result<Self, FetchError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout((timeout / 3).max(Duration::from_secs(1)))
-            .user_agent(concat!("warrant/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("warrant/", env!("CARGO_PKG_VERSION")));
+        // Plain HTTP needs no roots; HTTPS shares the process's one verifier.
+        let builder = if metadata_url.starts_with("http://") {
+            builder.tls_certs_only(Vec::<reqwest::Certificate>::new())
+        } else {
+            builder.tls_backend_preconfigured(crate::tls::client_config().map_err(unavailable)?)
+        };
+        let client = builder
             .build()
             .map_err(|e| unavailable(format!("HTTP client: {e}")))?;
         let rt = tokio::runtime::Builder::new_current_thread()

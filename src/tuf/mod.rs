@@ -9,6 +9,9 @@ pub mod editor;
 pub mod http;
 pub mod index;
 pub mod local;
+/// An in-memory repository and client state for tests and benchmarks; only with
+/// the `test-support` feature (or in this crate's own unit tests).
+#[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 pub mod metadata;
 pub mod trusted;

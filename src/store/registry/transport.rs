@@ -231,7 +231,9 @@ impl RegistryStore {
         if let Some(c) = self.tls.get() {
             return Ok(c);
         }
+        let tls = crate::tls::client_config().map_err(|e| self.err(Kind::Io, "client", e))?;
         let client = super::client_builder(self.timeout)
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| self.err(Kind::Io, "client", e.to_string()))?;
         Ok(self.tls.get_or_init(|| client))

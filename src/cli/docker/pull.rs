@@ -14,8 +14,8 @@ use crate::cli::output::{Format, Printer};
 use crate::ops::OpError;
 use crate::ops::trust::Pin;
 use crate::ops::verify::{Verdict, verify_with_roles};
-use crate::plugins::PolicyDecision;
 use crate::policy::Policy;
+use crate::policy::PolicyDecision;
 use crate::store::{ImageRef, Location};
 
 use super::args::{PULL_FLAGS, RUN_FLAGS, split_args, split_image_args};
@@ -111,7 +111,7 @@ pub(super) fn pull_or_run(inv: &Invocation, at: usize, sub: &str) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    crate::plugins::init_logging(opts.common.verbose);
+    crate::logging::init(opts.common.verbose);
     let printer = Printer::new(opts.output);
     let image = match verified_image(&opts, inv) {
         Ok(v) => v,
@@ -164,7 +164,7 @@ fn verified_image(
         p.exists().then_some(p)
     });
     let (mut pin, roles) = match policy_path {
-        Some(path) => match crate::plugins::decide(&Policy::load(&path)?, &image) {
+        Some(path) => match crate::policy::decide(&Policy::load(&path)?, &image) {
             PolicyDecision::Verify { pin, require_roles } => (pin, require_roles),
             // Pulling unverified is what `docker pull` is for.
             PolicyDecision::AllowUnlisted | PolicyDecision::DenyUnlisted => {

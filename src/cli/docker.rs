@@ -215,7 +215,7 @@ impl CommonOpts {
     /// it; docker's `--config DIR` also supplies the registry credentials.
     pub(super) fn context(&self, inv: &Invocation) -> Context {
         let home = self.home.clone().unwrap_or_else(|| {
-            super::home_dir()
+            crate::plugins::home_dir()
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join(".warrant")
         });

@@ -139,7 +139,7 @@ pub(super) fn push(inv: &Invocation, at: usize) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    crate::plugins::init_logging(opts.common.verbose);
+    crate::logging::init(opts.common.verbose);
     let printer = Printer::new(opts.output);
     let image = match ImageRef::parse(&opts.image) {
         Ok(i) => i,
