@@ -8,7 +8,7 @@
 //! re-verified on every load (the cache is a file, so it is input too).
 
 use std::fs::{self, File};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use crate::digest::Sha256Digest;
@@ -179,16 +179,11 @@ impl TrustCache {
             path: path.clone(),
             detail: e.to_string(),
         };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(&self.dir)
-            .map_err(err)?;
-        tmp.write_all(bytes).map_err(err)?;
-        if durable {
-            tmp.as_file().sync_all().map_err(err)?;
-        }
-        tmp.persist(&path).map_err(|e| err(e.error))?;
-        Ok(())
+        let opts = crate::fsutil::WriteOptions {
+            durable,
+            ..crate::fsutil::WriteOptions::PRIVATE
+        };
+        crate::fsutil::write_atomic(&path, bytes, opts).map_err(err)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Bounded reads of local files: the one place a file named by a user, a policy or
-//! a layout is read.
+//! Bounded reads of local files — the one place a file named by a user, a policy or
+//! a layout is read — and the one atomic write.
 //!
 //! Every read is capped (a file past the cap fails without reading more than
 //! `max + 1` bytes), opened without blocking (a planted FIFO cannot hang the
@@ -73,6 +73,58 @@ fn read(path: &Path, max: u64, follow: bool) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge { max });
     }
     Ok(buf)
+}
+
+/// How [`write_atomic`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    /// Permission bits of the new file (0600 for keys and caches, 0644 for a
+    /// published layout other users read).
+    pub mode: u32,
+    /// `fsync` the data before the rename (a crash then leaves old or new, never
+    /// an empty file); skipped only for files rebuilt when lost.
+    pub durable: bool,
+    /// Keep an existing file instead (content-addressed blobs): not an error.
+    pub no_clobber: bool,
+}
+
+impl WriteOptions {
+    /// Private, durable, replacing.
+    pub const PRIVATE: Self = Self {
+        mode: 0o600,
+        durable: true,
+        no_clobber: false,
+    };
+}
+
+/// Write `bytes` to `path` atomically: a temporary file in the same directory,
+/// written (and synced when `durable`), then renamed onto `path`, so a reader sees
+/// the old file or the new one, never a part.
+pub fn write_atomic(path: &Path, bytes: &[u8], opts: WriteOptions) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".warrant-tmp-")
+        .permissions(fs::Permissions::from_mode(opts.mode))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    if opts.durable {
+        tmp.as_file().sync_all()?;
+    }
+    let persisted = if opts.no_clobber {
+        tmp.persist_noclobber(path)
+    } else {
+        tmp.persist(path)
+    };
+    match persisted {
+        Ok(_) => Ok(()),
+        Err(e) if opts.no_clobber && e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.error),
+    }
 }
 
 #[cfg(test)]

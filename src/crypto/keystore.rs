@@ -3,7 +3,6 @@
 //! warrant list and match keys without the passphrase. Directory 0700, files 0600.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use pkcs8::der::pem::LineEnding;
@@ -138,19 +137,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeystoreError + '_ {
 
 /// Write `bytes` to `path` atomically with mode 0600 (temp file in the same
 /// directory, fsync, rename).
-fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    tmp.write_all(bytes).map_err(io_err(path))?;
-    tmp.as_file().sync_all().map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| KeystoreError::Io {
-        path: path.to_owned(),
-        detail: e.error.to_string(),
-    })?;
-    Ok(())
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), KeystoreError> {
+    crate::fsutil::write_atomic(path, bytes, crate::fsutil::WriteOptions::PRIVATE)
+        .map_err(io_err(path))
 }
 
 /// Key names are short labels people type: 1 to 64 of `[A-Za-z0-9._-]`, not
@@ -285,13 +274,13 @@ impl KeyStore {
             .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
             .map_err(|e| KeyError::MalformedPrivate(e.to_string()))?;
         let key_path = self.dir.join(format!("{}.key", info.keyid));
-        write_private(&self.dir, &key_path, pem.as_bytes())?;
+        write_private(&key_path, pem.as_bytes())?;
         let pub_path = self.dir.join(format!("{}.pub.json", info.keyid));
         let json = serde_json::to_vec_pretty(&info).map_err(|e| KeystoreError::Malformed {
             path: pub_path.clone(),
             detail: e.to_string(),
         })?;
-        write_private(&self.dir, &pub_path, &json)?;
+        write_private(&pub_path, &json)?;
         Ok(info)
     }
 
@@ -422,7 +411,7 @@ impl KeyStore {
             path: pub_path.clone(),
             detail: e.to_string(),
         })?;
-        write_private(&self.dir, &pub_path, &json)?;
+        write_private(&pub_path, &json)?;
         Ok(info)
     }
 
@@ -452,7 +441,7 @@ impl KeyStore {
     pub fn set_certificate(&self, keyid: &KeyId, pem: &str) -> Result<(), KeystoreError> {
         self.ensure_dir()?;
         let path = self.dir.join(format!("{keyid}.crt.pem"));
-        write_private(&self.dir, &path, pem.as_bytes())
+        write_private(&path, pem.as_bytes())
     }
 
     /// The certificate chain stored for `keyid`, if any.
@@ -500,7 +489,7 @@ impl KeyStore {
             path: pub_path.clone(),
             detail: e.to_string(),
         })?;
-        write_private(&self.dir, &pub_path, &json)?;
+        write_private(&pub_path, &json)?;
         Ok(info)
     }
 

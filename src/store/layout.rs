@@ -13,7 +13,7 @@
 //! previous listing, and garbage collection is left to tools that can see all tags.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -203,32 +203,20 @@ impl LayoutStore {
         if read_capped(&path, len).is_ok_and(|old| Sha256Digest::of(&old) == *digest) {
             return Ok(());
         }
-        self.write_atomic(&self.blobs_dir(), &path, bytes, false)
+        self.write_atomic(&path, bytes, false)
     }
 
     /// Temp file in `dir` + fsync + rename onto `path`; `no_clobber` keeps an existing file.
-    fn write_atomic(
-        &self,
-        dir: &Path,
-        path: &Path,
-        bytes: &[u8],
-        no_clobber: bool,
-    ) -> Result<(), StoreError> {
-        let mut tmp =
-            temp_file_in(dir).map_err(|e| self.io(dir, "cannot create a temporary file", e))?;
-        tmp.write_all(bytes)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(|e| self.io(tmp.path(), "cannot write", e))?;
-        let persisted = if no_clobber {
-            tmp.persist_noclobber(path)
-        } else {
-            tmp.persist(path)
+    fn write_atomic(&self, path: &Path, bytes: &[u8], no_clobber: bool) -> Result<(), StoreError> {
+        // 0644: tempfile's 0600 would hide a published layout from a verifier
+        // running as another user.
+        let opts = crate::fsutil::WriteOptions {
+            mode: 0o644,
+            durable: true,
+            no_clobber,
         };
-        match persisted {
-            Ok(_) => Ok(()),
-            Err(e) if no_clobber && e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(self.io(path, "cannot rename into place", e.error)),
-        }
+        crate::fsutil::write_atomic(path, bytes, opts)
+            .map_err(|e| self.io(path, "cannot write atomically", e))
     }
 
     fn write_if_absent(&self, name: &str, value: &Value) -> Result<(), StoreError> {
@@ -236,7 +224,7 @@ impl LayoutStore {
         if path.exists() {
             return Ok(());
         }
-        self.write_atomic(&self.root, &path, value.to_string().as_bytes(), true)
+        self.write_atomic(&path, value.to_string().as_bytes(), true)
     }
 
     /// Holds an exclusive lock on `oci-layout` until the returned file is dropped.
@@ -389,12 +377,7 @@ impl Store for LayoutStore {
         sync_dir(&blobs).map_err(|e| self.io(&blobs, "cannot sync", e))?;
 
         index.set_tagged(TUF_TAG, tuf_index_entry(&digest, manifest.len() as u64));
-        self.write_atomic(
-            &self.root,
-            &self.root.join(INDEX_JSON),
-            &index.to_bytes(),
-            false,
-        )?;
+        self.write_atomic(&self.root.join(INDEX_JSON), &index.to_bytes(), false)?;
         sync_dir(&self.root).map_err(|e| self.io(&self.root, "cannot sync", e))?;
         Ok(digest)
     }
@@ -558,19 +541,6 @@ use crate::fsutil::ReadError;
 
 fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     crate::fsutil::read_regular_nofollow(path, max)
-}
-
-/// A temp file readable like the files other tools write (tempfile defaults to 0600,
-/// which would hide a published layout from a verifier running as another user).
-fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".warrant-tmp-");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        builder.permissions(fs::Permissions::from_mode(0o644));
-    }
-    builder.tempfile_in(dir)
 }
 
 /// Makes renames in `dir` durable (POSIX needs an fsync of the directory).

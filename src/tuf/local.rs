@@ -3,7 +3,7 @@
 //! verification uses [`crate::cache::TrustCache`], which adds locking and the
 //! `warrant.tuf` digest.)
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::client::{LocalState, PersistError};
@@ -45,12 +45,7 @@ impl MetadataDir {
 /// Write `bytes` to `path` atomically (temp file in the same directory, fsync,
 /// rename): readers see the old or the new file, never a part.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::fsutil::write_atomic(path, bytes, crate::fsutil::WriteOptions::PRIVATE)
 }
 
 impl LocalState for MetadataDir {
@@ -91,13 +86,11 @@ impl LocalState for MetadataDir {
         if let Some(dir) = &self.index_dir {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempfile_in(dir)
-            .map_err(err)?;
-        tmp.write_all(bytes).map_err(err)?;
-        tmp.persist(&path).map_err(|e| err(e.error))?;
-        Ok(())
+        // Rebuilt when lost, so not synced.
+        let opts = crate::fsutil::WriteOptions {
+            durable: false,
+            ..crate::fsutil::WriteOptions::PRIVATE
+        };
+        crate::fsutil::write_atomic(&path, bytes, opts).map_err(err)
     }
 }
