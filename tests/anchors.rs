@@ -325,3 +325,130 @@ fn short_key_id_pins_are_refused_when_read() {
     );
     assert_eq!(r.code, 0, "{}", r.text());
 }
+
+/// Issue #11 item 1 for CA pins: a CA pin counts distinct certified keys that
+/// signed, and the policy's `root-threshold` raises that count. A thief holding one
+/// certified root key of a 2-of-2 repository builds a fresh 1-of-1 root with it: a
+/// CA pin left at its default (1) believes it, which is exactly why the threshold
+/// exists; `root-threshold = 2` refuses it.
+#[test]
+fn a_ca_pin_with_root_threshold_two_refuses_a_fresh_root_signed_by_one_stolen_certified_key() {
+    let reg = RegistryFixture::start();
+    let w = World::new();
+    make_image(&w.layout(), "v1", "one");
+    make_image(&w.layout(), "evil", "evil");
+    reg.push(&w.layout(), "v1", "team/app");
+    reg.push(&w.layout(), "evil", "team/app");
+    reg.push(&w.layout(), "evil", "thief/app");
+    let repo = reg.repo("team/app", "");
+    let (ca, ca_key) = openssl_ca(w.dir.path(), "Team Root CA", 30);
+    for name in ["ra", "rb"] {
+        ok(&w, &["key", "generate", "--name", name]);
+        ok(
+            &w,
+            &[
+                "key",
+                "certify",
+                name,
+                "--ca-cert",
+                ca.to_str().unwrap(),
+                "--ca-key",
+                ca_key.to_str().unwrap(),
+                "--days",
+                "30",
+            ],
+        );
+    }
+    ok(
+        &w,
+        &[
+            "init",
+            &repo,
+            "--root-key",
+            "ra",
+            "--root-key",
+            "rb",
+            "--root-threshold",
+            "2",
+        ],
+    );
+    ok(&w, &["sign", &format!("{repo}:v1")]);
+    let policy = |name: &str, threshold: Option<u64>| {
+        let p = w.path(&format!("{name}.toml"));
+        let mut text = format!(
+            "[[repository]]\nmatch = \"{}/*/*\"\nca = \"{}\"\n",
+            reg.host(),
+            ca.display()
+        );
+        if let Some(n) = threshold {
+            text.push_str(&format!("root-threshold = {n}\n"));
+        }
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let verify = |home: &str, tag: &str, threshold: Option<u64>| {
+        w.verifier(
+            home,
+            &[
+                "verify",
+                &format!("{repo}:{tag}"),
+                "--policy",
+                &policy(home, threshold),
+            ],
+        )
+    };
+    let r = verify("honest", "v1", Some(2));
+    assert_eq!(r.code, 0, "both certified keys signed: {}", r.text());
+
+    // The thief's home holds ra (key, public key, certificate) and nothing else.
+    let thief = w.path("thief");
+    std::fs::create_dir_all(thief.join("keys")).unwrap();
+    let keys = w.path("signer/keys");
+    let ra_id = std::fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| {
+            n.ends_with(".pub.json")
+                && std::fs::read_to_string(keys.join(n))
+                    .unwrap()
+                    .contains("\"ra\"")
+        })
+        .expect("ra's public key file")
+        .trim_end_matches(".pub.json")
+        .to_owned();
+    for ext in ["pub.json", "key", "crt.pem"] {
+        let name = format!("{ra_id}.{ext}");
+        std::fs::copy(keys.join(&name), thief.join("keys").join(&name)).unwrap();
+    }
+    let forged = reg.repo("thief/app", "");
+    for args in [
+        vec!["init", &forged[..], "--root-key", "ra"],
+        vec!["sign", &format!("{forged}:evil")],
+    ] {
+        let mut c = w.cmd("thief", &args);
+        c.env("WARRANT_PASSPHRASE", "test passphrase");
+        let r = w.run(c);
+        assert_eq!(r.code, 0, "thief {args:?}: {}", r.text());
+    }
+    RegistryFixture::skopeo_copy(
+        &format!("docker://{forged}:warrant.tuf"),
+        &format!("docker://{repo}:warrant.tuf"),
+        &[],
+    );
+
+    let r = verify("default", "evil", None);
+    assert_eq!(
+        r.code,
+        0,
+        "the forged root is genuinely certified, so a CA pin at its default threshold of 1 \
+         accepts it: {}",
+        r.text()
+    );
+    let r = verify("strict", "evil", Some(2));
+    assert_eq!(r.code, 1, "root-threshold = 2 refuses it: {}", r.text());
+    assert!(
+        r.stderr.contains("1 distinct certified key(s) signed, 2 required"),
+        "{}",
+        r.stderr
+    );
+}

@@ -306,43 +306,6 @@ fn forge_with_revoked_key(w: &World) {
     store.publish(&files, Some(&listing.digest)).unwrap();
 }
 
-/// An `openssl req -x509` CA (P-256) with its key as unencrypted PKCS#8.
-fn openssl_ca(
-    dir: &std::path::Path,
-    name: &str,
-    days: u32,
-) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.key")),
-    );
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-        ])
-        .arg(days.to_string())
-        .args(["-subj", &format!("/CN={name}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
-}
-
 #[test]
 fn a_ca_made_with_openssl_pins_the_root_and_other_cas_or_expired_leaves_are_refused() {
     let reg = RegistryFixture::start();

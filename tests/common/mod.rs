@@ -263,3 +263,40 @@ pub mod faults;
 pub mod hostile;
 pub mod matrix;
 pub mod registry;
+
+/// An `openssl req -x509` CA (P-256) with its key as unencrypted PKCS#8.
+pub fn openssl_ca(
+    dir: &std::path::Path,
+    name: &str,
+    days: u32,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+        ])
+        .arg(days.to_string())
+        .args(["-subj", &format!("/CN={name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
