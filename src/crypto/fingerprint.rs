@@ -5,9 +5,9 @@
 //!
 //! - 16 hex digits in groups of four: `3f9a c012 77de 4b10`;
 //! - six words of the BIP-39 English list (2,048 words, 11 bits each): the 64 bits
-//!   followed by two zero bits, most significant first. Every word of that list is
-//!   identified by its first four letters, and none is a prefix of another, so words
-//!   read aloud are hard to confuse.
+//!   followed by two zero bits, most significant first. The list was made for
+//!   people reading words to each other: common words, each identified by its
+//!   first four letters.
 //!
 //! An attacker who wants another key to pass must find one whose key id shares
 //! these 64 bits: a second preimage of 64 bits of sha256, out of reach.

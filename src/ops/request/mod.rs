@@ -164,7 +164,14 @@ impl RequestView {
         let mut v = Self {
             id: e.display_id(),
             valid: e.checked.is_ok(),
-            reason: e.checked.as_ref().err().map(ToString::to_string),
+            // Reasons quote hostile input (a parser's message): printable only.
+            reason: e.checked.as_ref().err().map(|r| {
+                let r = r.to_string();
+                r.chars()
+                    .take(200)
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect()
+            }),
             role: None,
             fingerprint: None,
             fingerprint_words: None,

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::store::TUF_TAG;
+use crate::store::artifact::TUF_ARTIFACT_TYPE;
 
 fn new_store() -> (tempfile::TempDir, LayoutStore) {
     let dir = tempfile::tempdir().unwrap();
