@@ -163,7 +163,10 @@ mod tests {
         assert_eq!(f.words(), want);
         // The top bit alone is the first word's top bit.
         let f = Fingerprint::of(&id("8000000000000000")).unwrap();
-        assert_eq!(f.words(), [list[1024], list[0], list[0], list[0], list[0], list[0]]);
+        assert_eq!(
+            f.words(),
+            [list[1024], list[0], list[0], list[0], list[0], list[0]]
+        );
     }
 
     #[test]

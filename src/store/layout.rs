@@ -52,7 +52,11 @@ impl LayoutStore {
     pub fn open(location: Location) -> Result<Self, StoreError> {
         let root = layout_root(&location)?;
         let artifact = ArtifactKind::TUF;
-        let store = Self { location, root, artifact };
+        let store = Self {
+            location,
+            root,
+            artifact,
+        };
         store.check_oci_layout()?;
         Ok(store)
     }
@@ -62,7 +66,11 @@ impl LayoutStore {
     pub fn create_or_open(location: Location) -> Result<Self, StoreError> {
         let root = layout_root(&location)?;
         let artifact = ArtifactKind::TUF;
-        let store = Self { location, root, artifact };
+        let store = Self {
+            location,
+            root,
+            artifact,
+        };
         let blobs = store.blobs_dir();
         fs::create_dir_all(&blobs).map_err(|e| store.io(&blobs, "cannot create", e))?;
         let layout = json!({ "imageLayoutVersion": IMAGE_LAYOUT_VERSION });

@@ -24,7 +24,11 @@ impl Report for PublishedRequest {
         if let Some(k) = &v.keyid {
             let _ = writeln!(s, "  key          {k}");
         }
-        let _ = writeln!(s, "  fingerprint  {}", v.fingerprint.as_ref().unwrap_or(&none));
+        let _ = writeln!(
+            s,
+            "  fingerprint  {}",
+            v.fingerprint.as_ref().unwrap_or(&none)
+        );
         let _ = writeln!(
             s,
             "  words        {}",

@@ -224,7 +224,10 @@ pub fn check(
         Err(e) => return (None, Err(Invalid::Malformed(e.to_string()))),
     };
     let id = request_id(&canonical);
-    (Some(id.clone()), verify(&env, &canonical, id, repository, now))
+    (
+        Some(id.clone()),
+        verify(&env, &canonical, id, repository, now),
+    )
 }
 
 fn verify(
@@ -284,8 +287,7 @@ fn verify(
     if request.expires <= now {
         return Err(Invalid::Expired(request.expires.to_rfc3339()));
     }
-    let fingerprint =
-        Fingerprint::of(&keyid).map_err(|e| Invalid::Key(e.to_string()))?;
+    let fingerprint = Fingerprint::of(&keyid).map_err(|e| Invalid::Key(e.to_string()))?;
     Ok(ValidRequest {
         id,
         request,

@@ -231,7 +231,10 @@ pub struct TakenKey {
     pub fingerprint: String,
 }
 
-fn requests_store(ctx: &Context, location: &Location) -> Result<Box<dyn crate::store::Store>, OpError> {
+fn requests_store(
+    ctx: &Context,
+    location: &Location,
+) -> Result<Box<dyn crate::store::Store>, OpError> {
     open_artifact_store(ctx, location, ArtifactKind::KEY_REQUESTS)
 }
 
@@ -455,7 +458,9 @@ pub fn take(
     }
     let info = match ctx.keys.find(&valid.keyid.0) {
         Ok(info) if info.keyid == valid.keyid => info,
-        _ => ctx.keys.add_public(&valid.public, &key_name(role, &valid.keyid))?,
+        _ => ctx
+            .keys
+            .add_public(&valid.public, &key_name(role, &valid.keyid))?,
     };
     Ok(TakenKey {
         request: id,

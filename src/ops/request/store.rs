@@ -8,8 +8,8 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 
 use super::document::{self, Invalid, MAX_REQUEST_BYTES, ValidRequest};
-use crate::ops::edit::{MAX_ATTEMPTS, backoff};
 use crate::ops::OpError;
+use crate::ops::edit::{MAX_ATTEMPTS, backoff};
 use crate::store::{Listing, NewFile, Store, StoreError, StoreErrorKind, StoredFile};
 
 /// Most request files read from one listing; past it the rest are reported, not read.

@@ -67,8 +67,9 @@ impl RegistryStore {
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
         let tag = self.artifact.tag;
-        let (stored, manifest, digest) = artifact::prepare_keeping_of(self.artifact, kept, files)
-            .map_err(|e| self.err(Kind::Malformed, tag, format!("refusing to publish: {e}")))?;
+        let (stored, manifest, digest) =
+            artifact::prepare_keeping_of(self.artifact, kept, files)
+                .map_err(|e| self.err(Kind::Malformed, tag, format!("refusing to publish: {e}")))?;
         // Blobs first, concurrently; the manifest that names them last. Kept files
         // and the empty config are named by the current manifest: already stored.
         let mut uploads: Vec<(&[u8], Sha256Digest)> = files

@@ -65,22 +65,40 @@ fn a_request_without_proof_of_possession_is_invalid() {
     let (bytes, _) = signed(&key);
     // The note changed after signing.
     let b = edit(&bytes, |v| v["signed"]["note"] = "admin, please".into());
-    assert_eq!(check(&b, REPO, now()).1.unwrap_err(), Invalid::NoProofOfPossession);
+    assert_eq!(
+        check(&b, REPO, now()).1.unwrap_err(),
+        Invalid::NoProofOfPossession
+    );
     // The key swapped, the old signature kept.
     let b = edit(&bytes, |v| {
         v["signed"]["key"] = serde_json::to_value(Key::from_public(other.public_key())).unwrap()
     });
-    assert_eq!(check(&b, REPO, now()).1.unwrap_err(), Invalid::NoProofOfPossession);
+    assert_eq!(
+        check(&b, REPO, now()).1.unwrap_err(),
+        Invalid::NoProofOfPossession
+    );
     // No signatures at all.
     let b = edit(&bytes, |v| v["signatures"] = serde_json::json!([]));
-    assert_eq!(check(&b, REPO, now()).1.unwrap_err(), Invalid::NoProofOfPossession);
+    assert_eq!(
+        check(&b, REPO, now()).1.unwrap_err(),
+        Invalid::NoProofOfPossession
+    );
     // Signed by another key than the enclosed one.
-    let canonical = crate::canonical::to_canonical(&serde_json::from_slice::<Value>(&bytes).unwrap()["signed"]).unwrap();
+    let canonical =
+        crate::canonical::to_canonical(&serde_json::from_slice::<Value>(&bytes).unwrap()["signed"])
+            .unwrap();
     let sig = hex::encode(other.sign(&canonical).unwrap());
-    let b = edit(&bytes, |v| {
-        v["signatures"] = serde_json::json!([{"keyid": other.public_key().key_id().0, "sig": sig}])
-    });
-    assert_eq!(check(&b, REPO, now()).1.unwrap_err(), Invalid::NoProofOfPossession);
+    let b = edit(
+        &bytes,
+        |v| {
+            v["signatures"] =
+                serde_json::json!([{"keyid": other.public_key().key_id().0, "sig": sig}])
+        },
+    );
+    assert_eq!(
+        check(&b, REPO, now()).1.unwrap_err(),
+        Invalid::NoProofOfPossession
+    );
 }
 
 #[test]
@@ -104,13 +122,22 @@ fn a_request_only_counts_for_its_repository_and_lifetime() {
         Err(Invalid::OtherRepository(_))
     ));
     let later = now() + Duration::days(8);
-    assert!(matches!(check(&bytes, REPO, later).1, Err(Invalid::Expired(_))));
+    assert!(matches!(
+        check(&bytes, REPO, later).1,
+        Err(Invalid::Expired(_))
+    ));
     let earlier = now() - Duration::days(1);
-    assert!(matches!(check(&bytes, REPO, earlier).1, Err(Invalid::Dates { .. })));
+    assert!(matches!(
+        check(&bytes, REPO, earlier).1,
+        Err(Invalid::Dates { .. })
+    ));
     let mut long = request_for(&key);
     long.expires = now() + Duration::days(MAX_LIFETIME_DAYS + 1);
     let (bytes, _) = sign(&long, &key).unwrap();
-    assert!(matches!(check(&bytes, REPO, now()).1, Err(Invalid::Dates { .. })));
+    assert!(matches!(
+        check(&bytes, REPO, now()).1,
+        Err(Invalid::Dates { .. })
+    ));
 }
 
 #[test]
@@ -123,7 +150,10 @@ fn hostile_documents_are_invalid_never_a_panic() {
     let mut r = request_for(&key);
     r.role = "../root".into();
     let (bytes, _) = sign(&r, &key).unwrap();
-    assert!(matches!(check(&bytes, REPO, now()).1, Err(Invalid::Role(_))));
+    assert!(matches!(
+        check(&bytes, REPO, now()).1,
+        Err(Invalid::Role(_))
+    ));
     for junk in [
         &b""[..],
         b"null",
@@ -136,7 +166,10 @@ fn hostile_documents_are_invalid_never_a_panic() {
         assert!(r.is_err());
     }
     let big = vec![b' '; MAX_REQUEST_BYTES as usize + 1];
-    assert!(matches!(check(&big, REPO, now()).1, Err(Invalid::Unreadable(_))));
+    assert!(matches!(
+        check(&big, REPO, now()).1,
+        Err(Invalid::Unreadable(_))
+    ));
 }
 
 #[test]
