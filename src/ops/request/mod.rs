@@ -283,7 +283,12 @@ pub fn publish(
         created,
         expires: created + new.lifetime,
     };
-    let signers = ctx.signers_for("key request", &[info.keyid.clone()], 1, Some(&new.key))?;
+    let signers = ctx.signers_for(
+        "key request",
+        std::slice::from_ref(&info.keyid),
+        1,
+        Some(&new.key),
+    )?;
     let signer = signers.first().ok_or_else(|| OpError::MissingSigningKeys {
         role: "key request".into(),
         have: 0,
@@ -367,7 +372,7 @@ pub fn list(ctx: &Context, location: &Location) -> Result<RequestList, OpError> 
             requests.push(v);
         }
     }
-    requests.sort_by(|a, b| (!a.valid, a.created).cmp(&(!b.valid, b.created)));
+    requests.sort_by_key(|r| (!r.valid, r.created));
     Ok(RequestList { requests, unread })
 }
 
