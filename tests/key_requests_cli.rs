@@ -494,3 +494,69 @@ fn invalid_and_expired_requests_are_listed_as_such_and_never_used() {
     let keyids = roles[0]["keyids"].to_string();
     assert!(keyids.contains(&s(&bob["keyid"])) && keyids.contains(&s(&carol["keyid"])));
 }
+
+/// A key on a PKCS#11 token (SoftHSM2) signs its own request like a file key, and
+/// the admin adds it; its holder then approves the role's first version with it.
+#[test]
+fn a_token_key_can_request_a_role() {
+    let t = on_layout();
+    let tokens = t.w.path("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = t.w.path("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\n", tokens.display()),
+    )
+    .unwrap();
+    let out = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "warrant",
+            "--pin",
+            "1234",
+            "--so-pin",
+            "5678",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util (Debian package softhsm2)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice = |args: &[&str]| {
+        let mut c = t.w.cmd("alice", args);
+        c.env("SOFTHSM2_CONF", &conf)
+            .env("WARRANT_PKCS11_PIN", "1234")
+            .env_remove("WARRANT_PASSPHRASE");
+        let r = t.w.run(c);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.text());
+        r
+    };
+    let uri = "pkcs11:token=warrant;object=qa-alice?module-path=/usr/lib/softhsm/libsofthsm2.so";
+    alice(&["key", "generate", "--pkcs11", uri, "--name", "qa-alice"]);
+    let r = alice(&[
+        "-o", "json", "key", "request", &t.repo, "--role", "qa", "--key", "qa-alice",
+    ]);
+    let req: Value = serde_json::from_str(&r.stdout).unwrap();
+    let open = t.open_requests();
+    assert_eq!(open[0]["valid"], true, "{open:?}");
+    t.ok(
+        "admin",
+        &[
+            "delegation",
+            "add",
+            &t.repo,
+            "qa",
+            "--request",
+            &s(&req["id"]),
+            "--fingerprint",
+            &s(&req["fingerprint"]),
+        ],
+    );
+    let r = alice(&["approve", &t.repo, "--role", "qa"]);
+    assert!(r.stdout.contains("role qa v1"), "{}", r.stdout);
+}

@@ -51,7 +51,10 @@ pub fn requests_run(a: RequestsArgs, ctx: &Context, out: &Printer) -> Result<u8,
     let location = super::location(&a.repo)?;
     if let Some(id) = a.reject {
         request::reject(ctx, &location, &id)?;
-        out.note(&format!("rejected key request {id}"));
+        out.report(&request::Rejected {
+            repository: location.to_string(),
+            rejected: id,
+        });
         return Ok(0);
     }
     let list = request::list(ctx, &location)?;

@@ -3,7 +3,16 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use crate::ops::request::{PublishedRequest, RequestList};
+use crate::ops::request::{PublishedRequest, Rejected, RequestList};
+
+impl Report for Rejected {
+    fn human(&self) -> String {
+        format!(
+            "rejected key request {} of {}\n",
+            self.rejected, self.repository
+        )
+    }
+}
 
 /// `3d`, `5h`, `12m`, `40s`: how long ago, roughly.
 fn age(seconds: i64) -> String {

@@ -218,6 +218,15 @@ pub struct PublishedRequest {
     pub view: RequestView,
 }
 
+/// What `key requests --reject` dropped.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    /// The repository.
+    pub repository: String,
+    /// The request id.
+    pub rejected: String,
+}
+
 /// A key taken from a request into the key store.
 #[derive(Debug, Clone, Serialize)]
 pub struct TakenKey {
