@@ -227,4 +227,8 @@ fn json_output_of_key_request_and_key_requests_matches_the_documented_schema() {
     assert_eq!(v[0]["valid"], true, "{v}");
     assert_eq!(v[1]["valid"], false, "{v}");
     assert!(v[1]["fingerprint"].is_null(), "{v}");
+    let old = v[1]["id"].as_str().unwrap();
+    let r = w.signer(&["-o", "json", "key", "requests", &repo, "--reject", old]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    conforms(&root, &defs["key_requests_reject"], &json_of(&r), "reject");
 }

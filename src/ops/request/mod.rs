@@ -375,6 +375,7 @@ pub fn list(ctx: &Context, location: &Location) -> Result<RequestList, OpError> 
     let (entries, unread) =
         store::read_entries(store.as_ref(), &listing, &location.to_string(), ctx.now);
     let mut requests: Vec<RequestView> = Vec::new();
+    // The same request stored twice (under two names) is listed once.
     for e in &entries {
         let v = RequestView::of(e, ctx.now);
         if !requests.iter().any(|r| r.id == v.id) {

@@ -57,10 +57,6 @@ pub fn read_entries(
             Ok(bytes) => document::check(&bytes, repository, now),
             Err(e) => (None, Err(Invalid::Unreadable(e.detail))),
         };
-        // The same request stored twice (under two names) is listed once.
-        if id.is_some() && out.iter().any(|e| e.id == id) {
-            continue;
-        }
         out.push(Entry {
             file: f.clone(),
             id,
