@@ -144,7 +144,7 @@ fn confirm(
         OpError::Store(StoreError::new(
             StoreErrorKind::Conflict,
             location,
-            store.location().to_string(),
+            crate::store::ArtifactKind::KEY_REQUESTS.tag,
             detail,
         ))
     };
