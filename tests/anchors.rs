@@ -447,7 +447,8 @@ fn a_ca_pin_with_root_threshold_two_refuses_a_fresh_root_signed_by_one_stolen_ce
     let r = verify("strict", "evil", Some(2));
     assert_eq!(r.code, 1, "root-threshold = 2 refuses it: {}", r.text());
     assert!(
-        r.stderr.contains("1 distinct certified key(s) signed, 2 required"),
+        r.stderr
+            .contains("1 distinct certified key(s) signed, 2 required"),
         "{}",
         r.stderr
     );

@@ -189,3 +189,46 @@ fn completions_and_man_pages_are_generated_for_every_command() {
         assert!(text.contains(".TH"), "{page}");
     }
 }
+
+/// Issue #15: `key request` and `key requests` (a valid request and an expired
+/// one, whose key fields are null) match the schema.
+#[test]
+fn json_output_of_key_request_and_key_requests_matches_the_documented_schema() {
+    let root = schema();
+    let defs = &root["$defs"];
+    let w = World::new();
+    w.signed_v1();
+    let repo = w.oci("");
+    for home in ["alice", "old"] {
+        let r = w.run(w.cmd(home, &["key", "generate", "--name", home]));
+        assert_eq!(r.code, 0, "{}", r.text());
+    }
+    let ask = |home: &str| {
+        [
+            "-o", "json", "key", "request", &repo, "--role", "qa", "--key", home,
+        ]
+        .map(str::to_owned)
+    };
+    let r = w.run(w.cmd("alice", &ask("alice").each_ref().map(String::as_str)));
+    assert_eq!(r.code, 0, "{}", r.text());
+    conforms(&root, &defs["key_request"], &json_of(&r), "key request");
+    let mut old = std::process::Command::new("faketime");
+    old.args(["-f", "-8d", env!("CARGO_BIN_EXE_warrant")])
+        .args(ask("old"))
+        .env("WARRANT_HOME", w.path("old"))
+        .env("WARRANT_PASSPHRASE", "test passphrase");
+    let r = w.run(old);
+    assert_eq!(r.code, 0, "{}", r.text());
+
+    let r = w.signer(&["-o", "json", "key", "requests", &repo]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let v = json_of(&r);
+    conforms(&root, &defs["key_requests"], &v, "key requests");
+    assert_eq!(v[0]["valid"], true, "{v}");
+    assert_eq!(v[1]["valid"], false, "{v}");
+    assert!(v[1]["fingerprint"].is_null(), "{v}");
+    let old = v[1]["id"].as_str().unwrap();
+    let r = w.signer(&["-o", "json", "key", "requests", &repo, "--reject", old]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    conforms(&root, &defs["key_requests_reject"], &json_of(&r), "reject");
+}

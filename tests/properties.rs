@@ -61,6 +61,19 @@ proptest! {
     }
 
     #[test]
+    fn key_requests_of_arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+        let _ = warrant::ops::request::document::check(&bytes, "r/app", chrono::Utc::now());
+    }
+
+    #[test]
+    fn key_requests_of_arbitrary_json_are_never_valid_without_a_signature(v in json_value()) {
+        let doc = serde_json::json!({"signatures": [], "signed": v});
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        let (_, r) = warrant::ops::request::document::check(&bytes, "r/app", chrono::Utc::now());
+        prop_assert!(r.is_err());
+    }
+
+    #[test]
     fn oci_manifest_parsing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
         let _ = parse_manifest(&bytes, Sha256Digest::of(&bytes));
     }

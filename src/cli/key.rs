@@ -32,6 +32,13 @@ pub enum KeyCommand {
     Export(super::lifecycle::ExportKeyArgs),
     /// Add a PEM key to the key store.
     Import(super::lifecycle::ImportKeyArgs),
+    /// Ask a repository's administrator for a role: publish your public key,
+    /// signed by itself, beside the repository's trust data; prints the
+    /// fingerprint to read to the administrator over another channel.
+    Request(super::requests::RequestArgs),
+    /// List the open key requests of a repository (or --reject one); invalid ones
+    /// are shown with the reason and can never be used.
+    Requests(super::requests::RequestsArgs),
     /// Issue an X.509 certificate for a key (by a CA, or self-signed); root keys
     /// carry it in root.json so policies can pin the CA (`ca = "ca.pem"`).
     Certify(super::lifecycle::CertifyArgs),
@@ -65,6 +72,8 @@ pub fn run(cmd: KeyCommand, ctx: &Context, out: &Printer) -> Result<u8, OpError>
         KeyCommand::Export(a) => return super::lifecycle::export_key_run(a, ctx, out),
         KeyCommand::Import(a) => return super::lifecycle::import_key_run(a, ctx, out),
         KeyCommand::Certify(a) => return super::lifecycle::certify_run(a, ctx, out),
+        KeyCommand::Request(a) => return super::requests::request_run(a, ctx, out),
+        KeyCommand::Requests(a) => return super::requests::requests_run(a, ctx, out),
     }
     Ok(0)
 }

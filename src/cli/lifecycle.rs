@@ -84,6 +84,14 @@ pub struct RotateArgs {
     /// A key to add (repeatable; a public key in the key store suffices).
     #[arg(long, value_name = "ID")]
     pub add: Vec<String>,
+    /// Also add the key of this key request (`warrant key requests`), once
+    /// --fingerprint matches it; the request is then closed.
+    #[arg(long, value_name = "ID", requires = "fingerprint")]
+    pub add_request: Option<String>,
+    /// The requested key's fingerprint as the requester read it to you over
+    /// another channel: 16 hex digits (spaces optional) or the six words.
+    #[arg(long, value_name = "FP", requires = "add_request")]
+    pub fingerprint: Option<String>,
     /// The role's new threshold.
     #[arg(long, value_name = "N")]
     pub threshold: Option<u64>,
@@ -93,15 +101,20 @@ pub struct RotateArgs {
 }
 
 pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
-    if a.remove.is_empty() && a.add.is_empty() && a.threshold.is_none() {
+    let none = a.remove.is_empty() && a.add.is_empty() && a.add_request.is_none();
+    if none && a.threshold.is_none() {
         return Err(OpError::InvalidArgument(
-            "nothing to change: give --add, --remove or --threshold".into(),
+            "nothing to change: give --add, --add-request, --remove or --threshold".into(),
         ));
     }
+    let (id, fp) = (a.add_request.as_deref(), a.fingerprint.as_deref());
+    let taken = super::requests::take(ctx, &a.repo, &a.role, id, fp, out)?;
+    let mut add = a.add;
+    add.extend(taken.iter().map(|t| t.keyid.0.clone()));
     let rot = Rotation {
         role: a.role,
         remove: a.remove,
-        add: a.add,
+        add,
         threshold: a.threshold,
     };
     let outcome = rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin)?)?;
@@ -109,6 +122,7 @@ pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         value: &outcome,
         repo: &a.repo,
     });
+    super::requests::close(ctx, &a.repo, taken.as_ref(), out);
     Ok(0)
 }
 

@@ -11,6 +11,7 @@ mod install;
 mod key;
 mod lifecycle;
 pub mod output;
+mod requests;
 mod roles;
 mod serve;
 mod sign;

@@ -14,6 +14,8 @@ use crate::ops::inspect::Inspection;
 use crate::ops::sign::SignOutcome;
 use crate::ops::verify::Verdict;
 
+mod requests;
+
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -55,6 +57,11 @@ impl Printer {
     /// A warning on stderr.
     pub fn warn(&self, msg: &str) {
         eprintln!("warrant: warning: {msg}");
+    }
+
+    /// A progress note on stderr (stdout stays one report, JSON or not).
+    pub fn note(&self, msg: &str) {
+        eprintln!("warrant: {msg}");
     }
 
     /// An error on stderr (and as JSON on stdout with `--output json`).

@@ -26,8 +26,16 @@ pub enum DelegationCommand {
         /// The new role's name.
         role: String,
         /// A key of the role (id, prefix or name); repeatable.
-        #[arg(long = "key", value_name = "ID", required = true)]
+        #[arg(long = "key", value_name = "ID", required_unless_present = "request")]
         keys: Vec<String>,
+        /// Also give the role the key of this key request (`warrant key requests`),
+        /// once --fingerprint matches it; the request is then closed.
+        #[arg(long, value_name = "ID", requires = "fingerprint")]
+        request: Option<String>,
+        /// The key's fingerprint as the requester read it to you over another
+        /// channel: 16 hex digits (spaces optional) or the six words.
+        #[arg(long, value_name = "FP", requires = "request")]
+        fingerprint: Option<String>,
         /// Distinct signatures required.
         #[arg(long, default_value_t = 1, value_name = "N")]
         threshold: u64,
@@ -69,13 +77,18 @@ pub fn delegation_run(cmd: DelegationCommand, ctx: &Context, out: &Printer) -> R
         DelegationCommand::Add {
             repo,
             role,
-            keys,
+            mut keys,
+            request,
+            fingerprint,
             threshold,
             paths,
             terminating,
             from,
             pin,
         } => {
+            let (id, fp) = (request.as_deref(), fingerprint.as_deref());
+            let taken = super::requests::take(ctx, &repo, &role, id, fp, out)?;
+            keys.extend(taken.iter().map(|t| t.keyid.0.clone()));
             let d = NewDelegation {
                 role,
                 keys,
@@ -89,6 +102,7 @@ pub fn delegation_run(cmd: DelegationCommand, ctx: &Context, out: &Printer) -> R
                 value: &outcome,
                 repo: &repo,
             });
+            super::requests::close(ctx, &repo, taken.as_ref(), out);
         }
         DelegationCommand::Remove { repo, role, pin } => {
             let outcome =

@@ -1,5 +1,6 @@
 //! Keys: verification keys TUF metadata names, signers, and the encrypted key store.
 
+pub mod fingerprint;
 pub mod keys;
 pub mod keystore;
 pub mod passphrase;

@@ -10,6 +10,7 @@ pub mod export;
 pub mod init;
 pub mod inspect;
 pub mod renew;
+pub mod request;
 pub mod rotate;
 pub mod sign;
 pub mod status;
@@ -486,6 +487,9 @@ pub enum OpError {
         /// Why confirming failed.
         detail: String,
     },
+    /// A key request could not be made, found or used (issue #15).
+    #[error(transparent)]
+    Request(Box<request::RequestError>),
     /// A local file could not be written.
     #[error("{path}: {detail}")]
     Io {
@@ -526,6 +530,7 @@ impl OpError {
                 _ => 1,
             },
             OpError::Store(e) => store_kind_exit(e.kind),
+            OpError::Request(e) => e.exit_code(),
             OpError::NoTrustAnchor { .. }
             | OpError::PinFile { .. }
             | OpError::Pin(_)

@@ -11,6 +11,16 @@ pub use super::anchor::{Pin, anchor, anchor_for_editing};
 
 /// Open the store for `location`.
 pub fn open_store(ctx: &Context, location: &Location) -> Result<Box<dyn Store>, OpError> {
+    open_artifact_store(ctx, location, crate::store::ArtifactKind::TUF)
+}
+
+/// [`open_store`] listing and publishing the artifact `kind` of the repository
+/// (the key requests beside the TUF repository, issue #15).
+pub fn open_artifact_store(
+    ctx: &Context,
+    location: &Location,
+    kind: crate::store::ArtifactKind,
+) -> Result<Box<dyn Store>, OpError> {
     match location {
         Location::Registry { registry, .. } => {
             // A credential helper gets the usual 10 s, or less when the deadline is
@@ -27,14 +37,14 @@ pub fn open_store(ctx: &Context, location: &Location) -> Result<Box<dyn Store>, 
                 insecure: ctx.network.insecure.clone(),
                 credentials,
             };
-            Ok(Box::new(crate::store::registry::RegistryStore::open(
-                location.clone(),
-                &opts,
-            )?))
+            Ok(Box::new(
+                crate::store::registry::RegistryStore::open(location.clone(), &opts)?
+                    .for_artifact(kind),
+            ))
         }
-        Location::Layout(_) => Ok(Box::new(crate::store::layout::LayoutStore::open(
-            location.clone(),
-        )?)),
+        Location::Layout(_) => Ok(Box::new(
+            crate::store::layout::LayoutStore::open(location.clone())?.for_artifact(kind),
+        )),
     }
 }
 

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use super::{Listing, MAX_MANIFEST_BYTES, NewFile, StoredFile};
+use super::{ArtifactKind, Listing, MAX_MANIFEST_BYTES, NewFile, StoredFile};
 use crate::digest::{DigestParseError, Sha256Digest};
 
 /// `mediaType` of an OCI image manifest (the `warrant.tuf` artifact is one).
@@ -83,10 +83,12 @@ pub enum ArtifactError {
     /// Neither `artifactType` nor `config.mediaType` says this is a warrant TUF artifact:
     /// the tag points at something else (an image pushed under `warrant.tuf` by mistake).
     #[error(
-        "not a warrant TUF artifact: artifactType {artifact_type:?}, config mediaType \
-         {config_media_type:?}, expected {TUF_ARTIFACT_TYPE}"
+        "not a warrant artifact of this kind: artifactType {artifact_type:?}, config \
+         mediaType {config_media_type:?}, expected {expected}"
     )]
     NotTufArtifact {
+        /// The `artifactType` expected under this tag.
+        expected: &'static str,
         /// The `artifactType` found, if any.
         artifact_type: Option<String>,
         /// The `config.mediaType` found.
@@ -106,9 +108,11 @@ pub enum ArtifactError {
         /// The limit.
         max: usize,
     },
-    /// A layer is not a TUF metadata file.
-    #[error("layer {index}: mediaType {found:?}, expected {TUF_METADATA_MEDIA_TYPE}")]
+    /// A layer is not a file of this artifact (a TUF metadata file in `warrant.tuf`).
+    #[error("layer {index}: mediaType {found:?}, expected {expected}")]
     LayerMediaType {
+        /// The layer `mediaType` this artifact uses.
+        expected: &'static str,
         /// Position of the layer (from 0).
         index: usize,
         /// The value found.
@@ -179,16 +183,24 @@ pub fn is_safe_file_name(name: &str) -> bool {
 /// `created` (RFC 3339). The output is deterministic: same input, same bytes, same
 /// digest. The caller must also store the [`EMPTY_CONFIG`] blob and every file's blob.
 pub fn build_manifest(files: &[StoredFile], created: &str) -> Vec<u8> {
+    build_manifest_of(ArtifactKind::TUF, files, created)
+}
+
+/// [`build_manifest`] for an artifact of `kind`.
+pub fn build_manifest_of(kind: ArtifactKind, files: &[StoredFile], created: &str) -> Vec<u8> {
     let manifest = OutManifest {
         schema_version: 2,
         media_type: OCI_MANIFEST_MEDIA_TYPE,
-        artifact_type: TUF_ARTIFACT_TYPE,
+        artifact_type: kind.artifact_type,
         config: OutConfig {
             media_type: EMPTY_CONFIG_MEDIA_TYPE,
             digest: EMPTY_CONFIG_DIGEST,
             size: EMPTY_CONFIG.len() as u64,
         },
-        layers: files.iter().map(OutLayer::new).collect(),
+        layers: files
+            .iter()
+            .map(|f| OutLayer::new(kind.file_media_type, f))
+            .collect(),
         annotations: OutManifestAnnotations {
             created,
             layout_version: LAYOUT_VERSION,
@@ -215,6 +227,15 @@ pub fn prepare_keeping(
     kept: &[StoredFile],
     files: &[NewFile],
 ) -> Result<(Vec<StoredFile>, Vec<u8>, Sha256Digest), ArtifactError> {
+    prepare_keeping_of(ArtifactKind::TUF, kept, files)
+}
+
+/// [`prepare_keeping`] for an artifact of `kind`.
+pub fn prepare_keeping_of(
+    kind: ArtifactKind,
+    kept: &[StoredFile],
+    files: &[NewFile],
+) -> Result<(Vec<StoredFile>, Vec<u8>, Sha256Digest), ArtifactError> {
     let mut stored: Vec<StoredFile> = kept.to_vec();
     stored.extend(files.iter().map(|f| StoredFile {
         name: f.name.clone(),
@@ -223,9 +244,9 @@ pub fn prepare_keeping(
         pending: f.pending,
     }));
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let manifest = build_manifest(&stored, &created);
+    let manifest = build_manifest_of(kind, &stored, &created);
     let digest = Sha256Digest::of(&manifest);
-    parse_manifest(&manifest, digest)?;
+    parse_manifest_of(kind, &manifest, digest)?;
     Ok((stored, manifest, digest))
 }
 
@@ -238,6 +259,16 @@ pub fn prepare_keeping(
 /// signed metadata is, and every file is verified by TUF afterwards. A manifest whose
 /// `artifactType` names anything else is rejected.
 pub fn parse_manifest(bytes: &[u8], digest: Sha256Digest) -> Result<Listing, ArtifactError> {
+    parse_manifest_of(ArtifactKind::TUF, bytes, digest)
+}
+
+/// [`parse_manifest`] for an artifact of `kind`: its own `artifactType` and layer
+/// `mediaType`, the same bounds and checks.
+pub fn parse_manifest_of(
+    kind: ArtifactKind,
+    bytes: &[u8],
+    digest: Sha256Digest,
+) -> Result<Listing, ArtifactError> {
     let size = bytes.len() as u64;
     if size > MAX_MANIFEST_BYTES {
         return Err(ArtifactError::TooLarge {
@@ -247,7 +278,7 @@ pub fn parse_manifest(bytes: &[u8], digest: Sha256Digest) -> Result<Listing, Art
     }
     let raw: RawManifest =
         serde_json::from_slice(bytes).map_err(|source| ArtifactError::Json { source })?;
-    check_header(&raw)?;
+    check_header(kind, &raw)?;
     if raw.layers.len() > MAX_LAYERS {
         return Err(ArtifactError::TooManyLayers {
             count: raw.layers.len(),
@@ -258,14 +289,14 @@ pub fn parse_manifest(bytes: &[u8], digest: Sha256Digest) -> Result<Listing, Art
         .layers
         .into_iter()
         .enumerate()
-        .map(|(index, layer)| parse_layer(index, layer))
+        .map(|(index, layer)| parse_layer(kind, index, layer))
         .collect::<Result<Vec<_>, _>>()?;
     check_unique(&files)?;
     Ok(Listing { digest, files })
 }
 
 /// Checks everything above the layers: schema, media type, artifact type, version.
-fn check_header(raw: &RawManifest) -> Result<(), ArtifactError> {
+fn check_header(kind: ArtifactKind, raw: &RawManifest) -> Result<(), ArtifactError> {
     if raw.schema_version != Some(2) {
         return Err(ArtifactError::SchemaVersion {
             found: raw.schema_version,
@@ -280,11 +311,12 @@ fn check_header(raw: &RawManifest) -> Result<(), ArtifactError> {
         return Err(ArtifactError::MediaType { found: clip(mt) });
     }
     let is_ours = match raw.artifact_type.as_deref() {
-        Some(at) => at == TUF_ARTIFACT_TYPE,
-        None => raw.config.media_type == TUF_ARTIFACT_TYPE,
+        Some(at) => at == kind.artifact_type,
+        None => raw.config.media_type == kind.artifact_type,
     };
     if !is_ours {
         return Err(ArtifactError::NotTufArtifact {
+            expected: kind.artifact_type,
             artifact_type: raw.artifact_type.as_deref().map(clip),
             config_media_type: clip(&raw.config.media_type),
         });
@@ -302,9 +334,14 @@ fn check_header(raw: &RawManifest) -> Result<(), ArtifactError> {
 }
 
 /// Validates one layer and turns it into a [`StoredFile`].
-fn parse_layer(index: usize, layer: RawLayer) -> Result<StoredFile, ArtifactError> {
-    if layer.media_type != TUF_METADATA_MEDIA_TYPE {
+fn parse_layer(
+    kind: ArtifactKind,
+    index: usize,
+    layer: RawLayer,
+) -> Result<StoredFile, ArtifactError> {
+    if layer.media_type != kind.file_media_type {
         return Err(ArtifactError::LayerMediaType {
+            expected: kind.file_media_type,
             index,
             found: clip(&layer.media_type),
         });
@@ -398,9 +435,9 @@ struct OutLayer<'a> {
 }
 
 impl<'a> OutLayer<'a> {
-    fn new(f: &'a StoredFile) -> Self {
+    fn new(media_type: &'static str, f: &'a StoredFile) -> Self {
         Self {
-            media_type: TUF_METADATA_MEDIA_TYPE,
+            media_type,
             digest: f.digest.to_string(),
             size: f.size,
             annotations: OutLayerAnnotations {

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE, TUF_ARTIFACT_TYPE};
+use super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE};
 use super::{
-    Descriptor, ImageRef, Listing, Location, MAX_MANIFEST_BYTES, NewFile, Store, StoreError,
-    StoreErrorKind as Kind, StoredFile, TUF_TAG,
+    ArtifactKind, Descriptor, ImageRef, Listing, Location, MAX_MANIFEST_BYTES, NewFile, Store,
+    StoreError, StoreErrorKind as Kind, StoredFile,
 };
 use crate::digest::Sha256Digest;
 
@@ -41,6 +41,8 @@ const NOT_REGULAR: &str = "not a regular file (a device, FIFO or directory plant
 pub struct LayoutStore {
     location: Location,
     root: PathBuf,
+    /// The tagged artifact listed and published (`warrant.tuf` unless changed).
+    artifact: ArtifactKind,
 }
 
 impl LayoutStore {
@@ -49,7 +51,12 @@ impl LayoutStore {
     /// verifying must never create a repository by accident.
     pub fn open(location: Location) -> Result<Self, StoreError> {
         let root = layout_root(&location)?;
-        let store = Self { location, root };
+        let artifact = ArtifactKind::TUF;
+        let store = Self {
+            location,
+            root,
+            artifact,
+        };
         store.check_oci_layout()?;
         Ok(store)
     }
@@ -58,7 +65,12 @@ impl LayoutStore {
     /// and `blobs/sha256` where missing (for `init`). Existing files are left alone.
     pub fn create_or_open(location: Location) -> Result<Self, StoreError> {
         let root = layout_root(&location)?;
-        let store = Self { location, root };
+        let artifact = ArtifactKind::TUF;
+        let store = Self {
+            location,
+            root,
+            artifact,
+        };
         let blobs = store.blobs_dir();
         fs::create_dir_all(&blobs).map_err(|e| store.io(&blobs, "cannot create", e))?;
         let layout = json!({ "imageLayoutVersion": IMAGE_LAYOUT_VERSION });
@@ -68,6 +80,11 @@ impl LayoutStore {
         store.write_if_absent(INDEX_JSON, &index)?;
         store.check_oci_layout()?;
         Ok(store)
+    }
+
+    /// The same layout, listing and publishing the artifact `kind` instead.
+    pub fn for_artifact(self, artifact: ArtifactKind) -> Self {
+        Self { artifact, ..self }
     }
 
     /// The layout directory.
@@ -235,16 +252,17 @@ impl LayoutStore {
         Ok(file)
     }
 
-    /// The current `warrant.tuf` descriptor (digest, size) from `index`.
+    /// The current descriptor (digest, size) of the artifact's tag from `index`.
     fn tuf_entry(&self, index: &Index) -> Result<Option<(Sha256Digest, u64)>, StoreError> {
+        let tag = self.artifact.tag;
         let Some(entry) = index
-            .tagged(TUF_TAG)
+            .tagged(tag)
             .map_err(|d| self.err(Kind::Malformed, INDEX_JSON, d))?
         else {
             return Ok(None);
         };
         let (digest, size, _) =
-            entry_descriptor(entry).map_err(|d| self.err(Kind::Malformed, TUF_TAG, d))?;
+            entry_descriptor(entry).map_err(|d| self.err(Kind::Malformed, tag, d))?;
         Ok(Some((digest, size)))
     }
 
@@ -299,13 +317,11 @@ impl Store for LayoutStore {
         let Some((digest, size)) = self.tuf_entry(&self.read_index()?)? else {
             return Ok(None);
         };
-        let bytes = self.read_blob(TUF_TAG, &digest, Some(size), MAX_MANIFEST_BYTES)?;
-        let listing = artifact::parse_manifest(&bytes, digest).map_err(|e| {
-            self.err(
-                Kind::Malformed,
-                TUF_TAG,
-                format!("{digest} is not a valid warrant.tuf artifact: {e}"),
-            )
+        let tag = self.artifact.tag;
+        let bytes = self.read_blob(tag, &digest, Some(size), MAX_MANIFEST_BYTES)?;
+        let listing = artifact::parse_manifest_of(self.artifact, &bytes, digest).map_err(|e| {
+            let detail = format!("{digest} is not a valid {tag} artifact: {e}");
+            self.err(Kind::Malformed, tag, detail)
         })?;
         Ok(Some(listing))
     }
@@ -334,25 +350,21 @@ impl Store for LayoutStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let (stored, manifest, digest) = artifact::prepare_keeping(kept, files).map_err(|e| {
-            self.err(
-                Kind::Malformed,
-                TUF_TAG,
-                format!("refusing to publish: {e}"),
-            )
-        })?;
+        let (tag, kind) = (self.artifact.tag, self.artifact);
+        let (stored, manifest, digest) = artifact::prepare_keeping_of(kind, kept, files)
+            .map_err(|e| self.err(Kind::Malformed, tag, format!("refusing to publish: {e}")))?;
 
         let _lock = self.lock()?;
         let mut index = self.read_index()?;
         let current = self.tuf_entry(&index)?.map(|(d, _)| d);
         if current.as_ref() != previous {
             let detail = format!(
-                "{TUF_TAG} is now {} but this change was based on {}: another signer \
+                "{tag} is now {} but this change was based on {}: another signer \
                  published meanwhile; re-read and retry",
                 describe(current.as_ref()),
                 describe(previous)
             );
-            return Err(self.err(Kind::Conflict, TUF_TAG, detail));
+            return Err(self.err(Kind::Conflict, tag, detail));
         }
         let blobs = self.blobs_dir();
         fs::create_dir_all(&blobs).map_err(|e| self.io(&blobs, "cannot create", e))?;
@@ -376,7 +388,8 @@ impl Store for LayoutStore {
         // The blobs' directory entries must be durable before index.json names them.
         sync_dir(&blobs).map_err(|e| self.io(&blobs, "cannot sync", e))?;
 
-        index.set_tagged(TUF_TAG, tuf_index_entry(&digest, manifest.len() as u64));
+        let entry = tuf_index_entry(kind, &digest, manifest.len() as u64);
+        index.set_tagged(tag, entry);
         self.write_atomic(&self.root.join(INDEX_JSON), &index.to_bytes(), false)?;
         sync_dir(&self.root).map_err(|e| self.io(&self.root, "cannot sync", e))?;
         Ok(digest)
@@ -504,13 +517,13 @@ fn entry_descriptor(
     Ok((digest, size, media_type))
 }
 
-fn tuf_index_entry(digest: &Sha256Digest, size: u64) -> Value {
+fn tuf_index_entry(kind: ArtifactKind, digest: &Sha256Digest, size: u64) -> Value {
     json!({
         "mediaType": OCI_MANIFEST_MEDIA_TYPE,
-        "artifactType": TUF_ARTIFACT_TYPE,
+        "artifactType": kind.artifact_type,
         "digest": digest.to_string(),
         "size": size,
-        "annotations": { ANNOTATION_REF_NAME: TUF_TAG },
+        "annotations": { ANNOTATION_REF_NAME: kind.tag },
     })
 }
 

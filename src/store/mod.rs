@@ -24,6 +24,39 @@ pub use reference::{ImageRef, Location, ParseRefError};
 /// The tag under which the TUF repository lives in the image's own repository.
 pub const TUF_TAG: &str = "warrant.tuf";
 
+/// Which artifact of the image's repository a store reads and writes: the TUF
+/// repository ([`ArtifactKind::TUF`], all a verifier ever reads) or the key
+/// requests kept beside it ([`ArtifactKind::KEY_REQUESTS`], issue #15), which no
+/// verifier reads. Both are the same shape (one OCI artifact under a fixed tag,
+/// one layer per named JSON file), so they share the listing, the bounded reads and
+/// the guarded publish; their tags and types differ, so neither can be mistaken for
+/// the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArtifactKind {
+    /// The tag in the image's repository.
+    pub tag: &'static str,
+    /// The manifest's `artifactType`.
+    pub artifact_type: &'static str,
+    /// The `mediaType` of every layer (one file each).
+    pub file_media_type: &'static str,
+}
+
+impl ArtifactKind {
+    /// The TUF repository (DESIGN §3).
+    pub const TUF: ArtifactKind = ArtifactKind {
+        tag: TUF_TAG,
+        artifact_type: artifact::TUF_ARTIFACT_TYPE,
+        file_media_type: artifact::TUF_METADATA_MEDIA_TYPE,
+    };
+    /// Open key requests (`warrant key request`): untrusted proposals an
+    /// administrator reviews; outside everything a verifier reads.
+    pub const KEY_REQUESTS: ArtifactKind = ArtifactKind {
+        tag: "warrant.requests",
+        artifact_type: "application/vnd.warrant.key-requests.v1",
+        file_media_type: "application/vnd.warrant.key-request.v1+json",
+    };
+}
+
 /// Largest OCI manifest or `index.json` we read (DESIGN §3: manifest ≤ 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 

@@ -32,8 +32,8 @@ use reqwest::{Method, StatusCode};
 use super::artifact::{self, OCI_MANIFEST_MEDIA_TYPE};
 use super::auth::Credentials;
 use super::{
-    Descriptor, ImageRef, Listing, Location, MAX_MANIFEST_BYTES, NewFile, Store, StoreError,
-    StoreErrorKind as Kind, StoredFile, TUF_TAG,
+    ArtifactKind, Descriptor, ImageRef, Listing, Location, MAX_MANIFEST_BYTES, NewFile, Store,
+    StoreError, StoreErrorKind as Kind, StoredFile,
 };
 use crate::digest::Sha256Digest;
 
@@ -121,6 +121,8 @@ pub struct RegistryStore {
     memo: Mutex<HashMap<Sha256Digest, Vec<u8>>>,
     timeout: Duration,
     deadline: deadline::Deadline,
+    /// The tagged artifact listed and published (`warrant.tuf` unless changed).
+    artifact: ArtifactKind,
     /// What the read path cost.
     pub counters: Counters,
 }
@@ -188,8 +190,14 @@ impl RegistryStore {
             memo: Mutex::new(HashMap::new()),
             timeout: opts.timeout,
             deadline: deadline::Deadline::new(opts.deadline),
+            artifact: ArtifactKind::TUF,
             counters: Counters::default(),
         })
+    }
+
+    /// The same repository, listing and publishing the artifact `kind` instead.
+    pub fn for_artifact(self, artifact: ArtifactKind) -> Self {
+        Self { artifact, ..self }
     }
 
     fn err(&self, kind: Kind, what: &str, detail: impl Into<String>) -> StoreError {
@@ -432,20 +440,22 @@ impl Store for RegistryStore {
     }
 
     fn head_listing(&self) -> Result<Option<Sha256Digest>, StoreError> {
-        let stage = ("warrant.tuf", "checking manifest warrant.tuf");
+        let tag = self.artifact.tag;
+        let stage = format!("checking manifest {tag}");
         Ok(self
-            .run(stage, self.head_manifest(TUF_TAG))?
+            .run((tag, &stage), self.head_manifest(tag))?
             .map(|d| d.digest))
     }
 
     fn listing(&self) -> Result<Option<Listing>, StoreError> {
-        let stage = ("warrant.tuf", "reading manifest warrant.tuf");
-        let Some((d, bytes)) = self.run(stage, self.get_manifest(TUF_TAG))? else {
+        let tag = self.artifact.tag;
+        let stage = format!("reading manifest {tag}");
+        let Some((d, bytes)) = self.run((tag, &stage), self.get_manifest(tag))? else {
             return Ok(None);
         };
-        artifact::parse_manifest(&bytes, d.digest)
+        artifact::parse_manifest_of(self.artifact, &bytes, d.digest)
             .map(Some)
-            .map_err(|e| self.err(Kind::Malformed, TUF_TAG, e.to_string()))
+            .map_err(|e| self.err(Kind::Malformed, tag, e.to_string()))
     }
 
     fn read_file(&self, file: &StoredFile, max_bytes: u64) -> Result<Vec<u8>, StoreError> {
@@ -499,8 +509,9 @@ impl Store for RegistryStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let stage = ("warrant.tuf", "publishing warrant.tuf");
-        self.run(stage, self.publish_async(kept, files, previous))
+        let tag = self.artifact.tag;
+        let stage = format!("publishing {tag}");
+        self.run((tag, &stage), self.publish_async(kept, files, previous))
     }
 
     fn read_manifest(&self, digest: &Sha256Digest) -> Result<Vec<u8>, StoreError> {
@@ -533,14 +544,15 @@ impl Store for RegistryStore {
         let what = image.to_string();
         let stage = format!("resolving {what}");
         let both = self.run((&what, &stage), async {
-            let (d, h) = tokio::join!(self.resolve_async(image), self.head_manifest(TUF_TAG));
+            let tag = self.artifact.tag;
+            let (d, h) = tokio::join!(self.resolve_async(image), self.head_manifest(tag));
             Ok((d, h.map(|o| o.map(|d| d.digest))))
         });
         match both {
             Ok(both) => both,
             Err(e) => (
                 Err(e),
-                Err(self.deadline_error(TUF_TAG, "checking manifest warrant.tuf")),
+                Err(self.deadline_error(self.artifact.tag, "checking its manifest")),
             ),
         }
     }

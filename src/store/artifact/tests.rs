@@ -219,3 +219,28 @@ fn garbage_and_truncation_never_panic() {
     let big = vec![b' '; MAX_MANIFEST_BYTES as usize + 1];
     assert!(matches!(parse(&big), Err(ArtifactError::TooLarge { .. })));
 }
+
+#[test]
+fn a_key_requests_manifest_is_never_read_as_tuf_metadata_nor_the_reverse() {
+    let req = ArtifactKind::KEY_REQUESTS;
+    let files = vec![file("3f9ac01277de.json", b"{}", false)];
+    let bytes = build_manifest_of(req, &files, "2024-01-01T00:00:00Z");
+    let listing = parse_manifest_of(req, &bytes, Sha256Digest::of(&bytes)).unwrap();
+    assert_eq!(listing.files, files);
+    assert!(matches!(
+        parse(&bytes),
+        Err(ArtifactError::NotTufArtifact { .. })
+    ));
+    let tuf = build_manifest(&sample(), "2024-01-01T00:00:00Z");
+    let as_requests = parse_manifest_of(req, &tuf, Sha256Digest::of(&tuf));
+    assert!(matches!(
+        as_requests,
+        Err(ArtifactError::NotTufArtifact { .. })
+    ));
+    // The right artifactType with TUF layers inside is refused too.
+    let mut v: serde_json::Value = serde_json::from_slice(&tuf).unwrap();
+    v["artifactType"] = req.artifact_type.into();
+    let mixed = serde_json::to_vec(&v).unwrap();
+    let r = parse_manifest_of(req, &mixed, Sha256Digest::of(&mixed));
+    assert!(matches!(r, Err(ArtifactError::LayerMediaType { .. })));
+}

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::store::TUF_TAG;
+use crate::store::artifact::TUF_ARTIFACT_TYPE;
 
 fn new_store() -> (tempfile::TempDir, LayoutStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -360,4 +362,32 @@ fn symlinked_or_fifo_blobs_are_refused_without_following_or_hanging() {
         .unwrap();
     assert!(status.success());
     assert!(store.read_file(&root, 1024).is_err());
+}
+
+#[test]
+fn the_requests_artifact_lives_beside_warrant_tuf_without_touching_it() {
+    let (_dir, store) = new_store();
+    let tuf = store.publish(&sample(), None).unwrap();
+    let requests = store.clone().for_artifact(ArtifactKind::KEY_REQUESTS);
+    assert_eq!(requests.listing().unwrap(), None);
+    let r = requests
+        .publish(&[new_file("abc.json", b"{\"r\":1}", false)], None)
+        .unwrap();
+    assert_eq!(store.head_listing().unwrap(), Some(tuf));
+    assert_eq!(requests.head_listing().unwrap(), Some(r));
+    assert_eq!(requests.listing().unwrap().unwrap().files.len(), 1);
+    // Each tag has its own compare-and-swap: a stale `previous` of one is refused.
+    let stale = requests.publish(&[], Some(&tuf)).unwrap_err();
+    assert_eq!(stale.kind, Kind::Conflict);
+    let entry = index_of(&store)["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"][ANNOTATION_REF_NAME] == "warrant.requests")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        entry["artifactType"],
+        ArtifactKind::KEY_REQUESTS.artifact_type
+    );
 }

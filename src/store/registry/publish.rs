@@ -10,7 +10,7 @@ use reqwest::header::LOCATION;
 use reqwest::{Method, StatusCode};
 
 use super::super::artifact::{self, EMPTY_CONFIG, OCI_MANIFEST_MEDIA_TYPE};
-use super::super::{NewFile, StoreError, StoreErrorKind as Kind, StoredFile, TUF_TAG};
+use super::super::{NewFile, StoreError, StoreErrorKind as Kind, StoredFile};
 use super::RegistryStore;
 use crate::digest::Sha256Digest;
 
@@ -66,13 +66,10 @@ impl RegistryStore {
         files: &[NewFile],
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
-        let (stored, manifest, digest) = artifact::prepare_keeping(kept, files).map_err(|e| {
-            self.err(
-                Kind::Malformed,
-                TUF_TAG,
-                format!("refusing to publish: {e}"),
-            )
-        })?;
+        let tag = self.artifact.tag;
+        let (stored, manifest, digest) =
+            artifact::prepare_keeping_of(self.artifact, kept, files)
+                .map_err(|e| self.err(Kind::Malformed, tag, format!("refusing to publish: {e}")))?;
         // Blobs first, concurrently; the manifest that names them last. Kept files
         // and the empty config are named by the current manifest: already stored.
         let mut uploads: Vec<(&[u8], Sha256Digest)> = files
@@ -99,36 +96,37 @@ impl RegistryStore {
         // so the window in which a concurrent signer can be overwritten is the few
         // milliseconds of one request. The caller re-reads afterwards to converge.
         self.check_previous(previous).await?;
-        let url = format!("{}/v2/{}/manifests/{TUF_TAG}", self.base, self.repository);
-        let stage = "publishing warrant.tuf";
+        let url = format!("{}/v2/{}/manifests/{tag}", self.base, self.repository);
+        let stage = format!("publishing {tag}");
         let put = self
             .write(
                 Method::PUT,
                 &url,
                 OCI_MANIFEST_MEDIA_TYPE,
                 Some(&manifest),
-                (TUF_TAG, stage),
+                (tag, &stage),
             )
             .await;
         let failed = match put {
             Ok(r) if r.status.is_success() => return Ok(digest),
-            Ok(r) => self.status_error(TUF_TAG, &r),
+            Ok(r) => self.status_error(tag, &r),
             Err(e) => e,
         };
         // The answer may be what was lost (a timeout or reset after the registry
         // stored it, issue #17): the tag says whether it landed.
-        match self.head_manifest(TUF_TAG).await {
+        match self.head_manifest(tag).await {
             Ok(Some(d)) if d.digest == digest => Ok(digest),
             _ => Err(failed),
         }
     }
 
     async fn check_previous(&self, previous: Option<&Sha256Digest>) -> Result<(), StoreError> {
-        let current = self.head_manifest(TUF_TAG).await?.map(|d| d.digest);
+        let tag = self.artifact.tag;
+        let current = self.head_manifest(tag).await?.map(|d| d.digest);
         if current.as_ref() != previous {
             return Err(self.err(
                 Kind::Conflict,
-                TUF_TAG,
+                tag,
                 "another signer published meanwhile; re-read and retry",
             ));
         }

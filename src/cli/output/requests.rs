@@ -1,0 +1,105 @@
+//! Reports of `warrant key request` and `warrant key requests`.
+
+use std::fmt::Write as _;
+
+use super::Report;
+use crate::ops::request::{PublishedRequest, Rejected, RequestList};
+
+impl Report for Rejected {
+    fn human(&self) -> String {
+        format!(
+            "rejected key request {} of {}\n",
+            self.rejected, self.repository
+        )
+    }
+}
+
+/// `3d`, `5h`, `12m`, `40s`: how long ago, roughly.
+fn age(seconds: i64) -> String {
+    match seconds {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3_600 => format!("{}h", s / 3_600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{}s", s.max(0)),
+    }
+}
+
+impl Report for PublishedRequest {
+    fn human(&self) -> String {
+        let v = &self.view;
+        let none = String::new();
+        let mut s = format!("key request {} for {}\n", v.id, self.repository);
+        let _ = writeln!(s, "  role         {}", v.role.as_ref().unwrap_or(&none));
+        if let Some(k) = &v.keyid {
+            let _ = writeln!(s, "  key          {k}");
+        }
+        let _ = writeln!(
+            s,
+            "  fingerprint  {}",
+            v.fingerprint.as_ref().unwrap_or(&none)
+        );
+        let _ = writeln!(
+            s,
+            "  words        {}",
+            v.fingerprint_words.as_ref().unwrap_or(&none)
+        );
+        if let Some(e) = &v.expires {
+            let _ = writeln!(s, "  expires      {}", e.format("%Y-%m-%d %H:%M UTC"));
+        }
+        let _ = writeln!(
+            s,
+            "read the fingerprint (or the six words) to the administrator over another \
+             channel (phone, video, in person); they add your key with\n  warrant \
+             delegation add {} {} --request {} --fingerprint '<what you read them>'",
+            self.repository,
+            v.role.as_ref().unwrap_or(&none),
+            v.id
+        );
+        s
+    }
+}
+
+impl Report for RequestList {
+    fn human(&self) -> String {
+        let mut s = String::new();
+        let (valid, invalid): (Vec<_>, Vec<_>) = self.requests.iter().partition(|r| r.valid);
+        if valid.is_empty() {
+            s.push_str("no open key requests\n");
+        } else {
+            let _ = writeln!(
+                s,
+                "{:<12}  {:<16} {:>4}  {:<19}  NOTE",
+                "ID", "ROLE", "AGE", "FINGERPRINT"
+            );
+        }
+        for r in &valid {
+            let _ = writeln!(
+                s,
+                "{:<12}  {:<16} {:>4}  {:<19}  {}",
+                r.id,
+                r.role.as_deref().unwrap_or_default(),
+                age(r.age_seconds.unwrap_or_default()),
+                r.fingerprint.as_deref().unwrap_or_default(),
+                r.note.as_deref().unwrap_or_default(),
+            );
+            let _ = writeln!(
+                s,
+                "{:<12}  words: {}",
+                "",
+                r.fingerprint_words.as_deref().unwrap_or_default()
+            );
+        }
+        if !invalid.is_empty() {
+            s.push_str("invalid (never offered; reject with --reject ID):\n");
+            for r in &invalid {
+                let _ = writeln!(
+                    s,
+                    "  {:<12}  {}",
+                    r.id,
+                    r.reason.as_deref().unwrap_or_default()
+                );
+            }
+        }
+        s
+    }
+}
