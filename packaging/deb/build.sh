@@ -29,15 +29,16 @@ assets=$target/release/deb-assets
 rm -rf "$assets"
 mkdir -p "$assets/man" "$assets/completions"
 "$bin" man --out-dir "$assets/man"
+gzip -9n "$assets/man"/*.1   # Debian policy 12.1: compressed, no time stamp
 "$bin" completions bash >"$assets/completions/warrant.bash"
 "$bin" completions zsh >"$assets/completions/_warrant"
 "$bin" completions fish >"$assets/completions/warrant.fish"
 ln -s ../../../bin/warrant "$assets/docker-warrant"
-ls "$assets/man"/warrant.1 >/dev/null || die "warrant man wrote no warrant.1"
+ls "$assets/man"/warrant.1.gz >/dev/null || die "warrant man wrote no warrant.1"
 
 out=$target/debian
 mkdir -p "$out"
-$cargo deb --no-build --locked --output "$out" >&2
+$cargo deb --no-build --locked --output "$out" >/dev/null
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 deb=$(ls -t "$out"/warrant_"$version"*_amd64.deb | head -n1)
 echo "$deb"
