@@ -55,7 +55,7 @@ dpkg-deb -c "$deb" | awk '{ sub(/^\./, "", $6); print ($7 == "->") ? $6 " -> " $
 for path in /usr/bin/warrant /usr/share/man/man1/warrant.1.gz /usr/share/man/man1/warrant-verify.1.gz \
   /usr/share/bash-completion/completions/warrant /usr/share/zsh/vendor-completions/_warrant \
   /usr/share/fish/vendor_completions.d/warrant.fish /usr/share/doc/warrant/containerd/config.toml \
-  /usr/share/doc/warrant/copyright; do
+  /usr/share/doc/warrant/README.Debian /usr/share/doc/warrant/copyright; do
   grep -q "^$path\$" "$tmp/contents" || fail "$path is not in the package"
 done
 grep -qx '/usr/libexec/docker/cli-plugins/docker-warrant -> ../../../bin/warrant' "$tmp/contents" \
