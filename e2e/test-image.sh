@@ -11,9 +11,10 @@
 #     fails to load with a clear error (exit 2), never a crash;
 #   * the webhook runs as the Deployment runs it (user 65532, read-only root, no
 #     capabilities) and reaches the registry by NAME over HTTPS: a stub DNS server
-#     on loopback answers for registry.warrant.test (static glibc's getaddrinfo
-#     and the image's /etc/nsswitch.conf), and the CA bundle at the image's path
-#     (here with the test CA added) validates the registry's certificate;
+#     on loopback answers for registry.warrant.test (static glibc's getaddrinfo),
+#     a name only /etc/hosts knows is found there without asking DNS (the
+#     image's /etc/nsswitch.conf: files, then dns), and the CA bundle at the
+#     image's path (here with the test CA added) validates the certificate;
 #   * one AdmissionReview each: a signed image is allowed and pinned to its
 #     digest, an unsigned one is denied.
 #
@@ -99,6 +100,7 @@ print(v if isinstance(v, str) else json.dumps(v))' "$@"
 }
 
 name=registry.warrant.test
+alias=hosts-only.warrant.test   # in the container's /etc/hosts only; NXDOMAIN from DNS
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -n1)
 export WARRANT_PASSPHRASE=e2e-passphrase
 unset WARRANT_LOG
@@ -122,7 +124,7 @@ expect 0 env WARRANT_HOME="$tmp/image-keys" bash "$repo/packaging/image/build.sh
 grep -qx "    digest: $digest" "$tmp/kustomization.yaml" || fail "the kustomization was not pinned to $digest"
 
 step "certificates (make-certs.sh), a stub DNS server, the registry (HTTP and HTTPS), dockerd"
-expect 0 bash "$repo/plugin-manifest/kubernetes/make-certs.sh" --out "$tmp/certs" --san "IP:127.0.0.1" --san "DNS:$name"
+expect 0 bash "$repo/plugin-manifest/kubernetes/make-certs.sh" --out "$tmp/certs" --san "IP:127.0.0.1" --san "DNS:$name" --san "DNS:$alias"
 # Read by user 65532 in the container (a throwaway test CA).
 chmod 755 "$tmp/certs" && chmod 644 "$tmp/certs"/*
 # A loopback address of our own for the DNS server (resolv.conf cannot name a port).
@@ -203,8 +205,10 @@ expect 0 "$WARRANT" --home "$tmp/signer" init "$reg/team/app"
 expect 0 "$WARRANT" --home "$tmp/signer" sign --output json "$reg/team/app:v1"
 v1=$(python3 -c 'import re, sys; print(re.findall(r"sha256:[0-9a-f]{64}", sys.stdin.read())[0])' <<<"$out")
 expect 0 "$WARRANT" --home "$tmp/signer" export "$reg/team/app" "$tmp/policy/root"
-printf '%s\n' "[[repository]]" "match = \"$treg/team/*\"" \
-  'root = "/etc/warrant/policy/root/1.root.json"' >"$tmp/policy/policy.toml"
+for host in "$treg" "$alias:$tport"; do
+  printf '%s\n' "[[repository]]" "match = \"$host/team/*\"" \
+    'root = "/etc/warrant/policy/root/1.root.json"'
+done >"$tmp/policy/policy.toml"
 chmod -R a+rX "$tmp/policy"
 # The test CA where the image keeps its bundle, as an operator mounts a private
 # registry's CA (with the public roots kept).
@@ -214,7 +218,7 @@ chmod 644 "$tmp/bundle.crt"
 step "the webhook: serve admission in the image, as the Deployment runs it"
 wport=$(free_port)
 webhook=warrant-webhook-$$
-docker run -d --name "$webhook" --network host --read-only --cap-drop ALL \
+docker run -d --name "$webhook" --network host --add-host "$alias:127.0.0.1" --read-only --cap-drop ALL \
   --security-opt no-new-privileges \
   --tmpfs /var/lib/warrant:uid=65532,gid=65532,mode=0700 --tmpfs /tmp \
   -v "$tmp/resolv.conf:/etc/resolv.conf:ro" \
@@ -259,6 +263,13 @@ printf '    %s\n' "${answer:0:600}"
 patch=$(field response patch <<<"$answer" | base64 -d)
 echo "    patch: $patch"
 grep -q "$treg/team/app:v1@$v1" <<<"$patch" || fail "the patch does not pin $v1"
+
+step "a registry named in /etc/hosts only: found there before DNS is asked"
+review "$alias:$tport/team/app:v1" >"$tmp/review-alias.json"
+answer=$(https POST /validate "$tmp/review-alias.json") || { docker logs "$webhook" >&2; fail "POST /validate failed"; }
+printf '    %s\n' "${answer:0:600}"
+[[ $(field response allowed <<<"$answer") == true ]] || { docker logs "$webhook" >&2; fail "$alias was not resolved from /etc/hosts"; }
+if grep -q "$alias" "$tmp/dns.log"; then fail "DNS was asked for $alias before /etc/hosts"; fi
 
 step "an unsigned image: denied"
 review "$treg/team/app:evil" >"$tmp/review-evil.json"

@@ -22,9 +22,10 @@ and the config runs /usr/local/bin/warrant as 65532:65532 (Entrypoint; the
 arguments are the Deployment's, default `serve admission --help`).
 
 Why nsswitch.conf: a static glibc resolves names with its built-in `files` and
-`dns` services. Without the file glibc's default for hosts is
-"dns [!UNAVAIL=return] files", which never reads /etc/hosts (hostAliases, the
-host's own entries) once a DNS server answers; "files dns" is what Debian ships.
+`dns` services (in libc itself since glibc 2.34). Without the file, Debian 12's
+glibc already reads /etc/hosts before asking DNS (e2e/test-image.sh passes
+without it); the file states that order for whatever glibc builds the next
+image, as Debian's own /etc/nsswitch.conf does ("hosts: files dns").
 
 Deterministic: the same inputs give the same digest (fixed mtimes and owners,
 gzip without a time stamp, sorted JSON). Stdlib only, no network.
