@@ -65,7 +65,9 @@ cleanup() {
   local p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [[ ${WARRANT_E2E_KEEP:-} == 1 ]]; then echo "kept $tmp"; else
-    umount -R "$tmp/docker" 2>/dev/null || true
+    # dockerd leaves mounts below its directories (with host networking, its
+    # exec-root's netns/default); unmount them, deepest first, then remove.
+    findmnt -rn -o TARGET | grep "^$tmp/" | sort -r | while read -r m; do umount "$m" 2>/dev/null || true; done
     rm -rf "$tmp" 2>/dev/null || true
   fi
 }
