@@ -119,10 +119,12 @@ again=$(python3 "$repo/packaging/image/assemble.py" --binary "$img/warrant" --la
 echo "    $digest (the same when assembled again)"
 expect 0 "$WARRANT" --home "$tmp/verifier" verify "oci:$img/oci:$version" --root "$img/root/1.root.json"
 grep -q "@$digest" <<<"$out" || fail "verify did not name $digest"
+root_before=$(sha256sum <"$img/root/1.root.json")
 cp "$repo/plugin-manifest/kubernetes/kustomization.yaml" "$tmp/kustomization.yaml"
 expect 0 env WARRANT_HOME="$tmp/image-keys" bash "$repo/packaging/image/build.sh" \
   --binary "$WARRANT_STATIC" --layout "$img/oci" --tag "$version" --pin "$tmp/kustomization.yaml"
 [[ $(tail -n1 <<<"$out") == "$digest" ]] || fail "a rebuild changed the digest"
+[[ $(sha256sum <"$img/root/1.root.json") == "$root_before" ]] || fail "a rebuild made a new repository (root)"
 grep -qx "    digest: $digest" "$tmp/kustomization.yaml" || fail "the kustomization was not pinned to $digest"
 
 step "certificates (make-certs.sh), a stub DNS server, the registry (HTTP and HTTPS), dockerd"

@@ -12,24 +12,26 @@
 # Prints the manifest digest (sha256:...) on its last line, and writes it to
 # LAYOUT/../digest.
 #
-#   build.sh --binary PATH --layout DIR --tag TAG [--pin KUSTOMIZATION] [--no-sign]
+#   build.sh --binary PATH --layout DIR --tag TAG [--pin KUSTOMIZATION]
 #
 # The key passphrase comes from WARRANT_PASSPHRASE (or a prompt on a terminal).
+# WARRANT_IMAGE_INIT_ARGS: options for that first `warrant init`, e.g. "--root-key ID
+# --targets-key ID --publisher-key ID" to reuse keys (verifiers pinning the root key
+# ids then keep working after a fresh layout).
 # Publish both tags, then deploy by digest:
 #   skopeo copy oci:LAYOUT:TAG docker://REGISTRY/warrant/warrant:TAG
 #   skopeo copy oci:LAYOUT:warrant.tuf docker://REGISTRY/warrant/warrant:warrant.tuf
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-binary="" layout="" tag="" pin="" sign=1
+binary="" layout="" tag="" pin=""
 while (($#)); do
   case $1 in
     --binary) binary=${2:?}; shift 2 ;;
     --layout) layout=${2:?}; shift 2 ;;
     --tag) tag=${2:?}; shift 2 ;;
     --pin) pin=${2:?}; shift 2 ;;
-    --no-sign) sign=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "image/build.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,14 +51,19 @@ binary=$out/warrant
 digest=$(python3 "$here/assemble.py" --binary "$binary" --layout "$layout" --tag "$tag")
 echo "assembled oci:$layout:$tag = $digest" >&2
 
-if ((sign)); then
-  if ! grep -q '"org.opencontainers.image.ref.name": "warrant.tuf"' "$layout/index.json"; then
-    "$binary" init "oci:$layout" >&2
-  fi
-  "$binary" sign "oci:$layout:$tag@$digest" >&2
-  rm -rf "$out/root"
-  "$binary" export "oci:$layout" "$out/root" >&2
+has_trust() { # the layout's index names a warrant.tuf artifact (signed before)
+  python3 -c 'import json, sys
+index = json.load(open(sys.argv[1]))
+names = [(m.get("annotations") or {}).get("org.opencontainers.image.ref.name") for m in index.get("manifests") or []]
+sys.exit(0 if "warrant.tuf" in names else 1)' "$layout/index.json"
+}
+if ! has_trust; then
+  # shellcheck disable=SC2086 # word splitting intended: options
+  "$binary" init "oci:$layout" ${WARRANT_IMAGE_INIT_ARGS:-} >&2
 fi
+"$binary" sign "oci:$layout:$tag@$digest" >&2
+rm -rf "$out/root"
+"$binary" export "oci:$layout" "$out/root" >&2
 printf '%s\n' "$digest" >"$out/digest"
 
 if [[ -n $pin ]]; then
