@@ -18,9 +18,12 @@ SHELL := /bin/bash
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 # crt-static needs an explicit --target: without one RUSTFLAGS also reaches the
-# proc-macros, which cannot be static. Output: $(STATIC_BIN).
+# proc-macros, which cannot be static. Output: $(STATIC_BIN). The dependencies'
+# source paths (kept for panic messages) are written as /cargo/..., so the image's
+# digest does not depend on the builder's home directory.
 STATIC_TARGET := x86_64-unknown-linux-gnu
 STATIC_BIN := $(TARGET_DIR)/$(STATIC_TARGET)/release/warrant
+STATIC_RUSTFLAGS := -C target-feature=+crt-static --remap-path-prefix=$(or $(CARGO_HOME),$(HOME)/.cargo)=/cargo
 
 all: build
 
@@ -75,7 +78,7 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
 
 static:
-	RUSTFLAGS='-C target-feature=+crt-static' $(CARGO) build --release --locked --target $(STATIC_TARGET) --bin warrant
+	RUSTFLAGS='$(STATIC_RUSTFLAGS)' $(CARGO) build --release --locked --target $(STATIC_TARGET) --bin warrant
 
 # Signs with the keys under $$WARRANT_HOME (init on the first run; passphrase from
 # WARRANT_PASSPHRASE or a prompt). Publishing: plugin-manifest/kubernetes/README.md.
