@@ -94,6 +94,34 @@ fn manifests_parse_and_name_the_right_api_versions() {
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // The webhook's image is deployed by digest only (issue #18): the kustomization
+    // replaces the Deployment's untagged name with newName@digest, and `make image`
+    // writes that digest.
+    let image = c["image"].as_str().unwrap();
+    assert!(!image.contains('@') && !image.rsplit('/').next().unwrap().contains(':'));
+    let pin = doc("Kustomization")["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == image)
+        .cloned()
+        .unwrap_or_else(|| panic!("no images: entry for {image}"));
+    let hex = pin["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    assert!(hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(pin.get("newTag").is_none(), "a tag next to the digest");
+    // The image's user (packaging/image/assemble.py) is the one the pod runs as.
+    let assemble = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/image/assemble.py"),
+    )
+    .unwrap();
+    let uid = pod["securityContext"]["runAsUser"].as_u64().unwrap();
+    assert!(assemble.contains(&format!("UID = GID = {uid}\n")));
+    assert_eq!(c["command"], json!(["/usr/local/bin/warrant"]));
+    assert!(assemble.contains(r#""Entrypoint": ["/usr/local/bin/warrant"]"#));
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
     let args: Vec<&str> = c["args"]
         .as_array()
