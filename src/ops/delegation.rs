@@ -126,6 +126,19 @@ pub fn add(
             if up.find_delegator(&d.role).map_err(wrap)?.is_some() {
                 return Err(bad(format!("{loc} already has a role {:?}", d.role)));
             }
+            // A verifier's search visits at most `max_delegations` roles (targets
+            // included; hash bins count as the one bin a lookup reads): a role past
+            // that could be signed but never found, so it is not made.
+            let max = crate::tuf::client::Limits::default().max_delegations;
+            let roles = up.load_delegation_tree().map_err(wrap)?.len();
+            if roles >= max {
+                return Err(bad(format!(
+                    "{loc} already has {} delegated roles; a verifier's delegation search visits \
+                     at most {max} roles (targets included, as python-tuf), so one more could \
+                     never be found: remove a role, or let one role sign more tags",
+                    roles - 1
+                )));
+            }
             let grand = up
                 .find_delegator(&parent)
                 .map_err(wrap)?
