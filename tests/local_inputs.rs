@@ -33,6 +33,25 @@ fn fifo_in_place_of_a_pin_passphrase_or_key_file_is_refused_not_waited_on() {
     c.env_remove("WARRANT_PASSPHRASE");
     let r = w.run(c);
     assert_eq!(r.code, 2, "--passphrase-file FIFO: {}", r.text());
+    // A missing passphrase file is named as such, not as the key store.
+    let missing = w.path("no-such-passphrase");
+    let mut c = w.cmd(
+        "signer",
+        &[
+            "--passphrase-file",
+            missing.to_str().unwrap(),
+            "sign",
+            &w.oci(":evil"),
+        ],
+    );
+    c.env_remove("WARRANT_PASSPHRASE");
+    let r = w.run(c);
+    assert_eq!(r.code, 2, "missing --passphrase-file: {}", r.text());
+    assert!(
+        r.stderr.contains("cannot read the passphrase file"),
+        "{}",
+        r.stderr
+    );
     let r = w.signer(&["key", "import", &f, "--name", "x"]);
     assert_eq!(r.code, 2, "key import FIFO: {}", r.text());
     let r = w.verifier("v", &["verify", &w.oci(":v1"), "--policy", &f]);

@@ -234,6 +234,11 @@ fn token_errors_say_what_to_do() {
             format!("pkcs11:token=warrant;object=k?module-path={MODULE}&pin-value=1234"),
             "pin-value is refused",
         ),
+        // In the path part too: it would otherwise be kept in the stored URI.
+        (
+            format!("pkcs11:token=warrant;object=k;pin-value=1234?module-path={MODULE}"),
+            "pin-value is refused",
+        ),
     ] {
         let r = hsm.run("signer", "1234", &["key", "generate", "--pkcs11", &uri]);
         assert_eq!(r.code, 2, "{uri}: {}", r.text());

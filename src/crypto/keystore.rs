@@ -47,6 +47,16 @@ pub enum KeystoreError {
         /// The OS error.
         detail: String,
     },
+    /// The passphrase file named with `--passphrase-file` cannot be read.
+    #[error(
+        "cannot read the passphrase file {path}: {detail}; name an existing file with --passphrase-file, or set WARRANT_PASSPHRASE"
+    )]
+    PassphraseFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
     /// No key matches.
     #[error("no key {query:?} in {dir}; `warrant key list` shows the keys there")]
     NotFound {

@@ -61,7 +61,13 @@ impl PassphraseSource {
     fn read(&self, confirm: bool) -> Result<Passphrase, KeystoreError> {
         if let Some(file) = &self.file {
             // Capped like every key file; the text is zeroized when dropped.
-            let bytes = Zeroizing::new(read_capped(file)?);
+            let bytes = Zeroizing::new(read_capped(file).map_err(|e| match e {
+                KeystoreError::Io { detail, .. } => KeystoreError::PassphraseFile {
+                    path: file.clone(),
+                    detail,
+                },
+                other => other,
+            })?);
             let text = Zeroizing::new(String::from_utf8(bytes.to_vec()).map_err(|_| {
                 KeystoreError::BadPassphrase("the passphrase file is not UTF-8 text")
             })?);

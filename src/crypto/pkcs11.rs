@@ -458,6 +458,7 @@ mod tests {
             "pkcs11:object=x?module-path=/m.so",
             "pkcs11:token=t?module-path=/m.so",
             "pkcs11:token=t;object=x?module-path=/m.so&pin-value=1234",
+            "pkcs11:token=t;object=x;pin-value=1234?module-path=/m.so",
             "file:token=t",
             "pkcs11:token=%zz;object=x?module-path=/m.so",
         ] {

@@ -53,6 +53,8 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+const PIN_VALUE_REFUSED: &str = "pin-value is refused: a PIN on the command line leaks into shell history and process lists; use WARRANT_PKCS11_PIN or pin-source";
+
 impl std::str::FromStr for Pkcs11Uri {
     type Err = Pkcs11Error;
 
@@ -80,6 +82,9 @@ impl std::str::FromStr for Pkcs11Uri {
                 .split_once('=')
                 .ok_or_else(|| bad("attribute without ="))?;
             match k {
+                // RFC 7512 puts the PIN in the query; refused here too, or it would be
+                // kept in the URI warrant stores and lists.
+                "pin-value" => return Err(bad(PIN_VALUE_REFUSED)),
                 "token" => token = Some(text(v)?),
                 "object" => object = Some(text(v)?),
                 "id" => id = Some(percent_decode(v).ok_or_else(|| bad("bad id"))?),
@@ -99,11 +104,7 @@ impl std::str::FromStr for Pkcs11Uri {
                     let path = v.strip_prefix("file:").unwrap_or(&v);
                     pin_source = Some(PathBuf::from(path));
                 }
-                "pin-value" => {
-                    return Err(bad(
-                        "pin-value is refused: a PIN on the command line leaks into shell history and process lists; use WARRANT_PKCS11_PIN or pin-source",
-                    ));
-                }
+                "pin-value" => return Err(bad(PIN_VALUE_REFUSED)),
                 _ => {}
             }
         }
