@@ -12,9 +12,10 @@ use crate::tuf::verify::Untrusted;
 
 use super::edit::{
     CommitOutcome, RoleChange, authority_of, first_version, newest_role_json, pending_of,
-    ready_pending, transact, untrusted_result, version_of, waiting_delegator,
+    ready_pending, untrusted_result, version_of, waiting_delegator,
 };
-use super::trust::{Pin, TrustedUpdater, anchor_for_editing, open_store, update_for_editing};
+use super::repository::{Repository, TrustedUpdater};
+use super::trust::Pin;
 use super::{Context, OpError};
 
 /// A change of one target between the trusted and the pending version.
@@ -239,9 +240,9 @@ fn review(
 
 /// Every pending role version of `location`.
 pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<PendingView>, OpError> {
-    let store = open_store(ctx, location)?;
-    let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
-    let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
+    let repo = Repository::open_for_editing(ctx, location, pin)?;
+    let store = repo.store();
+    let mut up = repo.refresh_for_editing()?;
     let listing = up
         .remote()
         .listing()
@@ -260,7 +261,7 @@ pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<Pend
             continue;
         };
         if version_of(&f.name, &role).is_some() {
-            out.push(review(store.as_ref(), &mut up, &listing, &role, ctx.now)?.1);
+            out.push(review(store, &mut up, &listing, &role, ctx.now)?.1);
         }
     }
     Ok(out)
@@ -285,10 +286,7 @@ pub fn approve(
     pin: &Pin,
 ) -> Result<ApproveOutcome, OpError> {
     let mut first: Option<PendingView> = None;
-    let (commit, _ours) = transact(
-        ctx,
-        location,
-        pin,
+    let (commit, _ours) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |store, up, listing| {
             let (untrusted, view, delegator) = review(store, up, listing, role, ctx.now)?;
@@ -369,10 +367,7 @@ fn has_signatures(store: &dyn Store, role: &str, keys: &[KeyId]) -> Result<bool,
 /// Re-sign snapshot and timestamp with the publisher key (fresh expiry), promoting
 /// every fully signed pending version.
 pub fn refresh(ctx: &Context, location: &Location, pin: &Pin) -> Result<CommitOutcome, OpError> {
-    let (outcome, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         true,
         |_store, up, _| {
             // Load every role so complete pending versions can be checked against

@@ -12,8 +12,9 @@ use crate::tuf::metadata::{
     DelegatedRole, Delegations, Key, TOP_LEVEL_ROLES, Targets, Unrecognized,
 };
 
-use super::edit::{CommitOutcome, RoleChange, authority_of, edit_delegator, sign_role, transact};
-use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
+use super::edit::{CommitOutcome, RoleChange, authority_of, edit_delegator, sign_role};
+use super::repository::{Repository, TrustedUpdater};
+use super::trust::Pin;
 use super::{Context, OpError};
 
 /// What `delegation add` creates.
@@ -112,10 +113,7 @@ pub fn add(
     }
     let threshold = NonZeroU64::new(d.threshold).ok_or_else(|| bad("threshold 0".into()))?;
     let parent = d.from.clone().unwrap_or_else(|| "targets".into());
-    let (outcome, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |_store, up, _| {
             let loc = location.to_string();
@@ -206,10 +204,7 @@ pub fn remove(
     role: &str,
     pin: &Pin,
 ) -> Result<CommitOutcome, OpError> {
-    let (outcome, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |_store, up, _| {
             let (change, _, _) = edit_delegator(ctx, up, &location.to_string(), role, |dels| {
@@ -250,9 +245,8 @@ pub struct RoleView {
 
 /// Every delegated role, in search order (verified).
 pub fn list(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<RoleView>, OpError> {
-    let store = open_store(ctx, location)?;
-    let cache = anchor(ctx, store.as_ref(), pin)?;
-    let mut up: TrustedUpdater<'_> = update(ctx, store.as_ref(), cache, true)?;
+    let repo = Repository::open(ctx, location, pin)?;
+    let mut up: TrustedUpdater<'_> = repo.refresh(true)?;
     let order = up
         .load_delegation_tree()
         .map_err(|source| OpError::Update {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::store::Location;
 use crate::store::artifact::MAX_FILE_BYTES;
 
-use super::trust::open_store;
+use super::repository::open_store;
 use super::{Context, OpError};
 
 /// What `export` wrote.

@@ -86,7 +86,7 @@ pub fn init(
         Location::Layout(_) => Box::new(crate::store::layout::LayoutStore::create_or_open(
             location.clone(),
         )?),
-        _ => super::trust::open_store(ctx, location)?,
+        _ => super::repository::open_store(ctx, location)?,
     };
     let store = store.as_ref();
     if store.head_listing()?.is_some() {

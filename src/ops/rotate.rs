@@ -21,10 +21,9 @@ use crate::tuf::metadata::{Key, Root, TOP_LEVEL_ROLES, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::short_id;
 
-use super::edit::{
-    CommitOutcome, authority_of, edit_delegator, sign_role_with_any_keys, transact, with_retries,
-};
-use super::trust::{Pin, anchor_for_editing, open_store, update_for_editing};
+use super::edit::{CommitOutcome, authority_of, edit_delegator, sign_role_with_any_keys};
+use super::repository::Repository;
+use super::trust::Pin;
 use super::{Context, OpError, as_signers};
 
 /// What to change about a role's keys.
@@ -158,136 +157,138 @@ fn rotate_top_level(
     rot: &Rotation,
     pin: &Pin,
 ) -> Result<RotateOutcome, OpError> {
-    let (outcome, _) = with_retries(ctx, location, pin, |store, up, listing| {
-        let trusted = up.trusted();
-        let old: &Root = trusted.root();
-        let entry = old
-            .roles
-            .get(&rot.role)
-            .ok_or_else(|| bad(format!("root has no {} role", rot.role)))?;
-        let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
-        let mut new = old.clone();
-        new.version = editor::bump(old.version, "root")?;
-        new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
-        for (id, key) in added {
-            new.keys.insert(id, key);
-        }
-        if let Some(e) = new.roles.get_mut(&rot.role) {
-            e.keyids = ids.clone();
-            e.threshold = threshold;
-        }
-        let used: BTreeSet<KeyId> = new
-            .roles
-            .values()
-            .flat_map(|r| r.keyids.iter().cloned())
-            .collect();
-        new.keys.retain(|k, _| used.contains(k));
-        // Signed by the old root's threshold and the new root's threshold.
-        let old_root = role_entry(old, "root")?;
-        let new_root = role_entry(&new, "root")?;
-        let mut signers = keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
-        for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
-            if !signers
-                .iter()
-                .any(|s| s.public_key().key_id() == k.public_key().key_id())
-            {
-                signers.push(k);
+    let (outcome, _) =
+        Repository::open_for_editing(ctx, location, pin)?.with_retries(|store, up, listing| {
+            let trusted = up.trusted();
+            let old: &Root = trusted.root();
+            let entry = old
+                .roles
+                .get(&rot.role)
+                .ok_or_else(|| bad(format!("root has no {} role", rot.role)))?;
+            let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
+            let mut new = old.clone();
+            new.version = editor::bump(old.version, "root")?;
+            new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
+            for (id, key) in added {
+                new.keys.insert(id, key);
             }
-        }
-        let root_bytes = editor::sign(&new, &as_signers(&signers))?;
+            if let Some(e) = new.roles.get_mut(&rot.role) {
+                e.keyids = ids.clone();
+                e.threshold = threshold;
+            }
+            let used: BTreeSet<KeyId> = new
+                .roles
+                .values()
+                .flat_map(|r| r.keyids.iter().cloned())
+                .collect();
+            new.keys.retain(|k, _| used.contains(k));
+            // Signed by the old root's threshold and the new root's threshold.
+            let old_root = role_entry(old, "root")?;
+            let new_root = role_entry(&new, "root")?;
+            let mut signers =
+                keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
+            for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
+                if !signers
+                    .iter()
+                    .any(|s| s.public_key().key_id() == k.public_key().key_id())
+                {
+                    signers.push(k);
+                }
+            }
+            let root_bytes = editor::sign(&new, &as_signers(&signers))?;
 
-        // Re-sign what the new keys own, so nothing rests on a removed key.
-        let (Some(targets), Some(snapshot), Some(timestamp)) = (
-            trusted.targets("targets"),
-            trusted.snapshot(),
-            trusted.timestamp(),
-        ) else {
-            return Err(OpError::NoRepository {
-                location: location.to_string(),
-            });
-        };
-        let mut files: Vec<NewFile> = Vec::new();
-        let mut meta = snapshot.meta.clone();
-        let replace_targets = rot.role == "targets";
-        if replace_targets {
-            let mut t: Targets = (**targets).clone();
-            t.version = editor::bump(targets.version, "targets")?;
-            let e = role_entry(&new, "targets")?;
-            let bytes = editor::sign(
-                &t,
-                &as_signers(&keys_for(ctx, "targets", &e.keyids, e.threshold)?),
-            )?;
-            meta.insert("targets.json".into(), editor::meta_for(t.version, &bytes));
-            files.push(NewFile {
-                name: format!("{}.targets.json", t.version),
-                bytes,
-                pending: false,
-            });
-        }
-        let snap_version = editor::bump(snapshot.version, "snapshot")?;
-        let snap = editor::new_snapshot(
-            snap_version,
-            editor::expiry_in(ctx.now, ctx.lifetimes.snapshot),
-            meta,
-        );
-        let e = role_entry(&new, "snapshot")?;
-        let snap_bytes = editor::sign(
-            &snap,
-            &as_signers(&keys_for(ctx, "snapshot", &e.keyids, e.threshold)?),
-        )?;
-        let ts = editor::new_timestamp(
-            editor::bump(timestamp.version, "timestamp")?,
-            editor::expiry_in(ctx.now, ctx.lifetimes.timestamp),
-            snap_version,
-            &snap_bytes,
-        );
-        let e = role_entry(&new, "timestamp")?;
-        let ts_bytes = editor::sign(
-            &ts,
-            &as_signers(&keys_for(ctx, "timestamp", &e.keyids, e.threshold)?),
-        )?;
-        files.push(NewFile {
-            name: format!("{}.root.json", new.version),
-            bytes: root_bytes,
-            pending: false,
-        });
-        files.push(NewFile {
-            name: format!("{snap_version}.snapshot.json"),
-            bytes: snap_bytes,
-            pending: false,
-        });
-        files.push(NewFile {
-            name: "timestamp.json".into(),
-            bytes: ts_bytes,
-            pending: false,
-        });
-        for f in &listing.files {
-            let drop = f.name == "timestamp.json"
-                || (!f.pending && super::edit::version_of(&f.name, "snapshot").is_some())
-                || (replace_targets
-                    && !f.pending
-                    && super::edit::version_of(&f.name, "targets").is_some());
-            if !drop {
+            // Re-sign what the new keys own, so nothing rests on a removed key.
+            let (Some(targets), Some(snapshot), Some(timestamp)) = (
+                trusted.targets("targets"),
+                trusted.snapshot(),
+                trusted.timestamp(),
+            ) else {
+                return Err(OpError::NoRepository {
+                    location: location.to_string(),
+                });
+            };
+            let mut files: Vec<NewFile> = Vec::new();
+            let mut meta = snapshot.meta.clone();
+            let replace_targets = rot.role == "targets";
+            if replace_targets {
+                let mut t: Targets = (**targets).clone();
+                t.version = editor::bump(targets.version, "targets")?;
+                let e = role_entry(&new, "targets")?;
+                let bytes = editor::sign(
+                    &t,
+                    &as_signers(&keys_for(ctx, "targets", &e.keyids, e.threshold)?),
+                )?;
+                meta.insert("targets.json".into(), editor::meta_for(t.version, &bytes));
                 files.push(NewFile {
-                    name: f.name.clone(),
-                    bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
-                    pending: f.pending,
+                    name: format!("{}.targets.json", t.version),
+                    bytes,
+                    pending: false,
                 });
             }
-        }
-        let root_version = new.version.get();
-        let published = store.publish(&files, Some(&listing.digest))?;
-        // Our own trusted state follows the chain on the next command.
-        up.local_mut().clear_listing_digest();
-        Ok(RotateOutcome {
-            role: rot.role.clone(),
-            keyids: ids,
-            threshold: threshold.get(),
-            root_version: Some(root_version),
-            commit: None,
-            published: Some(published),
-        })
-    })?;
+            let snap_version = editor::bump(snapshot.version, "snapshot")?;
+            let snap = editor::new_snapshot(
+                snap_version,
+                editor::expiry_in(ctx.now, ctx.lifetimes.snapshot),
+                meta,
+            );
+            let e = role_entry(&new, "snapshot")?;
+            let snap_bytes = editor::sign(
+                &snap,
+                &as_signers(&keys_for(ctx, "snapshot", &e.keyids, e.threshold)?),
+            )?;
+            let ts = editor::new_timestamp(
+                editor::bump(timestamp.version, "timestamp")?,
+                editor::expiry_in(ctx.now, ctx.lifetimes.timestamp),
+                snap_version,
+                &snap_bytes,
+            );
+            let e = role_entry(&new, "timestamp")?;
+            let ts_bytes = editor::sign(
+                &ts,
+                &as_signers(&keys_for(ctx, "timestamp", &e.keyids, e.threshold)?),
+            )?;
+            files.push(NewFile {
+                name: format!("{}.root.json", new.version),
+                bytes: root_bytes,
+                pending: false,
+            });
+            files.push(NewFile {
+                name: format!("{snap_version}.snapshot.json"),
+                bytes: snap_bytes,
+                pending: false,
+            });
+            files.push(NewFile {
+                name: "timestamp.json".into(),
+                bytes: ts_bytes,
+                pending: false,
+            });
+            for f in &listing.files {
+                let drop = f.name == "timestamp.json"
+                    || (!f.pending && super::edit::version_of(&f.name, "snapshot").is_some())
+                    || (replace_targets
+                        && !f.pending
+                        && super::edit::version_of(&f.name, "targets").is_some());
+                if !drop {
+                    files.push(NewFile {
+                        name: f.name.clone(),
+                        bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
+                        pending: f.pending,
+                    });
+                }
+            }
+            let root_version = new.version.get();
+            let published = store.publish(&files, Some(&listing.digest))?;
+            // Our own trusted state follows the chain on the next command.
+            up.local_mut().clear_listing_digest();
+            Ok(RotateOutcome {
+                role: rot.role.clone(),
+                keyids: ids,
+                threshold: threshold.get(),
+                root_version: Some(root_version),
+                commit: None,
+                published: Some(published),
+            })
+        })?;
     Ok(outcome)
 }
 
@@ -298,10 +299,7 @@ fn rotate_delegated(
     pin: &Pin,
 ) -> Result<RotateOutcome, OpError> {
     let mut result: Option<(Vec<KeyId>, u64)> = None;
-    let (commit, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (commit, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |_store, up, _| {
             let loc = location.to_string();
@@ -372,9 +370,8 @@ pub fn revoke(
     key: &str,
     pin: &Pin,
 ) -> Result<RevokeOutcome, OpError> {
-    let store = open_store(ctx, location)?;
-    let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
-    let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
+    let repo = Repository::open_for_editing(ctx, location, pin)?;
+    let mut up = repo.refresh_for_editing()?;
     let order = up
         .load_delegation_tree()
         .map_err(|source| OpError::Update {

@@ -15,10 +15,9 @@ use crate::tuf::editor;
 use crate::tuf::metadata::{TargetFile, Unrecognized};
 
 use super::bins;
-use super::edit::{
-    RoleChange, RoleStatus, authority_of, newest_role_json, pending_of, sign_role, transact,
-};
-use super::trust::{Pin, open_store};
+use super::edit::{RoleChange, RoleStatus, authority_of, newest_role_json, pending_of, sign_role};
+use super::repository::{Repository, TrustedUpdater};
+use super::trust::Pin;
 use super::{Context, OpError};
 
 /// Options of `warrant sign`.
@@ -108,7 +107,8 @@ fn sign_in_one_publish(
     images: &[&ImageRef],
     opts: &SignOptions,
 ) -> Result<Vec<SignOutcome>, OpError> {
-    let store = open_store(ctx, location)?;
+    let repo = Repository::open_untrusted(ctx, location)?;
+    let store = repo.store();
     let mut entries: Vec<Entry<'_>> = Vec::with_capacity(images.len());
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
     for image in images {
@@ -145,12 +145,12 @@ fn sign_in_one_publish(
             file,
         });
     }
-    drop(store);
+    let repo = repo.into_editing(&opts.pin)?;
     let targets: Vec<(String, TargetFile)> = entries
         .iter()
         .map(|e| (e.target.clone(), e.file.clone()))
         .collect();
-    let (outcome, roles) = match sign_or_skip(ctx, location, &targets, opts)? {
+    let (outcome, roles) = match sign_or_skip(&repo, &targets, opts)? {
         Signed::Published(outcome, roles) => (outcome, roles),
         Signed::Unchanged(statuses) => {
             return Ok(entries
@@ -209,25 +209,25 @@ pub fn sign_descriptor(
         custom: Some(json!({ "mediaType": descriptor.media_type })),
         unrecognized: Unrecognized::new(),
     };
-    let (outcome, roles) =
-        match sign_or_skip(ctx, &image.location, &[(target.clone(), file)], opts)? {
-            Signed::Published(outcome, roles) => (outcome, roles),
-            Signed::Unchanged(mut statuses) => {
-                return Ok(SignOutcome {
-                    reference: image.to_string(),
-                    repository: image.location.to_string(),
-                    target,
-                    digest: descriptor.digest,
-                    size: descriptor.size,
-                    media_type: descriptor.media_type,
-                    status: statuses
-                        .pop()
-                        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?,
-                    published: None,
-                    attempts: 1,
-                });
-            }
-        };
+    let repo = Repository::open_for_editing(ctx, &image.location, &opts.pin)?;
+    let (outcome, roles) = match sign_or_skip(&repo, &[(target.clone(), file)], opts)? {
+        Signed::Published(outcome, roles) => (outcome, roles),
+        Signed::Unchanged(mut statuses) => {
+            return Ok(SignOutcome {
+                reference: image.to_string(),
+                repository: image.location.to_string(),
+                target,
+                digest: descriptor.digest,
+                size: descriptor.size,
+                media_type: descriptor.media_type,
+                status: statuses
+                    .pop()
+                    .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?,
+                published: None,
+                attempts: 1,
+            });
+        }
+    };
     let role = roles.first().cloned().unwrap_or_default();
     let status = outcome
         .roles
@@ -265,7 +265,8 @@ pub fn sign_targets(
     targets: &[(String, TargetFile)],
     opts: &SignOptions,
 ) -> Result<(super::edit::CommitOutcome, Vec<String>), OpError> {
-    match sign_or_skip(ctx, location, targets, opts)? {
+    let repo = Repository::open_for_editing(ctx, location, &opts.pin)?;
+    match sign_or_skip(&repo, targets, opts)? {
         Signed::Published(outcome, roles) => Ok((outcome, roles)),
         Signed::Unchanged(_) => Err(OpError::AlreadySigned {
             target: targets.first().map(|t| t.0.clone()).unwrap_or_default(),
@@ -275,17 +276,15 @@ pub fn sign_targets(
 }
 
 fn sign_or_skip(
-    ctx: &Context,
-    location: &crate::store::Location,
+    repo: &Repository<'_>,
     targets: &[(String, TargetFile)],
     opts: &SignOptions,
 ) -> Result<Signed, OpError> {
+    let ctx = repo.context();
+    let location = repo.location();
     let role = opts.role.clone().unwrap_or_else(|| "targets".into());
     let mut unchanged: Option<Vec<RoleStatus>> = None;
-    let result = transact(
-        ctx,
-        location,
-        &opts.pin,
+    let result = repo.edit(
         false,
         |store, up, listing| {
             let location = location.to_string();
@@ -436,7 +435,7 @@ type Edit = (Vec<RoleChange>, Vec<String>, Vec<String>);
 /// [`super::bins`]). Also the role each entry went into.
 fn sign_top_level(
     ctx: &Context,
-    up: &mut super::trust::TrustedUpdater<'_>,
+    up: &mut TrustedUpdater<'_>,
     entries: &[(String, TargetFile)],
     only: Option<&str>,
 ) -> Result<Edit, OpError> {
@@ -509,11 +508,7 @@ fn sign_top_level(
 
 /// The `paths` a delegated role is limited to (`None` for top-level targets, hash
 /// prefixes or bins).
-fn delegated_paths(
-    up: &super::trust::TrustedUpdater<'_>,
-    role: &str,
-    delegator: &str,
-) -> Option<Vec<String>> {
+fn delegated_paths(up: &TrustedUpdater<'_>, role: &str, delegator: &str) -> Option<Vec<String>> {
     let parent = up.trusted().targets(delegator)?;
     parent
         .delegations
@@ -593,10 +588,8 @@ pub fn unsign(
     opts: &SignOptions,
 ) -> Result<UnsignOutcome, OpError> {
     let target = image.target_name();
-    let (outcome, role) = transact(
-        ctx,
-        &image.location,
-        &opts.pin,
+    let repo = Repository::open_for_editing(ctx, &image.location, &opts.pin)?;
+    let (outcome, role) = repo.edit(
         false,
         |_store, up, listing| {
             let location = image.location.to_string();

@@ -11,5 +11,6 @@ pub mod index;
 pub mod local;
 pub mod memory;
 pub mod metadata;
+pub mod prefetch;
 pub mod trusted;
 pub mod verify;
