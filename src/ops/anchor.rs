@@ -24,7 +24,7 @@ use crate::tuf::trusted::TrustedSet;
 use crate::tuf::verify::{Verified, short_id};
 
 use super::repository::Repository;
-use super::{Context, OpError};
+use super::{Context, OpError, PinFileError};
 
 pub use crate::pin::{CaPin, KeyIdPin, MIN_KEYID_PIN, Pin, PinError};
 
@@ -39,7 +39,7 @@ const MAX_CHAIN_WALK: u64 = 1024;
 pub fn read_pin_file(path: &Path) -> Result<Vec<u8>, OpError> {
     crate::fsutil::read_regular(path, MAX_ROOT_FILE).map_err(|e| OpError::PinFile {
         path: path.to_owned(),
-        detail: e.to_string(),
+        source: e.into(),
     })
 }
 
@@ -80,7 +80,7 @@ pub(super) fn anchor_cache(
             let bytes = read_pin_file(path)?;
             TrustedSet::new(bytes.clone(), ctx.now).map_err(|e| OpError::PinFile {
                 path: path.clone(),
-                detail: e.to_string(),
+                source: e.into(),
             })?;
             bytes
         }
@@ -171,11 +171,11 @@ fn check_root_certificates(
     use crate::crypto::x509;
     let ca_pem = String::from_utf8(read_pin_file(pin.path())?).map_err(|_| OpError::PinFile {
         path: pin.path().to_owned(),
-        detail: "not PEM text".into(),
+        source: PinFileError::NotPem,
     })?;
     let ca = x509::parse(&ca_pem).map_err(|e| OpError::PinFile {
         path: pin.path().to_owned(),
-        detail: e.to_string(),
+        source: e.into(),
     })?;
     let declared = root
         .roles
@@ -305,7 +305,7 @@ fn check_against_cache(
             let pinned_set =
                 TrustedSet::new(pinned.clone(), ctx.now).map_err(|e| OpError::PinFile {
                     path: path.clone(),
-                    detail: e.to_string(),
+                    source: e.into(),
                 })?;
             let pinned_version = pinned_set.root().version.get();
             let (from, to, target) = match pinned_version.cmp(&cached_version) {

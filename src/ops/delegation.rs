@@ -34,10 +34,6 @@ pub struct NewDelegation {
     pub from: Option<String>,
 }
 
-fn bad(msg: String) -> OpError {
-    OpError::InvalidArgument(msg)
-}
-
 /// A role name: 1–64 of `[A-Za-z0-9._-]`, not a top-level role, not `.`/`..`.
 fn check_role_name(role: &str) -> Result<(), OpError> {
     let ok = !role.is_empty()
@@ -51,9 +47,11 @@ fn check_role_name(role: &str) -> Result<(), OpError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
-            "invalid role name {role:?}: use 1 to 64 letters, digits, '.', '_' or '-', and not root/targets/snapshot/timestamp"
-        )))
+        Err(OpError::InvalidValue {
+            argument: "role name",
+            value: role.to_owned(),
+            expected: "1 to 64 letters, digits, '.', '_' or '-', and not root/targets/snapshot/timestamp",
+        })
     }
 }
 
@@ -68,9 +66,11 @@ pub fn check_pattern(p: &str) -> Result<(), OpError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
-            "path pattern {p:?} can never match a tag or digest (allowed: letters, digits, . _ - : and the globs * ? [...])"
-        )))
+        Err(OpError::InvalidValue {
+            argument: "path pattern",
+            value: p.to_owned(),
+            expected: "a pattern that can match a tag or digest (letters, digits, . _ - : and the globs * ? [...])",
+        })
     }
 }
 
@@ -100,18 +100,25 @@ pub fn add(
             .iter()
             .any(|i: &crate::crypto::keystore::KeyInfo| i.keyid == info.keyid)
         {
-            return Err(bad(format!("key {k} is given twice")));
+            return Err(OpError::GivenTwice {
+                what: "key",
+                name: k.clone(),
+            });
         }
         infos.push(info);
     }
     if d.threshold == 0 || d.threshold > infos.len() as u64 {
-        return Err(bad(format!(
-            "--threshold {} must be between 1 and the number of keys ({})",
-            d.threshold,
-            infos.len()
-        )));
+        return Err(OpError::BadThreshold {
+            role: d.role.clone(),
+            keys: infos.len(),
+            threshold: d.threshold,
+        });
     }
-    let threshold = NonZeroU64::new(d.threshold).ok_or_else(|| bad("threshold 0".into()))?;
+    let threshold = NonZeroU64::new(d.threshold).ok_or_else(|| OpError::BadThreshold {
+        role: d.role.clone(),
+        keys: infos.len(),
+        threshold: d.threshold,
+    })?;
     let parent = d.from.clone().unwrap_or_else(|| "targets".into());
     let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
@@ -122,16 +129,24 @@ pub fn add(
                 source,
             };
             if up.find_delegator(&d.role).map_err(wrap)?.is_some() {
-                return Err(bad(format!("{loc} already has a role {:?}", d.role)));
+                return Err(OpError::RoleExists {
+                    location: loc.clone(),
+                    role: d.role.clone(),
+                });
             }
-            let grand = up
-                .find_delegator(&parent)
-                .map_err(wrap)?
-                .ok_or_else(|| bad(format!("{loc} has no role {parent:?} to delegate from")))?;
+            let grand =
+                up.find_delegator(&parent)
+                    .map_err(wrap)?
+                    .ok_or_else(|| OpError::NoSuchRole {
+                        location: loc.clone(),
+                        role: parent.clone(),
+                    })?;
             let current = up
                 .trusted()
                 .targets(&parent)
-                .ok_or_else(|| bad(format!("{parent} is not loaded")))?;
+                .ok_or_else(|| OpError::NotLoaded {
+                    role: parent.clone(),
+                })?;
             let mut next: Targets = (**current).clone();
             let dels = next.delegations.get_or_insert_with(|| Delegations {
                 keys: BTreeMap::new(),
@@ -140,13 +155,16 @@ pub fn add(
                 unrecognized: Unrecognized::new(),
             });
             if dels.succinct_roles.is_some() {
-                return Err(bad(format!(
-                    "{parent} delegates to hash bins; it cannot also delegate by name"
-                )));
+                return Err(OpError::BinnedDelegator {
+                    role: parent.clone(),
+                });
             }
             let mut keyids: Vec<KeyId> = Vec::new();
             for info in &infos {
-                let public = info.public_key().map_err(|e| bad(e.to_string()))?;
+                let public = info.public_key().map_err(|source| OpError::KeyMaterial {
+                    keyid: info.keyid.0.clone(),
+                    source,
+                })?;
                 dels.keys
                     .insert(info.keyid.clone(), Key::from_public(&public));
                 keyids.push(info.keyid.clone());
@@ -192,8 +210,12 @@ fn sign_new_role(
     first: &Targets,
     parent: &Targets,
 ) -> Result<RoleChange, OpError> {
-    let authority =
-        crate::tuf::trusted::delegated_authority(parent, role).map_err(|e| bad(e.to_string()))?;
+    let authority = crate::tuf::trusted::delegated_authority(parent, role).map_err(|source| {
+        OpError::Delegation {
+            role: role.to_owned(),
+            source,
+        }
+    })?;
     super::edit::sign_role_with_any_keys(ctx, role, first, authority)
 }
 

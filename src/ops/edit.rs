@@ -85,10 +85,10 @@ pub fn authority_of<'a>(
     let trusted = up.trusted();
     if delegator == "root" {
         let root = trusted.root();
-        let r = root
-            .roles
-            .get(role)
-            .ok_or_else(|| OpError::InvalidArgument(format!("root has no {role} role")))?;
+        let r = root.roles.get(role).ok_or_else(|| OpError::NoSuchRole {
+            location: "root".into(),
+            role: role.to_owned(),
+        })?;
         return Ok(Authority {
             keys: &root.keys,
             keyids: &r.keyids,
@@ -97,8 +97,13 @@ pub fn authority_of<'a>(
     }
     let parent = trusted
         .targets(delegator)
-        .ok_or_else(|| OpError::InvalidArgument(format!("delegator {delegator} is not loaded")))?;
-    delegated_authority(parent, role).map_err(|e| OpError::InvalidArgument(e.to_string()))
+        .ok_or_else(|| OpError::NotLoaded {
+            role: delegator.to_owned(),
+        })?;
+    delegated_authority(parent, role).map_err(|source| OpError::Delegation {
+        role: role.to_owned(),
+        source,
+    })
 }
 
 /// Sign `targets` as `role` with every key at hand that `authority` lists (or only
@@ -116,10 +121,9 @@ pub fn sign_role(
     let bytes = if keep.is_empty() {
         bytes
     } else {
-        merge_signatures(&bytes, keep)?
+        merge_signatures(role, &bytes, keep, false)?
     };
-    let untrusted = Untrusted::parse(role, bytes.clone())
-        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    let untrusted = Untrusted::parse(role, bytes.clone()).map_err(|e| own(role, e))?;
     let signatures = untrusted_result(&untrusted, authority);
     Ok(RoleChange {
         role: role.to_owned(),
@@ -141,8 +145,7 @@ pub fn sign_role_with_any_keys(
     match sign_role(ctx, role, targets, authority, &[], None) {
         Err(OpError::MissingSigningKeys { .. }) => {
             let bytes = editor::sign(targets, &[])?;
-            let untrusted = Untrusted::parse(role, bytes.clone())
-                .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+            let untrusted = Untrusted::parse(role, bytes.clone()).map_err(|e| own(role, e))?;
             Ok(RoleChange {
                 role: role.to_owned(),
                 version: targets.version.get(),
@@ -195,21 +198,35 @@ pub fn untrusted_result(untrusted: &Untrusted, authority: Authority<'_>) -> Veri
     check_threshold(untrusted.canonical(), untrusted.signatures(), authority)
 }
 
-/// Add `extra` signatures to an envelope (skipping key ids already present).
-fn merge_signatures(bytes: &[u8], extra: &[Signature]) -> Result<Vec<u8>, OpError> {
-    let mut v: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+/// An envelope this process built is unusable (a bug, exit 3).
+pub(super) fn own(role: &str, e: impl Into<super::EnvelopeError>) -> OpError {
+    OpError::OwnEnvelope {
+        role: role.to_owned(),
+        source: e.into(),
+    }
+}
+
+/// Add `extra` signatures to the envelope of `role` (skipping key ids already
+/// present; with `replace`, first dropping any signature by those key ids).
+pub fn merge_signatures(
+    role: &str,
+    bytes: &[u8],
+    extra: &[Signature],
+    replace: bool,
+) -> Result<Vec<u8>, OpError> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| own(role, e))?;
     let sigs = v["signatures"]
         .as_array_mut()
-        .ok_or_else(|| OpError::InvalidArgument("no signatures".into()))?;
+        .ok_or_else(|| own(role, super::EnvelopeError::NoSignatures))?;
+    if replace {
+        sigs.retain(|x| !extra.iter().any(|s| x["keyid"] == s.keyid.0));
+    }
     for s in extra {
         if !sigs.iter().any(|x| x["keyid"] == s.keyid.0) {
-            sigs.push(
-                serde_json::to_value(s).map_err(|e| OpError::InvalidArgument(e.to_string()))?,
-            );
+            sigs.push(serde_json::to_value(s).map_err(|e| own(role, e))?);
         }
     }
-    serde_json::to_vec(&v).map_err(|e| OpError::InvalidArgument(e.to_string()))
+    serde_json::to_vec(&v).map_err(|e| own(role, e))
 }
 
 /// Is `name` the file of `role` at some version (`N.role.json`)?
@@ -269,8 +286,9 @@ pub fn edit_delegator(
         .find_delegator(role)
         .map_err(wrap)?
         .filter(|p| p != "root")
-        .ok_or_else(|| {
-            OpError::InvalidArgument(format!("{location} has no delegated role {role:?}"))
+        .ok_or_else(|| OpError::NoSuchRole {
+            location: location.to_owned(),
+            role: role.to_owned(),
         })?;
     let grand = up
         .find_delegator(&parent)
@@ -279,12 +297,17 @@ pub fn edit_delegator(
     let current = up
         .trusted()
         .targets(&parent)
-        .ok_or_else(|| OpError::InvalidArgument(format!("{parent} is not loaded")))?;
+        .ok_or_else(|| OpError::NotLoaded {
+            role: parent.clone(),
+        })?;
     let mut next: Targets = (**current).clone();
     let dels = next
         .delegations
         .as_mut()
-        .ok_or_else(|| OpError::InvalidArgument(format!("{parent} delegates nothing")))?;
+        .ok_or_else(|| OpError::NoSuchRole {
+            location: location.to_owned(),
+            role: role.to_owned(),
+        })?;
     change(dels)?;
     let used: std::collections::BTreeSet<KeyId> = dels
         .roles

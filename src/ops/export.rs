@@ -31,7 +31,7 @@ pub fn export(ctx: &Context, location: &Location, dir: &Path) -> Result<ExportOu
     })?;
     let io = |path: &Path, e: std::io::Error| OpError::Io {
         path: path.to_owned(),
-        detail: e.to_string(),
+        source: e,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut files = Vec::new();

@@ -108,18 +108,19 @@ pub fn init(
     for q in &opts.root_keys {
         let info = key_or_generate(ctx, Some(q), "root", opts.key_type, &mut generated)?;
         if root_infos.iter().any(|i: &KeyInfo| i.keyid == info.keyid) {
-            return Err(OpError::InvalidArgument(format!(
-                "root key {q} given twice"
-            )));
+            return Err(OpError::GivenTwice {
+                what: "root key",
+                name: q.clone(),
+            });
         }
         root_infos.push(info);
     }
     if opts.root_threshold.get() > root_infos.len() as u64 {
-        return Err(OpError::InvalidArgument(format!(
-            "--root-threshold {} is more than the {} root keys given",
-            opts.root_threshold,
-            root_infos.len()
-        )));
+        return Err(OpError::BadThreshold {
+            role: "root".into(),
+            keys: root_infos.len(),
+            threshold: opts.root_threshold.get(),
+        });
     }
     let targets = key_or_generate(
         ctx,

@@ -129,7 +129,7 @@ impl Repository<'_> {
         let unconfirmed = |e: OpError| OpError::Unconfirmed {
             location: self.location().to_string(),
             published: out.published.to_string(),
-            detail: e.to_string(),
+            source: Box::new(e),
         };
         let now = store.head_listing().map_err(|e| unconfirmed(e.into()))?;
         let lost = |why: &str| {

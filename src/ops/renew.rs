@@ -38,9 +38,9 @@ pub fn renew(
     pin: &Pin,
 ) -> Result<RenewOutcome, OpError> {
     if roles.is_empty() {
-        return Err(OpError::InvalidArgument(
-            "name the roles to renew: --role root, --role targets, --role <delegated role>".into(),
-        ));
+        return Err(OpError::NothingGiven {
+            what: "name the roles to renew: --role root, --role targets, --role <delegated role>",
+        });
     }
     let root_version = if roles.iter().any(|r| r == "root") {
         Some(renew_root(ctx, location, pin)?)
@@ -71,13 +71,16 @@ pub fn renew(
                             location: location.to_string(),
                             source,
                         })?
-                        .ok_or_else(|| {
-                            OpError::InvalidArgument(format!("{location} has no role {role:?}"))
+                        .ok_or_else(|| OpError::NoSuchRole {
+                            location: location.to_string(),
+                            role: (*role).clone(),
                         })?;
                     let current = up
                         .trusted()
                         .targets(role)
-                        .ok_or_else(|| OpError::InvalidArgument(format!("{role} is not loaded")))?;
+                        .ok_or_else(|| OpError::NotLoaded {
+                            role: (*role).clone(),
+                        })?;
                     let mut next: Targets = (**current).clone();
                     next.version = editor::bump(current.version, "targets")?;
                     next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets);
@@ -102,10 +105,9 @@ fn renew_root(ctx: &Context, location: &Location, pin: &Pin) -> Result<u64, OpEr
     let (version, _) =
         Repository::open_for_editing(ctx, location, pin)?.with_retries(|store, up, listing| {
             let old: &Root = up.trusted().root();
-            let entry = old
-                .roles
-                .get("root")
-                .ok_or_else(|| OpError::InvalidArgument("root has no root role".into()))?;
+            let entry = old.roles.get("root").ok_or_else(|| OpError::NotLoaded {
+                role: "root".into(),
+            })?;
             let mut new = old.clone();
             new.version = editor::bump(old.version, "root")?;
             new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);

@@ -56,12 +56,13 @@ pub struct RotateOutcome {
     pub published: Option<Sha256Digest>,
 }
 
-fn bad(msg: String) -> OpError {
-    OpError::InvalidArgument(msg)
-}
-
 /// Resolve a key given by the user against the ids of a role (prefix) or the store.
-fn resolve_existing(ctx: &Context, q: &str, keyids: &[KeyId]) -> Result<KeyId, OpError> {
+fn resolve_existing(
+    ctx: &Context,
+    q: &str,
+    keyids: &[KeyId],
+    role: &str,
+) -> Result<KeyId, OpError> {
     if let Some(k) = keyids
         .iter()
         .find(|k| k.0 == q || (q.len() >= 8 && k.0.starts_with(q)))
@@ -72,7 +73,10 @@ fn resolve_existing(ctx: &Context, q: &str, keyids: &[KeyId]) -> Result<KeyId, O
     if keyids.contains(&info.keyid) {
         Ok(info.keyid)
     } else {
-        Err(bad(format!("key {q} is not a key of this role")))
+        Err(OpError::KeyNotInRole {
+            role: role.to_owned(),
+            keyid: q.to_owned(),
+        })
     }
 }
 
@@ -88,18 +92,17 @@ fn apply(
 ) -> Result<KeyChange, OpError> {
     let mut ids: Vec<KeyId> = keyids.to_vec();
     for q in &rot.remove {
-        let id = resolve_existing(ctx, q, keyids)?;
+        let id = resolve_existing(ctx, q, keyids, &rot.role)?;
         ids.retain(|k| k != &id);
     }
     let mut added = Vec::new();
     for q in &rot.add {
         let info = ctx.keys.find(q)?;
         if ids.contains(&info.keyid) {
-            return Err(bad(format!(
-                "key {} is already a key of {}",
-                short_id(&info.keyid.0),
-                rot.role
-            )));
+            return Err(OpError::KeyAlreadyInRole {
+                role: rot.role.clone(),
+                keyid: short_id(&info.keyid.0).to_owned(),
+            });
         }
         let entry = ctx.key_entry(&info)?;
         ids.push(info.keyid.clone());
@@ -107,13 +110,17 @@ fn apply(
     }
     let t = rot.threshold.unwrap_or(threshold.get());
     if t == 0 || t > ids.len() as u64 {
-        return Err(bad(format!(
-            "{} would have {} keys and threshold {t}: the threshold must be between 1 and the number of keys",
-            rot.role,
-            ids.len()
-        )));
+        return Err(OpError::BadThreshold {
+            role: rot.role.clone(),
+            keys: ids.len(),
+            threshold: t,
+        });
     }
-    let t = NonZeroU64::new(t).ok_or_else(|| bad("threshold 0".into()))?;
+    let t = NonZeroU64::new(t).ok_or_else(|| OpError::BadThreshold {
+        role: rot.role.clone(),
+        keys: ids.len(),
+        threshold: t,
+    })?;
     Ok((ids, t, added))
 }
 
@@ -122,9 +129,10 @@ fn role_entry<'a>(
     root: &'a Root,
     role: &str,
 ) -> Result<&'a crate::tuf::metadata::RoleKeys, OpError> {
-    root.roles
-        .get(role)
-        .ok_or_else(|| bad(format!("root has no {role} role")))
+    root.roles.get(role).ok_or_else(|| OpError::NoSuchRole {
+        location: "root".into(),
+        role: role.to_owned(),
+    })
 }
 
 /// Keys at hand for `ids`, at least `threshold` of them.
@@ -164,7 +172,10 @@ fn rotate_top_level(
             let entry = old
                 .roles
                 .get(&rot.role)
-                .ok_or_else(|| bad(format!("root has no {} role", rot.role)))?;
+                .ok_or_else(|| OpError::NoSuchRole {
+                    location: "root".into(),
+                    role: rot.role.clone(),
+                })?;
             let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
             let mut new = old.clone();
             new.version = editor::bump(old.version, "root")?;
@@ -310,7 +321,10 @@ fn rotate_delegated(
                     .iter_mut()
                     .flatten()
                     .find(|r| r.name == rot.role)
-                    .ok_or_else(|| bad(format!("{} is not delegated by name", rot.role)))?;
+                    .ok_or_else(|| OpError::NoSuchRole {
+                        location: loc.clone(),
+                        role: rot.role.clone(),
+                    })?;
                 let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
                 entry.keyids = ids.clone();
                 entry.threshold = threshold;
@@ -320,16 +334,23 @@ fn rotate_delegated(
                 new_keys = Some((ids, threshold));
                 Ok(())
             })?;
-            let (ids, threshold) = new_keys.ok_or_else(|| bad("nothing rotated".into()))?;
+            let (ids, threshold) = new_keys.ok_or(OpError::Internal {
+                what: "the delegation was not rotated",
+            })?;
             // The role itself, re-signed by its new keys (against the new delegation).
             let role_md = up
                 .trusted()
                 .targets(&rot.role)
-                .ok_or_else(|| bad(format!("{} is not loaded", rot.role)))?;
+                .ok_or_else(|| OpError::NotLoaded {
+                    role: rot.role.clone(),
+                })?;
             let mut resigned: Targets = (**role_md).clone();
             resigned.version = editor::bump(role_md.version, "targets")?;
             let authority =
-                delegated_authority(&next, &rot.role).map_err(|e| bad(e.to_string()))?;
+                delegated_authority(&next, &rot.role).map_err(|source| OpError::Delegation {
+                    role: rot.role.clone(),
+                    source,
+                })?;
             // Re-signed by whichever new keys are at hand: revoking needs only the
             // delegator's key. Short of the threshold the role waits as pending,
             // and what only the removed key vouched for is untrusted until the
@@ -340,7 +361,9 @@ fn rotate_delegated(
         },
         |_, ()| Ok(true),
     )?;
-    let (keyids, threshold) = result.ok_or_else(|| bad("nothing rotated".into()))?;
+    let (keyids, threshold) = result.ok_or(OpError::Internal {
+        what: "nothing was rotated",
+    })?;
     let published = Some(commit.published);
     Ok(RotateOutcome {
         role: rot.role.clone(),
@@ -385,7 +408,10 @@ pub fn revoke(
         .find(|k| k.0 == key || (key.len() >= 8 && k.0.starts_with(key)))
         .cloned()
         .or_else(|| ctx.keys.find(key).ok().map(|i| i.keyid));
-    let keyid = keyid.ok_or_else(|| bad(format!("no key {key} in {location} or the key store")))?;
+    let keyid = keyid.ok_or_else(|| OpError::NoSuchKey {
+        key: key.to_owned(),
+        location: location.to_string(),
+    })?;
     let mut roles: Vec<String> = TOP_LEVEL_ROLES
         .iter()
         .filter(|r| {
@@ -405,10 +431,10 @@ pub fn revoke(
     }
     drop(up);
     if roles.is_empty() {
-        return Err(bad(format!(
-            "key {} signs no role of {location}",
-            short_id(&keyid.0)
-        )));
+        return Err(OpError::KeySignsNothing {
+            keyid: short_id(&keyid.0).to_owned(),
+            location: location.to_string(),
+        });
     }
     let mut rotations = Vec::new();
     for role in roles {

@@ -65,7 +65,9 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
     sign_many(ctx, std::slice::from_ref(image), opts)?
         .into_iter()
         .next()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))
+        .ok_or(OpError::Internal {
+            what: "nothing was signed",
+        })
 }
 
 /// Sign every image of `images` into `opts.role` with **one publish per
@@ -129,10 +131,11 @@ fn sign_in_one_publish(
         };
         if let Some(&i) = seen.get(&target) {
             if entries[i].file != file {
-                return Err(OpError::InvalidArgument(format!(
-                    "{target:?} is given twice, for {} and {}",
-                    entries[i].digest, descriptor.digest
-                )));
+                return Err(OpError::TargetGivenTwice {
+                    target,
+                    first: entries[i].digest,
+                    second: descriptor.digest,
+                });
             }
             continue;
         }
@@ -172,12 +175,15 @@ fn sign_in_one_publish(
     };
     let mut outcomes = Vec::with_capacity(entries.len());
     for (e, r) in entries.into_iter().zip(&roles) {
-        let status = outcome
-            .roles
-            .iter()
-            .find(|s| &s.role == r)
-            .cloned()
-            .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+        let status =
+            outcome
+                .roles
+                .iter()
+                .find(|s| &s.role == r)
+                .cloned()
+                .ok_or(OpError::Internal {
+                    what: "a signed target has no role status",
+                })?;
         outcomes.push(SignOutcome {
             reference: e.image.to_string(),
             repository: location.to_string(),
@@ -220,9 +226,9 @@ pub fn sign_descriptor(
                 digest: descriptor.digest,
                 size: descriptor.size,
                 media_type: descriptor.media_type,
-                status: statuses
-                    .pop()
-                    .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?,
+                status: statuses.pop().ok_or(OpError::Internal {
+                    what: "nothing was signed",
+                })?,
                 published: None,
                 attempts: 1,
             });
@@ -234,7 +240,9 @@ pub fn sign_descriptor(
         .iter()
         .find(|s| s.role == role)
         .cloned()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+        .ok_or(OpError::Internal {
+            what: "a signed target has no role status",
+        })?;
     Ok(SignOutcome {
         reference: image.to_string(),
         repository: image.location.to_string(),
@@ -294,26 +302,19 @@ fn sign_or_skip(
                     location: location.clone(),
                     source,
                 })?
-                .ok_or_else(|| {
-                    OpError::InvalidArgument(format!(
-                        "{location} has no role {role:?}; `warrant delegation list` shows the roles"
-                    ))
+                .ok_or_else(|| OpError::NoSuchRole {
+                    location: location.clone(),
+                    role: role.clone(),
                 })?;
             if pending_of(listing, &role).is_some() {
                 let ready = super::edit::ready_pending(store, up, listing, &[], ctx.now)?
                     .iter()
                     .any(|c| c.role == role);
-                return Err(OpError::InvalidArgument(if ready {
-                    format!(
-                        "{role} has a fully signed version waiting to be published: a holder of \
-                         the publisher key runs `warrant refresh {location}`; sign again after that"
-                    )
-                } else {
-                    format!(
-                        "{role} has a pending version waiting for signatures; approve it first \
-                         (`warrant pending {location}`, `warrant approve {location} --role {role}`)"
-                    )
-                }));
+                return Err(OpError::PendingVersion {
+                    role: role.clone(),
+                    location: location.clone(),
+                    ready,
+                });
             }
             // A key named on the command line must belong to the role, changed or not.
             if let Some(q) = opts.key.as_deref() {
@@ -375,10 +376,11 @@ fn sign_or_skip(
             if let Some(paths) = delegated_paths(up, &role, &delegator) {
                 for e in targets {
                     if !paths.iter().any(|p| path_matches(p, &e.0)) {
-                        return Err(OpError::InvalidArgument(format!(
-                            "role {role} may not sign {:?}: its delegation covers only {paths:?}",
-                            e.0
-                        )));
+                        return Err(OpError::PathNotDelegated {
+                            role: role.clone(),
+                            target: e.0.clone(),
+                            paths: paths.clone(),
+                        });
                     }
                 }
             }
@@ -494,8 +496,12 @@ fn sign_top_level(
     let (new_top, bins) = bins::rebin(up.trusted().root(), &next, bits, NonZeroU64::MIN)?;
     let mut changes = vec![sign_role(ctx, "targets", &new_top, authority, &[], only)?];
     for (name, t) in &bins {
-        let auth = crate::tuf::trusted::delegated_authority(&new_top, name)
-            .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+        let auth = crate::tuf::trusted::delegated_authority(&new_top, name).map_err(|source| {
+            OpError::Delegation {
+                role: name.clone(),
+                source,
+            }
+        })?;
         changes.push(sign_role(ctx, name, t, auth, &[], only)?);
     }
     let s = bins::succinct(&new_top);
@@ -608,13 +614,19 @@ pub fn unsign(
                         location: location.clone(),
                     })?,
             };
-            let delegator = up.find_delegator(&role).map_err(wrap)?.ok_or_else(|| {
-                OpError::InvalidArgument(format!("{location} has no role {role:?}"))
-            })?;
+            let delegator =
+                up.find_delegator(&role)
+                    .map_err(wrap)?
+                    .ok_or_else(|| OpError::NoSuchRole {
+                        location: location.clone(),
+                        role: role.clone(),
+                    })?;
             if pending_of(listing, &role).is_some() {
-                return Err(OpError::InvalidArgument(format!(
-                    "{role} has a pending version; approve it first (`warrant pending {location}`)"
-                )));
+                return Err(OpError::PendingVersion {
+                    role: role.clone(),
+                    location: location.clone(),
+                    ready: false,
+                });
             }
             let current = up
                 .trusted()
@@ -650,7 +662,9 @@ pub fn unsign(
         .iter()
         .find(|s| s.role == role)
         .cloned()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was removed".into()))?;
+        .ok_or(OpError::Internal {
+            what: "a removed target has no role status",
+        })?;
     Ok(UnsignOutcome {
         target,
         repository: image.location.to_string(),
