@@ -8,6 +8,7 @@ pub mod certify;
 pub mod delegation;
 pub mod edit;
 pub mod error;
+pub mod exit;
 pub mod export;
 pub mod init;
 pub mod inspect;
@@ -18,8 +19,10 @@ pub mod renew;
 pub mod repository;
 pub mod rotate;
 pub mod sign;
+pub mod sign_draft;
 pub mod status;
 pub mod trust;
+pub mod unsign;
 pub mod verify;
 
 pub use error::{EnvelopeError, OpError, PinFileError};

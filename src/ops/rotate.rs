@@ -168,111 +168,25 @@ fn rotate_top_level(
     let (outcome, _) =
         Repository::open_for_editing(ctx, location, pin)?.with_retries(|store, up, listing| {
             let trusted = up.trusted();
-            let old: &Root = trusted.root();
-            let entry = old
-                .roles
-                .get(&rot.role)
-                .ok_or_else(|| OpError::NoSuchRole {
-                    location: "root".into(),
-                    role: rot.role.clone(),
-                })?;
-            let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
-            let mut new = old.clone();
-            new.version = editor::bump(old.version, "root")?;
-            new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
-            for (id, key) in added {
-                new.keys.insert(id, key);
-            }
-            if let Some(e) = new.roles.get_mut(&rot.role) {
-                e.keyids = ids.clone();
-                e.threshold = threshold;
-            }
-            let used: BTreeSet<KeyId> = new
-                .roles
-                .values()
-                .flat_map(|r| r.keyids.iter().cloned())
-                .collect();
-            new.keys.retain(|k, _| used.contains(k));
-            // Signed by the old root's threshold and the new root's threshold.
-            let old_root = role_entry(old, "root")?;
-            let new_root = role_entry(&new, "root")?;
-            let mut signers =
-                keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
-            for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
-                if !signers
-                    .iter()
-                    .any(|s| s.public_key().key_id() == k.public_key().key_id())
-                {
-                    signers.push(k);
-                }
-            }
-            let root_bytes = editor::sign(&new, &as_signers(&signers))?;
-
+            let (new, root_bytes, ids, threshold) = next_root(ctx, trusted.root(), rot)?;
             // Re-sign what the new keys own, so nothing rests on a removed key.
-            let (Some(targets), Some(snapshot), Some(timestamp)) = (
-                trusted.targets("targets"),
-                trusted.snapshot(),
-                trusted.timestamp(),
-            ) else {
-                return Err(OpError::NoRepository {
+            let mut files = resign_for_root(ctx, trusted, &new, rot).ok_or_else(|| {
+                OpError::NoRepository {
                     location: location.to_string(),
-                });
-            };
-            let mut files: Vec<NewFile> = Vec::new();
-            let mut meta = snapshot.meta.clone();
-            let replace_targets = rot.role == "targets";
-            if replace_targets {
-                let mut t: Targets = (**targets).clone();
-                t.version = editor::bump(targets.version, "targets")?;
-                let e = role_entry(&new, "targets")?;
-                let bytes = editor::sign(
-                    &t,
-                    &as_signers(&keys_for(ctx, "targets", &e.keyids, e.threshold)?),
-                )?;
-                meta.insert("targets.json".into(), editor::meta_for(t.version, &bytes));
-                files.push(NewFile {
-                    name: format!("{}.targets.json", t.version),
-                    bytes,
+                }
+            })??;
+            // In the order earlier versions wrote them: [targets,] root, snapshot,
+            // timestamp, then what stays.
+            let at = files.len().saturating_sub(2);
+            files.insert(
+                at,
+                NewFile {
+                    name: format!("{}.root.json", new.version),
+                    bytes: root_bytes,
                     pending: false,
-                });
-            }
-            let snap_version = editor::bump(snapshot.version, "snapshot")?;
-            let snap = editor::new_snapshot(
-                snap_version,
-                editor::expiry_in(ctx.now, ctx.lifetimes.snapshot),
-                meta,
+                },
             );
-            let e = role_entry(&new, "snapshot")?;
-            let snap_bytes = editor::sign(
-                &snap,
-                &as_signers(&keys_for(ctx, "snapshot", &e.keyids, e.threshold)?),
-            )?;
-            let ts = editor::new_timestamp(
-                editor::bump(timestamp.version, "timestamp")?,
-                editor::expiry_in(ctx.now, ctx.lifetimes.timestamp),
-                snap_version,
-                &snap_bytes,
-            );
-            let e = role_entry(&new, "timestamp")?;
-            let ts_bytes = editor::sign(
-                &ts,
-                &as_signers(&keys_for(ctx, "timestamp", &e.keyids, e.threshold)?),
-            )?;
-            files.push(NewFile {
-                name: format!("{}.root.json", new.version),
-                bytes: root_bytes,
-                pending: false,
-            });
-            files.push(NewFile {
-                name: format!("{snap_version}.snapshot.json"),
-                bytes: snap_bytes,
-                pending: false,
-            });
-            files.push(NewFile {
-                name: "timestamp.json".into(),
-                bytes: ts_bytes,
-                pending: false,
-            });
+            let replace_targets = rot.role == "targets";
             for f in &listing.files {
                 let drop = f.name == "timestamp.json"
                     || (!f.pending && super::edit::version_of(&f.name, "snapshot").is_some())
@@ -301,6 +215,112 @@ fn rotate_top_level(
             })
         })?;
     Ok(outcome)
+}
+
+/// The next root after `rot`, signed by the old root's threshold and the new
+/// root's: the root, its bytes, and the rotated role's new key ids and threshold.
+fn next_root(
+    ctx: &Context,
+    old: &Root,
+    rot: &Rotation,
+) -> Result<(Root, Vec<u8>, Vec<KeyId>, NonZeroU64), OpError> {
+    let entry = old
+        .roles
+        .get(&rot.role)
+        .ok_or_else(|| OpError::NoSuchRole {
+            location: "root".into(),
+            role: rot.role.clone(),
+        })?;
+    let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
+    let mut new = old.clone();
+    new.version = editor::bump(old.version, "root")?;
+    new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
+    for (id, key) in added {
+        new.keys.insert(id, key);
+    }
+    if let Some(e) = new.roles.get_mut(&rot.role) {
+        e.keyids = ids.clone();
+        e.threshold = threshold;
+    }
+    let used: BTreeSet<KeyId> = new
+        .roles
+        .values()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    new.keys.retain(|k, _| used.contains(k));
+    let old_root = role_entry(old, "root")?;
+    let new_root = role_entry(&new, "root")?;
+    let mut signers = keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
+    for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
+        if !signers
+            .iter()
+            .any(|s| s.public_key().key_id() == k.public_key().key_id())
+        {
+            signers.push(k);
+        }
+    }
+    let root_bytes = editor::sign(&new, &as_signers(&signers))?;
+    Ok((new, root_bytes, ids, threshold))
+}
+
+/// Targets (when its keys rotated), snapshot and timestamp re-signed by the keys
+/// of `new`; `None` when the trusted state lacks one of them.
+fn resign_for_root(
+    ctx: &Context,
+    trusted: &crate::tuf::trusted::TrustedSet,
+    new: &Root,
+    rot: &Rotation,
+) -> Option<Result<Vec<NewFile>, OpError>> {
+    let (targets, snapshot, timestamp) = (
+        trusted.targets("targets")?,
+        trusted.snapshot()?,
+        trusted.timestamp()?,
+    );
+    let signers = |role: &str| -> Result<Vec<KeySigner>, OpError> {
+        let e = role_entry(new, role)?;
+        keys_for(ctx, role, &e.keyids, e.threshold)
+    };
+    let result = (|| {
+        let mut files: Vec<NewFile> = Vec::new();
+        let mut meta = snapshot.meta.clone();
+        if rot.role == "targets" {
+            let mut t: Targets = (**targets).clone();
+            t.version = editor::bump(targets.version, "targets")?;
+            let bytes = editor::sign(&t, &as_signers(&signers("targets")?))?;
+            meta.insert("targets.json".into(), editor::meta_for(t.version, &bytes));
+            files.push(NewFile {
+                name: format!("{}.targets.json", t.version),
+                bytes,
+                pending: false,
+            });
+        }
+        let snap_version = editor::bump(snapshot.version, "snapshot")?;
+        let snap = editor::new_snapshot(
+            snap_version,
+            editor::expiry_in(ctx.now, ctx.lifetimes.snapshot),
+            meta,
+        );
+        let snap_bytes = editor::sign(&snap, &as_signers(&signers("snapshot")?))?;
+        let ts = editor::new_timestamp(
+            editor::bump(timestamp.version, "timestamp")?,
+            editor::expiry_in(ctx.now, ctx.lifetimes.timestamp),
+            snap_version,
+            &snap_bytes,
+        );
+        let ts_bytes = editor::sign(&ts, &as_signers(&signers("timestamp")?))?;
+        files.push(NewFile {
+            name: format!("{snap_version}.snapshot.json"),
+            bytes: snap_bytes,
+            pending: false,
+        });
+        files.push(NewFile {
+            name: "timestamp.json".into(),
+            bytes: ts_bytes,
+            pending: false,
+        });
+        Ok(files)
+    })();
+    Some(result)
 }
 
 fn rotate_delegated(

@@ -165,30 +165,7 @@ impl Repository<'_> {
                 });
             }
         }
-        let trusted = up.trusted();
-        let mut expiries = vec![("root", trusted.root().expires)];
-        if let Some(t) = trusted.timestamp() {
-            expiries.push(("timestamp", t.expires));
-        }
-        if let Some(s) = trusted.snapshot() {
-            expiries.push(("snapshot", s.expires));
-        }
-        // Every targets role the answer rests on (the search path, required roles):
-        // all that were loaded.
-        for (_, expires) in trusted.role_expiries() {
-            expiries.push(("targets", expires));
-        }
-        let expires = expiries.iter().map(|(_, e)| *e).min().unwrap_or(ctx.now);
-        let warnings = expiries
-            .iter()
-            .filter(|(_, e)| *e - ctx.now < expiry_warning_window())
-            .map(|(role, e)| {
-                format!(
-                    "{role} metadata of {location} expires at {e}: run {}",
-                    crate::tuf::trusted::renewal_hint(role)
-                )
-            })
-            .collect();
+        let (expires, warnings) = expiry_of(ctx, up.trusted(), &location);
         Ok(Verdict {
             via_index,
             reference: image.to_string(),
@@ -202,6 +179,38 @@ impl Repository<'_> {
             warnings,
         })
     }
+}
+
+/// The earliest expiry among the metadata a verdict rests on (root, timestamp,
+/// snapshot, and every targets role loaded: the search path and required roles),
+/// with a warning for each within [`expiry_warning_window`].
+fn expiry_of(
+    ctx: &Context,
+    trusted: &crate::tuf::trusted::TrustedSet,
+    location: &str,
+) -> (DateTime<Utc>, Vec<String>) {
+    let mut expiries = vec![("root", trusted.root().expires)];
+    if let Some(t) = trusted.timestamp() {
+        expiries.push(("timestamp", t.expires));
+    }
+    if let Some(s) = trusted.snapshot() {
+        expiries.push(("snapshot", s.expires));
+    }
+    for (_, expires) in trusted.role_expiries() {
+        expiries.push(("targets", expires));
+    }
+    let expires = expiries.iter().map(|(_, e)| *e).min().unwrap_or(ctx.now);
+    let warnings = expiries
+        .iter()
+        .filter(|(_, e)| *e - ctx.now < expiry_warning_window())
+        .map(|(role, e)| {
+            format!(
+                "{role} metadata of {location} expires at {e}: run {}",
+                crate::tuf::trusted::renewal_hint(role)
+            )
+        })
+        .collect();
+    (expires, warnings)
 }
 
 /// An OCI image index or a Docker manifest list.
