@@ -219,8 +219,9 @@ impl<'c> Repository<'c> {
         self.forget_listing();
     }
 
-    /// Bring the trusted state up to date with the store (see
-    /// [`Repository::refresh_from`]).
+    /// Bring the trusted state up to date with the store: the warm path (cached
+    /// metadata re-verified, nothing else read) when `allow_cached` and
+    /// `warrant.tuf` is unchanged, else the full spec §5 update.
     pub fn refresh(&self, allow_cached: bool) -> Result<TrustedUpdater<'_>, OpError> {
         let head = self.store.head_listing()?;
         self.refresh_from(allow_cached, head, false)
