@@ -105,8 +105,8 @@ pub fn run(c: ServeCommand, ctx: &Context, _out: &Printer) -> Result<u8, OpError
             argument: "--verifications-per-review",
             value: a.verifications_per_review as u64,
             expected: format!(
-                "must be below --max-verifications ({}): otherwise one review can take every verification slot",
-                a.max_verifications
+                "({}) must be below --max-verifications ({}): otherwise one review can take every verification slot",
+                a.verifications_per_review, a.max_verifications
             ),
         });
     }

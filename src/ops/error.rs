@@ -266,13 +266,13 @@ pub enum OpError {
         threshold: u64,
     },
     /// A command-line limit is out of range.
-    #[error("{argument} {value}: {expected}")]
+    #[error("{argument} {expected}")]
     OutOfRange {
         /// The option.
         argument: &'static str,
         /// The value given.
         value: u64,
-        /// What it must be.
+        /// What it must be ("must be at least 1").
         expected: String,
     },
     /// The repository has no role of that name (or none delegated by name).
