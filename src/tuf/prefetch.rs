@@ -73,3 +73,84 @@ pub fn wanted<'a>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::num::NonZeroU64;
+
+    use super::*;
+    use crate::crypto::{KeyType, SecretKey, Signer as _};
+    use crate::tuf::editor::{self, RoleSpec};
+
+    /// A trusted set whose root is at `version`.
+    fn trusted_at(version: u64) -> TrustedSet {
+        let key = SecretKey::generate(KeyType::Ed25519).unwrap();
+        let spec = RoleSpec {
+            keys: vec![key.public_key().clone()],
+            threshold: NonZeroU64::MIN,
+        };
+        let now = chrono::Utc::now();
+        let mut root =
+            editor::new_root(&spec, &spec, &spec, &spec, now + chrono::Duration::days(1));
+        root.version = NonZeroU64::new(version).unwrap();
+        let bytes = editor::sign(&root, &[&key]).unwrap();
+        TrustedSet::new(bytes, now).unwrap()
+    }
+
+    fn d(n: u8) -> Sha256Digest {
+        Sha256Digest::of(&[n])
+    }
+
+    #[test]
+    fn newer_roots_within_the_rotation_cap_and_only_the_newest_snapshot_and_targets() {
+        let limits = Limits {
+            max_root_rotations: 2,
+            ..Limits::default()
+        };
+        let listed = [
+            ("1.root.json", d(1)),
+            ("3.root.json", d(3)),
+            ("4.root.json", d(4)),
+            ("5.root.json", d(5)),
+            ("6.root.json", d(6)),
+            ("timestamp.json", d(10)),
+            ("7.snapshot.json", d(17)),
+            ("8.snapshot.json", d(18)),
+            ("2.targets.json", d(22)),
+            ("9.targets.json", d(29)),
+            ("4.qa.json", d(34)),
+        ];
+        let got = wanted(&trusted_at(3), |_| None, listed, &limits);
+        let names: Vec<&str> = got.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "4.root.json",
+                "5.root.json",
+                "timestamp.json",
+                "8.snapshot.json",
+                "9.targets.json"
+            ]
+        );
+        assert_eq!(got[0].1, limits.root);
+        assert_eq!(got[2].1, limits.timestamp);
+    }
+
+    #[test]
+    fn files_the_local_state_holds_are_not_wanted() {
+        let listed = [
+            ("timestamp.json", d(10)),
+            ("8.snapshot.json", d(18)),
+            ("9.targets.json", d(29)),
+        ];
+        let held = |role: &str| match role {
+            "timestamp" => Some(d(10)),
+            "targets" => Some(d(29)),
+            _ => None,
+        };
+        let got = wanted(&trusted_at(1), held, listed, &Limits::default());
+        assert_eq!(got, [("8.snapshot.json", Limits::default().snapshot)]);
+    }
+}
