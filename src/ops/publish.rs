@@ -176,6 +176,11 @@ pub fn commit(
     changes.extend(ready);
     let promotable_roles = promotable(up, &changes);
     let trusted = up.trusted();
+    if trusted.snapshot().is_none() || trusted.timestamp().is_none() {
+        return Err(OpError::NoRepository {
+            location: store.location().to_string(),
+        });
+    }
     let complete: Vec<&RoleChange> = changes
         .iter()
         .filter(|c| promotable_roles.contains(&c.role))
