@@ -24,12 +24,12 @@ const MAX_ANCHOR_CHECKS: usize = 16;
 
 /// The trusted cache could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("trusted cache {path}: {detail}")]
+#[error("trusted cache {path}: {source}")]
 pub struct CacheError {
     /// The file or directory.
     pub path: PathBuf,
-    /// The OS error and what to do.
-    pub detail: String,
+    /// The OS error.
+    pub source: std::io::Error,
 }
 
 /// One repository's trusted state, locked while this value lives.
@@ -74,7 +74,7 @@ impl TrustCache {
         let dir = base.join(location.cache_dir_name());
         let err = |path: &Path, e: std::io::Error| CacheError {
             path: path.to_owned(),
-            detail: e.to_string(),
+            source: e,
         };
         fs::DirBuilder::new()
             .recursive(true)
@@ -177,7 +177,7 @@ impl TrustCache {
         let path = self.dir.join(name);
         let err = |e: std::io::Error| CacheError {
             path: path.clone(),
-            detail: e.to_string(),
+            source: e,
         };
         let opts = crate::fsutil::WriteOptions {
             durable,

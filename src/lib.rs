@@ -26,18 +26,24 @@
 //!    the canonical bytes received, before a typed value exists), [`tuf::trusted`]
 //!    (an I/O-free state machine enforcing spec order and every §5 check),
 //!    [`tuf::client`] (the update workflow and delegation search over a `Remote`),
-//!    [`tuf::editor`] (building and signing new metadata) and [`tuf::http`] (plain
-//!    TUF over HTTP, for the conformance client);
+//!    [`tuf::prefetch`] (what a refresh is about to read, for one concurrent
+//!    download round), [`tuf::editor`] (building and signing new metadata) and
+//!    [`tuf::http`] (plain TUF over HTTP, for the conformance client);
 //! 4. [`store`]: where metadata and images live, knowing nothing of TUF — named,
 //!    content-addressed files plus reference resolution — over an OCI registry or
 //!    an OCI image layout;
 //! 5. [`cache`], the verifier's trusted state, locked and written atomically, and
 //!    [`policy`], which repositories are trusted and anchored how (and what that
 //!    means for one image: [`policy::decide`]);
-//! 6. [`ops`], one module per command (init, sign, verify, approve, renew, ...), with
-//!    [`ops::anchor`] checking pins on first contact and against the cache;
+//! 6. [`ops`], one module per command (init, sign, verify, approve, renew, ...), all
+//!    working on one [`ops::Repository`] per location (store, trusted cache
+//!    anchored by [`ops::anchor`], the listing read once; `verify`, `edit`,
+//!    `refresh`), with the publish loop in [`ops::publish`] and every failure an
+//!    [`ops::OpError`] with a deliberate exit code (`docs/architecture.md` follows
+//!    `sign` and `verify` through the modules);
 //! 7. [`plugins`] (the containerd verifier protocol, which name the binary was
-//!    started under, and installing the host links), [`admission`] (the Kubernetes admission webhook) and [`import`]
+//!    started under, and installing the host links), [`admission`] (the Kubernetes
+//!    admission webhook) and [`import`]
 //!    (Notary v1 repositories read, verified and rewritten as warrant ones);
 //! 8. [`cli`], which parses arguments and formats output, nothing else; the Docker
 //!    CLI plugin ([`cli::docker`]) is another front end of it.

@@ -204,6 +204,43 @@ fn cold_verify_reads_the_manifest_then_its_blobs_once() {
     );
 }
 
+/// Issue #14: on first contact with a key-id pin the anchor check (which reads the
+/// repository's first root) and the update share one read of `warrant.tuf`.
+#[test]
+fn first_contact_with_a_key_id_pin_reads_the_listing_once() {
+    let s = signed();
+    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(&s.root).unwrap()).unwrap();
+    let mut args = vec!["verify".to_owned(), s.reg.repo("team/app", ":v1")];
+    for id in root["signed"]["roles"]["root"]["keyids"]
+        .as_array()
+        .unwrap()
+    {
+        args.push("--root-keyid".into());
+        args.push(id.as_str().unwrap().to_owned());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let n = s.reg.requests().len();
+    let r = s.w.verifier("keyid-pin", &args);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let first: Vec<String> = s.reg.requests().split_off(n);
+    assert_eq!(
+        first
+            .iter()
+            .filter(|r| r.starts_with("GET /v2/team/app/manifests/warrant.tuf"))
+            .count(),
+        1,
+        "one listing read: {first:?}"
+    );
+    let mut blobs: Vec<&String> = first
+        .iter()
+        .filter(|r| r.starts_with("GET /v2/team/app/blobs/"))
+        .collect();
+    // 1.root.json (for the pin), timestamp, snapshot, targets: each once.
+    assert_eq!(blobs.len(), 4, "{first:?}");
+    blobs.dedup();
+    assert_eq!(blobs.len(), 4, "no blob read twice: {first:?}");
+}
+
 #[test]
 fn basic_auth_from_docker_config_and_from_a_credential_helper() {
     let reg = RegistryFixture::with_auth("alice", "s3cret-pass");

@@ -360,3 +360,37 @@ fn bad_delegations_and_approvals_are_refused_and_publish_nothing() {
         assert_eq!(index(), before, "{args:?} published something");
     }
 }
+
+/// Issue #14: a pending version in the store that is not a targets role envelope
+/// is an integrity failure (exit 1, "not trusted"), not a usage error.
+#[test]
+fn approving_a_malformed_pending_version_is_not_trusted() {
+    let w = World::new();
+    w.signed_v1();
+    make_image(&w.layout(), "v2", "hello v2");
+    // Without the publisher key the next targets version waits in the store.
+    let r = w.signer(&["--output", "json", "key", "list"]);
+    let keys: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let publisher = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "publisher")
+        .unwrap()["keyid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(w.path(&format!("signer/keys/{publisher}.key"))).unwrap();
+    let r = w.signer(&["sign", &w.oci(":v2")]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    // init wrote targets v1, signing v1 v2: this sign waits as v3.
+    replace_metadata_fixing_digests(&w.layout(), "3.targets.json", b"{\"signatures\": 7}");
+    let r = w.signer(&["approve", &w.oci(""), "--role", "targets"]);
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(
+        r.stderr
+            .contains("not trusted: the pending version of targets"),
+        "{}",
+        r.stderr
+    );
+}

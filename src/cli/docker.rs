@@ -171,7 +171,7 @@ fn delegate(inv: &Invocation) -> ExitCode {
 }
 
 fn usage_error(printer: &Printer, msg: String) -> ExitCode {
-    let e = OpError::InvalidArgument(msg);
+    let e = OpError::Usage { problem: msg };
     printer.error(&e);
     ExitCode::from(e.exit_code())
 }

@@ -29,7 +29,7 @@ pub struct ManArgs {
 fn io_error(path: PathBuf) -> impl Fn(std::io::Error) -> OpError {
     move |e| OpError::Io {
         path: path.clone(),
-        detail: e.to_string(),
+        source: e,
     }
 }
 

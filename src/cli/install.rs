@@ -47,8 +47,16 @@ pub fn run(c: InstallCommand, _ctx: &Context, out: &Printer) -> Result<u8, OpErr
         Method::Symlink
     };
     let installed = install(component, a.dir.as_deref(), method, a.force).map_err(|e| match e {
-        InstallError::Io { path, detail } => OpError::Io { path, detail },
-        other => OpError::InvalidArgument(other.to_string()),
+        // Where to install, or a file in the way: configuration (2); a write that
+        // failed: I/O (3).
+        e @ InstallError::Io { .. } => OpError::Component {
+            source: Box::new(e),
+            exit: 3,
+        },
+        other => OpError::Component {
+            source: Box::new(other),
+            exit: 2,
+        },
     })?;
     out.report(&Done {
         installed: &installed,

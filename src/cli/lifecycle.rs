@@ -103,9 +103,9 @@ pub struct RotateArgs {
 pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
     let none = a.remove.is_empty() && a.add.is_empty() && a.add_request.is_none();
     if none && a.threshold.is_none() {
-        return Err(OpError::InvalidArgument(
-            "nothing to change: give --add, --add-request, --remove or --threshold".into(),
-        ));
+        return Err(OpError::NothingGiven {
+            what: "nothing to change: give --add, --add-request, --remove or --threshold",
+        });
     }
     let (id, fp) = (a.add_request.as_deref(), a.fingerprint.as_deref());
     let taken = super::requests::take(ctx, &a.repo, &a.role, id, fp, out)?;
@@ -202,9 +202,9 @@ pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<
         return Ok(0);
     }
     let Some(file) = a.file.clone() else {
-        return Err(OpError::InvalidArgument(
-            "give a PEM file or --pkcs11 URI".into(),
-        ));
+        return Err(OpError::NothingGiven {
+            what: "give a PEM file or --pkcs11 URI",
+        });
     };
     let a = ImportKeyArgs {
         file: Some(file.clone()),
@@ -219,11 +219,10 @@ pub fn import_key_run(a: ImportKeyArgs, ctx: &Context, out: &Printer) -> Result<
                 .and_then(|f| f.to_str())
                 .map(|f| f.split('.').next().unwrap_or(f).to_owned())
                 .unwrap_or_default();
-            crate::crypto::keystore::check_name(&stem).map_err(|_| {
-                OpError::InvalidArgument(format!(
-                    "cannot name the key after {}: give --name NAME",
-                    file.display()
-                ))
+            crate::crypto::keystore::check_name(&stem).map_err(|_| OpError::InvalidValue {
+                argument: "key name (from the file name)",
+                value: stem.clone(),
+                expected: "a valid key name: give --name NAME",
             })?;
             stem
         }
@@ -278,48 +277,15 @@ fn read_text(path: &std::path::Path) -> Result<String, OpError> {
 }
 
 pub fn certify_run(a: CertifyArgs, ctx: &Context, _out: &Printer) -> Result<u8, OpError> {
-    use crate::crypto::x509;
-    let info = ctx.keys.find(&a.id)?;
-    let public = info
-        .public_key()
-        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
-    let bad = |e: x509::X509Error| OpError::InvalidArgument(e.to_string());
-    let pem = match (&a.ca_cert, &a.ca_key) {
-        (Some(cert), Some(key)) => {
-            let ca = x509::parse(&read_text(cert)?).map_err(bad)?;
-            let key_text = read_text(key)?;
-            let (label, doc) = pkcs8::SecretDocument::from_pem(&key_text).map_err(|e| {
-                OpError::InvalidArgument(format!(
-                    "{}: {e} (convert with `openssl pkcs8 -topk8 -nocrypt`)",
-                    key.display()
-                ))
-            })?;
-            if label != "PRIVATE KEY" {
-                return Err(OpError::InvalidArgument(format!(
-                    "{}: expected an unencrypted PKCS#8 PRIVATE KEY, found {label} (convert with `openssl pkcs8 -topk8 -nocrypt`)",
-                    key.display()
-                )));
-            }
-            let ca_key = crate::crypto::SecretKey::from_pkcs8_der(doc.as_bytes())
-                .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
-            let leaf = x509::issue(&public, &ca_key, Some(&ca), a.days).map_err(bad)?;
-            // Check what we made before storing it.
-            x509::verify_chain(
-                &[x509::parse(&leaf).map_err(bad)?],
-                &ca,
-                &public,
-                ctx.now.into(),
-            )
-            .map_err(bad)?;
-            leaf
-        }
-        _ => {
-            let pass = ctx.passphrase.get(false)?;
-            let key = ctx.keys.load(&info.keyid, pass)?;
-            x509::issue(&public, &key, None, a.days).map_err(bad)?
-        }
+    let ca = match (&a.ca_cert, &a.ca_key) {
+        (Some(cert), Some(key)) => Some(crate::ops::certify::CaFiles {
+            cert: read_text(cert)?,
+            key: read_text(key)?,
+            key_path: key.clone(),
+        }),
+        _ => None,
     };
-    ctx.keys.set_certificate(&info.keyid, &pem)?;
+    let pem = crate::ops::certify::certify(ctx, &a.id, ca.as_ref(), a.days)?;
     print!("{pem}");
     Ok(0)
 }

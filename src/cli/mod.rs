@@ -311,10 +311,16 @@ fn dispatch(command: Command, ctx: &Context, out: &Printer) -> Result<u8, OpErro
 
 /// Parse a repository argument.
 fn location(s: &str) -> Result<crate::store::Location, OpError> {
-    crate::store::Location::parse(s).map_err(|e| OpError::InvalidArgument(e.to_string()))
+    crate::store::Location::parse(s).map_err(|source| OpError::Reference {
+        value: s.to_owned(),
+        source,
+    })
 }
 
 /// Parse an image argument.
 fn image(s: &str) -> Result<crate::store::ImageRef, OpError> {
-    crate::store::ImageRef::parse(s).map_err(|e| OpError::InvalidArgument(e.to_string()))
+    crate::store::ImageRef::parse(s).map_err(|source| OpError::Reference {
+        value: s.to_owned(),
+        source,
+    })
 }

@@ -93,17 +93,22 @@ pub fn run(c: ServeCommand, ctx: &Context, _out: &Printer) -> Result<u8, OpError
         ("--max-connections-per-ip", a.max_connections_per_ip as u64),
     ] {
         if value == 0 {
-            return Err(OpError::InvalidArgument(format!(
-                "{flag} must be at least 1"
-            )));
+            return Err(OpError::OutOfRange {
+                argument: flag,
+                value,
+                expected: "must be at least 1".into(),
+            });
         }
     }
     if a.max_verifications > 1 && a.verifications_per_review >= a.max_verifications {
-        return Err(OpError::InvalidArgument(format!(
-            "--verifications-per-review ({}) must be below --max-verifications ({}): \
-             otherwise one review can take every verification slot",
-            a.verifications_per_review, a.max_verifications
-        )));
+        return Err(OpError::OutOfRange {
+            argument: "--verifications-per-review",
+            value: a.verifications_per_review as u64,
+            expected: format!(
+                "({}) must be below --max-verifications ({}): otherwise one review can take every verification slot",
+                a.verifications_per_review, a.max_verifications
+            ),
+        });
     }
     let mut config = Config::new(a.listen, a.tls_cert, a.tls_key, a.policy, ctx.home.clone());
     config.deadline = Duration::from_millis(a.deadline_ms);
@@ -130,11 +135,15 @@ pub fn run(c: ServeCommand, ctx: &Context, _out: &Printer) -> Result<u8, OpError
     })
     .map_err(|e| match e {
         AdmissionError::Policy(p) => OpError::Policy(p),
-        e @ (AdmissionError::Bind { .. } | AdmissionError::Runtime(_)) => OpError::Io {
-            path: PathBuf::from("serve admission"),
-            detail: e.to_string(),
+        e @ (AdmissionError::Bind { .. } | AdmissionError::Runtime(_)) => OpError::Component {
+            source: Box::new(e),
+            exit: 3,
         },
-        e => OpError::InvalidArgument(e.to_string()),
+        // TLS files, the home directory: configuration.
+        e => OpError::Component {
+            source: Box::new(e),
+            exit: 2,
+        },
     })?;
     Ok(0)
 }

@@ -39,19 +39,26 @@ fn read_list(path: &std::path::Path) -> Result<String, OpError> {
         std::io::stdin()
             .take(MAX_LIST + 1)
             .read_to_end(&mut buf)
-            .map_err(|e| OpError::InvalidArgument(format!("standard input: {e}")))?;
+            .map_err(|e| list_error(path, e.into()))?;
         if buf.len() as u64 > MAX_LIST {
-            return Err(OpError::InvalidArgument(format!(
-                "standard input: more than {MAX_LIST} bytes of references"
-            )));
+            return Err(list_error(
+                path,
+                crate::fsutil::ReadError::TooLarge { max: MAX_LIST },
+            ));
         }
         buf
     } else {
-        crate::fsutil::read_regular(path, MAX_LIST)
-            .map_err(|e| OpError::InvalidArgument(format!("{}: {e}", path.display())))?
+        crate::fsutil::read_regular(path, MAX_LIST).map_err(|e| list_error(path, e))?
     };
-    String::from_utf8(bytes)
-        .map_err(|_| OpError::InvalidArgument(format!("{}: not UTF-8 text", path.display())))
+    String::from_utf8(bytes).map_err(|_| list_error(path, crate::fsutil::ReadError::NotText))
+}
+
+fn list_error(path: &std::path::Path, source: crate::fsutil::ReadError) -> OpError {
+    OpError::InputFile {
+        path: path.to_owned(),
+        source,
+        hint: "expected image references, one a line (`-` is standard input)",
+    }
 }
 
 pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
@@ -70,9 +77,9 @@ pub fn run(a: SignArgs, ctx: &Context, out: &Printer) -> Result<u8, OpError> {
         .map(|r| super::image(r))
         .collect::<Result<Vec<_>, _>>()?;
     if images.is_empty() {
-        return Err(OpError::InvalidArgument(
-            "no image references to sign".into(),
-        ));
+        return Err(OpError::NothingGiven {
+            what: "no image references to sign",
+        });
     }
     let pin = match a.pin.pin()? {
         Pin::None => Pin::FirstUse,

@@ -18,13 +18,13 @@ use std::path::Path;
 
 use crate::cache::TrustCache;
 use crate::digest::Sha256Digest;
-use crate::store::{Listing, Store};
 use crate::tuf::client::{ClientError, LocalState as _};
 use crate::tuf::metadata::Root;
 use crate::tuf::trusted::TrustedSet;
 use crate::tuf::verify::{Verified, short_id};
 
-use super::{Context, OpError};
+use super::repository::Repository;
+use super::{Context, OpError, PinFileError};
 
 pub use crate::pin::{CaPin, KeyIdPin, MIN_KEYID_PIN, Pin, PinError};
 
@@ -39,26 +39,19 @@ const MAX_CHAIN_WALK: u64 = 1024;
 pub fn read_pin_file(path: &Path) -> Result<Vec<u8>, OpError> {
     crate::fsutil::read_regular(path, MAX_ROOT_FILE).map_err(|e| OpError::PinFile {
         path: path.to_owned(),
-        detail: e.to_string(),
+        source: e.into(),
     })
 }
 
-fn first_root(store: &dyn Store, listing: Option<&Listing>) -> Result<Vec<u8>, OpError> {
-    let location = store.location().to_string();
-    let owned;
-    let listing = match listing {
-        Some(l) => l,
-        None => {
-            owned = store.listing()?.ok_or_else(|| OpError::NoRepository {
-                location: location.clone(),
-            })?;
-            &owned
-        }
-    };
-    let file = listing
-        .get("1.root.json")
-        .ok_or(OpError::NoRepository { location })?;
-    Ok(store.read_file(file, MAX_ROOT_FILE)?)
+/// The repository's first root (`1.root.json`), from the listing the repository
+/// shares with its update (read once on first contact).
+fn first_root(repo: &Repository<'_>) -> Result<Vec<u8>, OpError> {
+    let file = repo
+        .with_listing(|l| l.get("1.root.json").cloned())?
+        .ok_or_else(|| OpError::NoRepository {
+            location: repo.location().to_string(),
+        })?;
+    Ok(repo.store().read_file(&file, MAX_ROOT_FILE)?)
 }
 
 fn trusted_root(bytes: Vec<u8>, ctx: &Context, location: &str) -> Result<TrustedSet, OpError> {
@@ -68,42 +61,17 @@ fn trusted_root(bytes: Vec<u8>, ctx: &Context, location: &str) -> Result<Trusted
     })
 }
 
-/// Open the trusted cache of `store`'s repository and make sure it holds a trusted
-/// root, seeding it from `pin` on first use, and checking `pin` against it when it
-/// already holds one.
-pub fn anchor(ctx: &Context, store: &dyn Store, pin: &Pin) -> Result<TrustCache, OpError> {
-    anchor_cache(
-        ctx,
-        store,
-        pin,
-        TrustCache::open(&ctx.home, store.location())?,
-    )
-}
-
-/// [`anchor`] for commands that change the repository, in their own cache
-/// ([`TrustCache::open_for_editing`]).
-pub fn anchor_for_editing(
+/// Make sure `cache` (of `repo`'s location) holds a trusted root, seeding it from
+/// `pin` on first use, and checking `pin` against it when it already holds one.
+pub(super) fn anchor_cache(
     ctx: &Context,
-    store: &dyn Store,
-    pin: &Pin,
-) -> Result<TrustCache, OpError> {
-    anchor_cache(
-        ctx,
-        store,
-        pin,
-        TrustCache::open_for_editing(&ctx.home, store.location())?,
-    )
-}
-
-fn anchor_cache(
-    ctx: &Context,
-    store: &dyn Store,
+    repo: &Repository<'_>,
     pin: &Pin,
     mut cache: TrustCache,
 ) -> Result<TrustCache, OpError> {
-    let loc = store.location().to_string();
+    let loc = repo.location().to_string();
     if let Some(cached) = cache.load("root") {
-        check_against_cache(ctx, store, pin, &cache, cached)?;
+        check_against_cache(ctx, repo, pin, &cache, cached)?;
         return Ok(cache);
     }
     let bytes = match pin {
@@ -112,18 +80,18 @@ fn anchor_cache(
             let bytes = read_pin_file(path)?;
             TrustedSet::new(bytes.clone(), ctx.now).map_err(|e| OpError::PinFile {
                 path: path.clone(),
-                detail: e.to_string(),
+                source: e.into(),
             })?;
             bytes
         }
         Pin::KeyIds(_) | Pin::Ca(_) => {
-            let bytes = first_root(store, None)?;
+            let bytes = first_root(repo)?;
             let set = trusted_root(bytes.clone(), ctx, &loc)?;
             pin_accepts(ctx, pin, set.root(), &loc)?;
             bytes
         }
         Pin::FirstUse => {
-            let bytes = first_root(store, None)?;
+            let bytes = first_root(repo)?;
             trusted_root(bytes.clone(), ctx, &loc)?;
             bytes
         }
@@ -203,11 +171,11 @@ fn check_root_certificates(
     use crate::crypto::x509;
     let ca_pem = String::from_utf8(read_pin_file(pin.path())?).map_err(|_| OpError::PinFile {
         path: pin.path().to_owned(),
-        detail: "not PEM text".into(),
+        source: PinFileError::NotPem,
     })?;
     let ca = x509::parse(&ca_pem).map_err(|e| OpError::PinFile {
         path: pin.path().to_owned(),
-        detail: e.to_string(),
+        source: e.into(),
     })?;
     let declared = root
         .roles
@@ -289,7 +257,7 @@ fn fingerprint(pin: &Pin) -> Result<Option<String>, OpError> {
 /// A cache already holds `cached` as its root: the pin must agree with it.
 fn check_against_cache(
     ctx: &Context,
-    store: &dyn Store,
+    repo: &Repository<'_>,
     pin: &Pin,
     cache: &TrustCache,
     cached: Vec<u8>,
@@ -301,7 +269,7 @@ fn check_against_cache(
     if cache.anchor_checked(&fp, &cached_digest) {
         return Ok(());
     }
-    let loc = store.location().to_string();
+    let loc = repo.location().to_string();
     let conflict = |detail: String| OpError::PinConflict {
         location: loc.clone(),
         cache: cache.dir().to_owned(),
@@ -314,12 +282,11 @@ fn check_against_cache(
             if pin_accepts(ctx, pin, cached_set.root(), &loc).is_err() {
                 // Not the current root: the chain must start at a root the pin
                 // accepts (the store's first, as on first contact).
-                let listing = listing_of(store)?;
-                let first = first_root(store, Some(&listing))?;
+                let first = first_root(repo)?;
                 let first_set = trusted_root(first.clone(), ctx, &loc)?;
                 pin_accepts(ctx, pin, first_set.root(), &loc)
                     .map_err(|e| conflict(e.to_string()))?;
-                let reached = walk(ctx, store, &listing, first, cached_version).map_err(|e| {
+                let reached = walk(ctx, repo, first, cached_version).map_err(|e| {
                     e.into_op(|e| {
                         conflict(format!(
                             "no root chain from v1 to the cached v{cached_version}: {e}"
@@ -338,7 +305,7 @@ fn check_against_cache(
             let pinned_set =
                 TrustedSet::new(pinned.clone(), ctx.now).map_err(|e| OpError::PinFile {
                     path: path.clone(),
-                    detail: e.to_string(),
+                    source: e.into(),
                 })?;
             let pinned_version = pinned_set.root().version.get();
             let (from, to, target) = match pinned_version.cmp(&cached_version) {
@@ -349,8 +316,7 @@ fn check_against_cache(
             let reached = match from {
                 None => pinned.clone(),
                 Some(start) => {
-                    let listing = listing_of(store)?;
-                    walk(ctx, store, &listing, start, to).map_err(|e| {
+                    walk(ctx, repo, start, to).map_err(|e| {
                         e.into_op(|e| {
                             conflict(format!(
                                 "no root chain between the pinned v{pinned_version} and the cached v{cached_version}: {e}"
@@ -372,12 +338,6 @@ fn check_against_cache(
     Ok(())
 }
 
-fn listing_of(store: &dyn Store) -> Result<Listing, OpError> {
-    store.listing()?.ok_or_else(|| OpError::NoRepository {
-        location: store.location().to_string(),
-    })
-}
-
 /// Why a root chain could not be walked.
 #[derive(Debug, thiserror::Error)]
 enum WalkError {
@@ -389,6 +349,8 @@ enum WalkError {
     TooLong(u64),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Listing(Box<OpError>),
 }
 
 impl WalkError {
@@ -397,6 +359,7 @@ impl WalkError {
     fn into_op(self, conflict: impl FnOnce(Self) -> OpError) -> OpError {
         match self {
             Self::Store(e) => e.into(),
+            Self::Listing(e) => *e,
             other => conflict(other),
         }
     }
@@ -406,8 +369,7 @@ impl WalkError {
 /// predecessor's threshold and its own) up to `version`; the bytes of that root.
 fn walk(
     ctx: &Context,
-    store: &dyn Store,
-    listing: &Listing,
+    repo: &Repository<'_>,
     start: Vec<u8>,
     version: u64,
 ) -> Result<Vec<u8>, WalkError> {
@@ -419,8 +381,11 @@ fn walk(
     let mut bytes = start;
     for v in from + 1..=version {
         let name = format!("{v}.root.json");
-        let file = listing.get(&name).ok_or(WalkError::Missing(name))?;
-        bytes = store.read_file(file, MAX_ROOT_FILE)?;
+        let file = repo
+            .with_listing(|l| l.get(&name).cloned())
+            .map_err(|e| WalkError::Listing(Box::new(e)))?
+            .ok_or(WalkError::Missing(name))?;
+        bytes = repo.store().read_file(&file, MAX_ROOT_FILE)?;
         set.update_root(bytes.clone())?;
     }
     Ok(bytes)

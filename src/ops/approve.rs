@@ -11,10 +11,11 @@ use crate::tuf::metadata::{Signature, Targets, Unrecognized};
 use crate::tuf::verify::Untrusted;
 
 use super::edit::{
-    CommitOutcome, RoleChange, authority_of, first_version, newest_role_json, pending_of,
-    ready_pending, transact, untrusted_result, version_of, waiting_delegator,
+    CommitOutcome, RoleChange, authority_of, first_version, merge_signatures, newest_role_json,
+    own, pending_of, ready_pending, untrusted_result, version_of, waiting_delegator,
 };
-use super::trust::{Pin, TrustedUpdater, anchor_for_editing, open_store, update_for_editing};
+use super::repository::{Repository, TrustedUpdater};
+use super::trust::Pin;
 use super::{Context, OpError};
 
 /// A change of one target between the trusted and the pending version.
@@ -145,10 +146,6 @@ fn other_changes(old: &Targets, new: &Targets) -> Vec<TargetChange> {
     out
 }
 
-fn bad(msg: String) -> OpError {
-    OpError::InvalidArgument(msg)
-}
-
 /// Where a pending role's keys come from.
 enum Delegator {
     /// A role of the trusted delegation tree (or `root`).
@@ -167,7 +164,12 @@ impl Delegator {
         match self {
             Self::Trusted(d) => authority_of(up, role, d),
             Self::Waiting(t) => {
-                crate::tuf::trusted::delegated_authority(t, role).map_err(|e| bad(e.to_string()))
+                crate::tuf::trusted::delegated_authority(t, role).map_err(|source| {
+                    OpError::Delegation {
+                        role: role.to_owned(),
+                        source,
+                    }
+                })
             }
         }
     }
@@ -183,13 +185,18 @@ fn review(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Untrusted, PendingView, Delegator), OpError> {
     let loc = store.location().to_string();
-    let file = pending_of(listing, role)
-        .ok_or_else(|| bad(format!("{loc} has no pending version of {role}")))?;
+    let file = pending_of(listing, role).ok_or_else(|| OpError::NoPendingVersion {
+        location: loc.clone(),
+        role: role.to_owned(),
+    })?;
     let bytes = store.read_file(file, crate::tuf::client::Limits::default().targets)?;
-    let untrusted = Untrusted::parse(role, bytes).map_err(|e| bad(e.to_string()))?;
-    let pending: Targets = untrusted
-        .parse_unverified()
-        .map_err(|e| bad(e.to_string()))?;
+    let malformed = |source| OpError::MalformedPending {
+        location: loc.clone(),
+        role: role.to_owned(),
+        source,
+    };
+    let untrusted = Untrusted::parse(role, bytes).map_err(malformed)?;
+    let pending: Targets = untrusted.parse_unverified().map_err(malformed)?;
     let trusted_delegator = up.find_delegator(role).map_err(|source| OpError::Update {
         location: loc.clone(),
         source,
@@ -198,8 +205,11 @@ fn review(
         Some(d) => Delegator::Trusted(d),
         None => {
             let ready = ready_pending(store, up, listing, &[], now)?;
-            let (_, parent) = waiting_delegator(&ready, role)
-                .ok_or_else(|| bad(format!("{loc} no longer delegates to {role}")))?;
+            let (_, parent) =
+                waiting_delegator(&ready, role).ok_or_else(|| OpError::NoSuchRole {
+                    location: loc.clone(),
+                    role: role.to_owned(),
+                })?;
             Delegator::Waiting(Box::new(parent))
         }
     };
@@ -213,14 +223,21 @@ fn review(
             empty = Targets::empty(std::num::NonZeroU64::MIN, pending.expires);
             (&empty, first_version(up, role))
         }
-        None => return Err(bad(format!("{role} is not loaded"))),
+        None => {
+            return Err(OpError::NotLoaded {
+                role: role.to_owned(),
+            });
+        }
     };
     if pending.version.get() != expected {
-        return Err(bad(format!(
-            "the pending {role} v{} does not follow the published v{}: it is stale; sign again",
-            pending.version,
-            expected - 1
-        )));
+        return Err(OpError::PendingNotApprovable {
+            role: role.to_owned(),
+            problem: format!(
+                "v{} does not follow the published v{}: it is stale; sign again",
+                pending.version,
+                expected - 1
+            ),
+        });
     }
     let mut changes = diff(current, &pending);
     changes.extend(other_changes(current, &pending));
@@ -239,9 +256,9 @@ fn review(
 
 /// Every pending role version of `location`.
 pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<PendingView>, OpError> {
-    let store = open_store(ctx, location)?;
-    let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
-    let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
+    let repo = Repository::open_for_editing(ctx, location, pin)?;
+    let store = repo.store();
+    let mut up = repo.refresh_for_editing()?;
     let listing = up
         .remote()
         .listing()
@@ -260,7 +277,7 @@ pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<Pend
             continue;
         };
         if version_of(&f.name, &role).is_some() {
-            out.push(review(store.as_ref(), &mut up, &listing, &role, ctx.now)?.1);
+            out.push(review(store, &mut up, &listing, &role, ctx.now)?.1);
         }
     }
     Ok(out)
@@ -285,10 +302,7 @@ pub fn approve(
     pin: &Pin,
 ) -> Result<ApproveOutcome, OpError> {
     let mut first: Option<PendingView> = None;
-    let (commit, _ours) = transact(
-        ctx,
-        location,
-        pin,
+    let (commit, _ours) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |store, up, listing| {
             let (untrusted, view, delegator) = review(store, up, listing, role, ctx.now)?;
@@ -297,9 +311,10 @@ pub fn approve(
                 // On a retry the pending version may have gained others' signatures, but
                 // its content must be what was reviewed.
                 Some(seen) if seen.content_sha256 != view.content_sha256 => {
-                    return Err(bad(format!(
-                        "the pending {role} changed while approving; review it again"
-                    )));
+                    return Err(OpError::PendingNotApprovable {
+                        role: role.to_owned(),
+                        problem: "it changed while approving; review it again".into(),
+                    });
                 }
                 Some(_) => {}
             }
@@ -310,35 +325,30 @@ pub fn approve(
                 .filter(|s| !view.signed.contains(&s.public_key().key_id()))
                 .collect();
             if fresh.is_empty() {
-                return Err(bad(format!(
-                    "{role} v{} is already signed by every key of yours",
-                    view.version
-                )));
+                return Err(OpError::PendingNotApprovable {
+                    role: role.to_owned(),
+                    problem: format!("v{} is already signed by every key of yours", view.version),
+                });
             }
             let ours: Vec<KeyId> = fresh.iter().map(|s| s.public_key().key_id()).collect();
             let mut extra = Vec::new();
             for s in &fresh {
                 let sig = s
                     .sign(untrusted.canonical())
-                    .map_err(|e| bad(e.to_string()))?;
+                    .map_err(|source| OpError::Sign {
+                        role: role.to_owned(),
+                        keyid: s.public_key().key_id().0,
+                        source,
+                    })?;
                 extra.push(Signature {
                     keyid: s.public_key().key_id(),
                     sig: hex::encode(sig),
                     unrecognized: Unrecognized::new(),
                 });
             }
-            let mut envelope: serde_json::Value =
-                serde_json::from_slice(untrusted.bytes()).map_err(|e| bad(e.to_string()))?;
-            let sigs = envelope["signatures"]
-                .as_array_mut()
-                .ok_or_else(|| bad("no signatures array".into()))?;
             // Drop invalid signatures by our keys, then add ours.
-            sigs.retain(|x| !ours.iter().any(|k| x["keyid"] == k.0));
-            for s in &extra {
-                sigs.push(serde_json::to_value(s).map_err(|e| bad(e.to_string()))?);
-            }
-            let bytes = serde_json::to_vec(&envelope).map_err(|e| bad(e.to_string()))?;
-            let merged = Untrusted::parse(role, bytes.clone()).map_err(|e| bad(e.to_string()))?;
+            let bytes = merge_signatures(role, untrusted.bytes(), &extra, true)?;
+            let merged = Untrusted::parse(role, bytes.clone()).map_err(|e| own(role, e))?;
             let signatures = untrusted_result(&merged, authority);
             Ok((
                 vec![RoleChange {
@@ -353,7 +363,9 @@ pub fn approve(
         },
         |store, ours| has_signatures(store, role, ours),
     )?;
-    let reviewed = first.ok_or_else(|| bad("nothing reviewed".into()))?;
+    let reviewed = first.ok_or(OpError::Internal {
+        what: "nothing was reviewed",
+    })?;
     Ok(ApproveOutcome { reviewed, commit })
 }
 
@@ -369,10 +381,7 @@ fn has_signatures(store: &dyn Store, role: &str, keys: &[KeyId]) -> Result<bool,
 /// Re-sign snapshot and timestamp with the publisher key (fresh expiry), promoting
 /// every fully signed pending version.
 pub fn refresh(ctx: &Context, location: &Location, pin: &Pin) -> Result<CommitOutcome, OpError> {
-    let (outcome, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         true,
         |_store, up, _| {
             // Load every role so complete pending versions can be checked against

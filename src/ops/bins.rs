@@ -57,10 +57,10 @@ impl std::str::FromStr for BinsPolicy {
             "auto" => Ok(Self::Auto),
             "none" => Ok(Self::None),
             n => {
-                let bad = || {
-                    OpError::InvalidArgument(format!(
-                        "--bins {n:?}: expected auto, none, or a power of two from 2 to 16384"
-                    ))
+                let bad = || OpError::InvalidValue {
+                    argument: "--bins",
+                    value: n.to_owned(),
+                    expected: "auto, none, or a power of two from 2 to 16384",
                 };
                 let n: u32 = n.parse().map_err(|_| bad())?;
                 if !n.is_power_of_two() || !(2..=16384).contains(&n) {
@@ -140,7 +140,9 @@ pub fn rebin(
     let spec = root
         .roles
         .get("targets")
-        .ok_or_else(|| OpError::InvalidArgument("root has no targets role".into()))?;
+        .ok_or_else(|| OpError::NotLoaded {
+            role: "targets".into(),
+        })?;
     let keys = spec
         .keyids
         .iter()

@@ -12,8 +12,9 @@ use crate::tuf::metadata::{
     DelegatedRole, Delegations, Key, TOP_LEVEL_ROLES, Targets, Unrecognized,
 };
 
-use super::edit::{CommitOutcome, RoleChange, authority_of, edit_delegator, sign_role, transact};
-use super::trust::{Pin, TrustedUpdater, anchor, open_store, update};
+use super::edit::{CommitOutcome, RoleChange, authority_of, edit_delegator, sign_role};
+use super::repository::{Repository, TrustedUpdater};
+use super::trust::Pin;
 use super::{Context, OpError};
 
 /// What `delegation add` creates.
@@ -33,10 +34,6 @@ pub struct NewDelegation {
     pub from: Option<String>,
 }
 
-fn bad(msg: String) -> OpError {
-    OpError::InvalidArgument(msg)
-}
-
 /// A role name: 1–64 of `[A-Za-z0-9._-]`, not a top-level role, not `.`/`..`.
 fn check_role_name(role: &str) -> Result<(), OpError> {
     let ok = !role.is_empty()
@@ -50,9 +47,11 @@ fn check_role_name(role: &str) -> Result<(), OpError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
-            "invalid role name {role:?}: use 1 to 64 letters, digits, '.', '_' or '-', and not root/targets/snapshot/timestamp"
-        )))
+        Err(OpError::InvalidValue {
+            argument: "role name",
+            value: role.to_owned(),
+            expected: "1 to 64 letters, digits, '.', '_' or '-', and not root/targets/snapshot/timestamp",
+        })
     }
 }
 
@@ -67,9 +66,11 @@ pub fn check_pattern(p: &str) -> Result<(), OpError> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
-            "path pattern {p:?} can never match a tag or digest (allowed: letters, digits, . _ - : and the globs * ? [...])"
-        )))
+        Err(OpError::InvalidValue {
+            argument: "path pattern",
+            value: p.to_owned(),
+            expected: "a pattern that can match a tag or digest (letters, digits, . _ - : and the globs * ? [...])",
+        })
     }
 }
 
@@ -99,23 +100,27 @@ pub fn add(
             .iter()
             .any(|i: &crate::crypto::keystore::KeyInfo| i.keyid == info.keyid)
         {
-            return Err(bad(format!("key {k} is given twice")));
+            return Err(OpError::GivenTwice {
+                what: "key",
+                name: k.clone(),
+            });
         }
         infos.push(info);
     }
     if d.threshold == 0 || d.threshold > infos.len() as u64 {
-        return Err(bad(format!(
-            "--threshold {} must be between 1 and the number of keys ({})",
-            d.threshold,
-            infos.len()
-        )));
+        return Err(OpError::BadThreshold {
+            role: d.role.clone(),
+            keys: infos.len(),
+            threshold: d.threshold,
+        });
     }
-    let threshold = NonZeroU64::new(d.threshold).ok_or_else(|| bad("threshold 0".into()))?;
+    let threshold = NonZeroU64::new(d.threshold).ok_or_else(|| OpError::BadThreshold {
+        role: d.role.clone(),
+        keys: infos.len(),
+        threshold: d.threshold,
+    })?;
     let parent = d.from.clone().unwrap_or_else(|| "targets".into());
-    let (outcome, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |_store, up, _| {
             let loc = location.to_string();
@@ -124,7 +129,10 @@ pub fn add(
                 source,
             };
             if up.find_delegator(&d.role).map_err(wrap)?.is_some() {
-                return Err(bad(format!("{loc} already has a role {:?}", d.role)));
+                return Err(OpError::RoleExists {
+                    location: loc.clone(),
+                    role: d.role.clone(),
+                });
             }
             // A verifier's search visits at most `max_delegations` roles (targets
             // included; hash bins count as the one bin a lookup reads): a role past
@@ -132,21 +140,25 @@ pub fn add(
             let max = crate::tuf::client::Limits::default().max_delegations;
             let roles = up.load_delegation_tree().map_err(wrap)?.len();
             if roles >= max {
-                return Err(bad(format!(
-                    "{loc} already has {} delegated roles; a verifier's delegation search visits \
-                     at most {max} roles (targets included, as python-tuf), so one more could \
-                     never be found: remove a role, or let one role sign more tags",
-                    roles - 1
-                )));
+                return Err(OpError::TooManyRoles {
+                    location: loc.clone(),
+                    delegated: roles - 1,
+                    max,
+                });
             }
-            let grand = up
-                .find_delegator(&parent)
-                .map_err(wrap)?
-                .ok_or_else(|| bad(format!("{loc} has no role {parent:?} to delegate from")))?;
+            let grand =
+                up.find_delegator(&parent)
+                    .map_err(wrap)?
+                    .ok_or_else(|| OpError::NoSuchRole {
+                        location: loc.clone(),
+                        role: parent.clone(),
+                    })?;
             let current = up
                 .trusted()
                 .targets(&parent)
-                .ok_or_else(|| bad(format!("{parent} is not loaded")))?;
+                .ok_or_else(|| OpError::NotLoaded {
+                    role: parent.clone(),
+                })?;
             let mut next: Targets = (**current).clone();
             let dels = next.delegations.get_or_insert_with(|| Delegations {
                 keys: BTreeMap::new(),
@@ -155,13 +167,16 @@ pub fn add(
                 unrecognized: Unrecognized::new(),
             });
             if dels.succinct_roles.is_some() {
-                return Err(bad(format!(
-                    "{parent} delegates to hash bins; it cannot also delegate by name"
-                )));
+                return Err(OpError::BinnedDelegator {
+                    role: parent.clone(),
+                });
             }
             let mut keyids: Vec<KeyId> = Vec::new();
             for info in &infos {
-                let public = info.public_key().map_err(|e| bad(e.to_string()))?;
+                let public = info.public_key().map_err(|source| OpError::KeyMaterial {
+                    keyid: info.keyid.0.clone(),
+                    source,
+                })?;
                 dels.keys
                     .insert(info.keyid.clone(), Key::from_public(&public));
                 keyids.push(info.keyid.clone());
@@ -207,8 +222,12 @@ fn sign_new_role(
     first: &Targets,
     parent: &Targets,
 ) -> Result<RoleChange, OpError> {
-    let authority =
-        crate::tuf::trusted::delegated_authority(parent, role).map_err(|e| bad(e.to_string()))?;
+    let authority = crate::tuf::trusted::delegated_authority(parent, role).map_err(|source| {
+        OpError::Delegation {
+            role: role.to_owned(),
+            source,
+        }
+    })?;
     super::edit::sign_role_with_any_keys(ctx, role, first, authority)
 }
 
@@ -219,10 +238,7 @@ pub fn remove(
     role: &str,
     pin: &Pin,
 ) -> Result<CommitOutcome, OpError> {
-    let (outcome, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |_store, up, _| {
             let (change, _, _) = edit_delegator(ctx, up, &location.to_string(), role, |dels| {
@@ -263,9 +279,8 @@ pub struct RoleView {
 
 /// Every delegated role, in search order (verified).
 pub fn list(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<RoleView>, OpError> {
-    let store = open_store(ctx, location)?;
-    let cache = anchor(ctx, store.as_ref(), pin)?;
-    let mut up: TrustedUpdater<'_> = update(ctx, store.as_ref(), cache, true)?;
+    let repo = Repository::open(ctx, location, pin)?;
+    let mut up: TrustedUpdater<'_> = repo.refresh(true)?;
     let order = up
         .load_delegation_tree()
         .map_err(|source| OpError::Update {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::store::Location;
 use crate::store::artifact::MAX_FILE_BYTES;
 
-use super::trust::open_store;
+use super::repository::open_store;
 use super::{Context, OpError};
 
 /// What `export` wrote.
@@ -31,7 +31,7 @@ pub fn export(ctx: &Context, location: &Location, dir: &Path) -> Result<ExportOu
     })?;
     let io = |path: &Path, e: std::io::Error| OpError::Io {
         path: path.to_owned(),
-        detail: e.to_string(),
+        source: e,
     };
     std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut files = Vec::new();

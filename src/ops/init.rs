@@ -86,7 +86,7 @@ pub fn init(
         Location::Layout(_) => Box::new(crate::store::layout::LayoutStore::create_or_open(
             location.clone(),
         )?),
-        _ => super::trust::open_store(ctx, location)?,
+        _ => super::repository::open_store(ctx, location)?,
     };
     let store = store.as_ref();
     if store.head_listing()?.is_some() {
@@ -94,159 +94,208 @@ pub fn init(
             location: location.to_string(),
         });
     }
-    let mut generated = Vec::new();
-    let mut root_infos = Vec::new();
-    if opts.root_keys.is_empty() {
-        root_infos.push(key_or_generate(
+    let keys = InitKeys::gather(ctx, opts)?;
+    let first = FirstVersions::sign(ctx, opts, &keys)?;
+    let digest = store.publish(&first.files(), None)?;
+    // The signer trusts what it just made: it made this root itself, so both its
+    // verifier and its signer caches start here (the same bytes verified as any
+    // client would on the next command).
+    first.seed(
+        TrustCache::open_for_editing(&ctx.home, location)?,
+        location,
+        &digest,
+    )?;
+    first.seed(TrustCache::open(&ctx.home, location)?, location, &digest)?;
+    Ok(InitOutcome {
+        location: location.to_string(),
+        root_keyids: keys.root.iter().map(|i| i.keyid.clone()).collect(),
+        root_threshold: opts.root_threshold.get(),
+        targets_keyid: keys.targets.keyid,
+        publisher_keyid: keys.publisher.keyid,
+        root_sha256: Sha256Digest::of(&first.root),
+        generated: keys.generated,
+    })
+}
+
+/// The keys of a new repository, found in the key store or generated.
+struct InitKeys {
+    root: Vec<KeyInfo>,
+    targets: KeyInfo,
+    publisher: KeyInfo,
+    /// The ones generated now.
+    generated: Vec<KeyId>,
+}
+
+impl InitKeys {
+    fn gather(ctx: &Context, opts: &InitOptions) -> Result<Self, OpError> {
+        let mut generated = Vec::new();
+        let mut root: Vec<KeyInfo> = Vec::new();
+        if opts.root_keys.is_empty() {
+            root.push(key_or_generate(
+                ctx,
+                None,
+                "root",
+                opts.key_type,
+                &mut generated,
+            )?);
+        }
+        for q in &opts.root_keys {
+            let info = key_or_generate(ctx, Some(q), "root", opts.key_type, &mut generated)?;
+            if root.iter().any(|i| i.keyid == info.keyid) {
+                return Err(OpError::GivenTwice {
+                    what: "root key",
+                    name: q.clone(),
+                });
+            }
+            root.push(info);
+        }
+        if opts.root_threshold.get() > root.len() as u64 {
+            return Err(OpError::BadThreshold {
+                role: "root".into(),
+                keys: root.len(),
+                threshold: opts.root_threshold.get(),
+            });
+        }
+        let targets = key_or_generate(
             ctx,
-            None,
-            "root",
+            opts.targets_key.as_deref(),
+            "targets",
             opts.key_type,
             &mut generated,
-        )?);
+        )?;
+        let publisher = key_or_generate(
+            ctx,
+            opts.publisher_key.as_deref(),
+            "publisher",
+            opts.key_type,
+            &mut generated,
+        )?;
+        Ok(Self {
+            root,
+            targets,
+            publisher,
+            generated,
+        })
     }
-    for q in &opts.root_keys {
-        let info = key_or_generate(ctx, Some(q), "root", opts.key_type, &mut generated)?;
-        if root_infos.iter().any(|i: &KeyInfo| i.keyid == info.keyid) {
-            return Err(OpError::InvalidArgument(format!(
-                "root key {q} given twice"
-            )));
+}
+
+/// Version 1 of every top-level role, signed.
+struct FirstVersions {
+    root: Vec<u8>,
+    targets: Vec<u8>,
+    snapshot: Vec<u8>,
+    timestamp: Vec<u8>,
+}
+
+impl FirstVersions {
+    fn sign(ctx: &Context, opts: &InitOptions, keys: &InitKeys) -> Result<Self, OpError> {
+        let one = NonZeroU64::MIN;
+        let now = ctx.now;
+        let root = Self::sign_root(ctx, opts, keys)?;
+        let targets_signers = ctx.signers_for(
+            "targets",
+            std::slice::from_ref(&keys.targets.keyid),
+            1,
+            None,
+        )?;
+        let mut targets_md = Targets::empty(one, editor::expiry_in(now, ctx.lifetimes.targets));
+        if let Some(v) = opts.bins.to_field() {
+            targets_md
+                .unrecognized
+                .insert(super::bins::POLICY_FIELD.into(), v);
         }
-        root_infos.push(info);
+        let targets = editor::sign(&targets_md, &as_signers(&targets_signers))?;
+        let pub_signers = ctx.signers_for(
+            "snapshot",
+            std::slice::from_ref(&keys.publisher.keyid),
+            1,
+            None,
+        )?;
+        let snapshot_md = editor::new_snapshot(
+            one,
+            editor::expiry_in(now, ctx.lifetimes.snapshot),
+            [("targets.json".to_owned(), editor::meta_for(one, &targets))].into(),
+        );
+        let snapshot = editor::sign(&snapshot_md, &as_signers(&pub_signers))?;
+        let timestamp_md = editor::new_timestamp(
+            one,
+            editor::expiry_in(now, ctx.lifetimes.timestamp),
+            one,
+            &snapshot,
+        );
+        let timestamp = editor::sign(&timestamp_md, &as_signers(&pub_signers))?;
+        Ok(Self {
+            root,
+            targets,
+            snapshot,
+            timestamp,
+        })
     }
-    if opts.root_threshold.get() > root_infos.len() as u64 {
-        return Err(OpError::InvalidArgument(format!(
-            "--root-threshold {} is more than the {} root keys given",
-            opts.root_threshold,
-            root_infos.len()
-        )));
+
+    fn sign_root(ctx: &Context, opts: &InitOptions, keys: &InitKeys) -> Result<Vec<u8>, OpError> {
+        let one = NonZeroU64::MIN;
+        let root_spec = RoleSpec {
+            keys: keys.root.iter().map(public).collect::<Result<_, _>>()?,
+            threshold: opts.root_threshold,
+        };
+        let targets_spec = RoleSpec {
+            keys: vec![public(&keys.targets)?],
+            threshold: one,
+        };
+        let publisher_spec = RoleSpec {
+            keys: vec![public(&keys.publisher)?],
+            threshold: one,
+        };
+        let mut root = editor::new_root(
+            &root_spec,
+            &targets_spec,
+            &publisher_spec,
+            &publisher_spec,
+            editor::expiry_in(ctx.now, ctx.lifetimes.root),
+        );
+        // Root keys carry their X.509 chains when `warrant key certify` made them.
+        for info in &keys.root {
+            root.keys.insert(info.keyid.clone(), ctx.key_entry(info)?);
+        }
+        let root_ids: Vec<KeyId> = keys.root.iter().map(|i| i.keyid.clone()).collect();
+        let root_signers = ctx.signers_for("root", &root_ids, opts.root_threshold.get(), None)?;
+        Ok(editor::sign(&root, &as_signers(&root_signers))?)
     }
-    let targets = key_or_generate(
-        ctx,
-        opts.targets_key.as_deref(),
-        "targets",
-        opts.key_type,
-        &mut generated,
-    )?;
-    let publisher = key_or_generate(
-        ctx,
-        opts.publisher_key.as_deref(),
-        "publisher",
-        opts.key_type,
-        &mut generated,
-    )?;
 
-    let one = NonZeroU64::MIN;
-    let root_spec = RoleSpec {
-        keys: root_infos.iter().map(public).collect::<Result<_, _>>()?,
-        threshold: opts.root_threshold,
-    };
-    let targets_spec = RoleSpec {
-        keys: vec![public(&targets)?],
-        threshold: one,
-    };
-    let publisher_spec = RoleSpec {
-        keys: vec![public(&publisher)?],
-        threshold: one,
-    };
-    let now = ctx.now;
-    let mut root = editor::new_root(
-        &root_spec,
-        &targets_spec,
-        &publisher_spec,
-        &publisher_spec,
-        editor::expiry_in(now, ctx.lifetimes.root),
-    );
-    // Root keys carry their X.509 chains when `warrant key certify` made them.
-    for info in &root_infos {
-        root.keys.insert(info.keyid.clone(), ctx.key_entry(info)?);
+    /// The files to publish.
+    fn files(&self) -> [NewFile; 4] {
+        [
+            ("1.root.json", &self.root),
+            ("1.targets.json", &self.targets),
+            ("1.snapshot.json", &self.snapshot),
+            ("timestamp.json", &self.timestamp),
+        ]
+        .map(|(name, bytes)| NewFile {
+            name: name.to_owned(),
+            bytes: bytes.clone(),
+            pending: false,
+        })
     }
-    let root_ids: Vec<KeyId> = root_infos.iter().map(|i| i.keyid.clone()).collect();
-    let root_signers = ctx.signers_for("root", &root_ids, opts.root_threshold.get(), None)?;
-    let root_bytes = editor::sign(&root, &as_signers(&root_signers))?;
 
-    let targets_signers =
-        ctx.signers_for("targets", std::slice::from_ref(&targets.keyid), 1, None)?;
-    let mut targets_md = Targets::empty(one, editor::expiry_in(now, ctx.lifetimes.targets));
-    if let Some(v) = opts.bins.to_field() {
-        targets_md
-            .unrecognized
-            .insert(super::bins::POLICY_FIELD.into(), v);
-    }
-    let targets_bytes = editor::sign(&targets_md, &as_signers(&targets_signers))?;
-
-    let pub_signers =
-        ctx.signers_for("snapshot", std::slice::from_ref(&publisher.keyid), 1, None)?;
-    let snapshot = editor::new_snapshot(
-        one,
-        editor::expiry_in(now, ctx.lifetimes.snapshot),
-        [(
-            "targets.json".to_owned(),
-            editor::meta_for(one, &targets_bytes),
-        )]
-        .into(),
-    );
-    let snapshot_bytes = editor::sign(&snapshot, &as_signers(&pub_signers))?;
-    let timestamp = editor::new_timestamp(
-        one,
-        editor::expiry_in(now, ctx.lifetimes.timestamp),
-        one,
-        &snapshot_bytes,
-    );
-    let timestamp_bytes = editor::sign(&timestamp, &as_signers(&pub_signers))?;
-
-    let files = [
-        ("1.root.json", &root_bytes),
-        ("1.targets.json", &targets_bytes),
-        ("1.snapshot.json", &snapshot_bytes),
-        ("timestamp.json", &timestamp_bytes),
-    ]
-    .map(|(name, bytes)| NewFile {
-        name: name.to_owned(),
-        bytes: bytes.clone(),
-        pending: false,
-    });
-    let digest = store.publish(&files, None)?;
-
-    // The signer trusts what it just made: seed its cache (the same bytes verified
-    // as any client would on the next command).
-    // It made this root itself: both its verifier and its signer caches start here.
-    let mut signer_cache = TrustCache::open_for_editing(&ctx.home, location)?;
-    for (role, bytes) in [
-        ("root", &root_bytes),
-        ("timestamp", &timestamp_bytes),
-        ("snapshot", &snapshot_bytes),
-        ("targets", &targets_bytes),
-    ] {
-        signer_cache
-            .persist(role, bytes)
-            .map_err(|e| OpError::Update {
+    /// Start `cache` from these versions, published as `digest`.
+    fn seed(
+        &self,
+        mut cache: TrustCache,
+        location: &Location,
+        digest: &Sha256Digest,
+    ) -> Result<(), OpError> {
+        for (role, bytes) in [
+            ("root", &self.root),
+            ("timestamp", &self.timestamp),
+            ("snapshot", &self.snapshot),
+            ("targets", &self.targets),
+        ] {
+            cache.persist(role, bytes).map_err(|e| OpError::Update {
                 location: location.to_string(),
                 source: e.into(),
             })?;
+        }
+        cache.set_listing_digest(digest)?;
+        Ok(())
     }
-    signer_cache.set_listing_digest(&digest)?;
-    drop(signer_cache);
-    let mut cache = TrustCache::open(&ctx.home, location)?;
-    let persist = |cache: &mut TrustCache, role: &str, bytes: &[u8]| {
-        cache.persist(role, bytes).map_err(|e| OpError::Update {
-            location: location.to_string(),
-            source: e.into(),
-        })
-    };
-    persist(&mut cache, "root", &root_bytes)?;
-    persist(&mut cache, "timestamp", &timestamp_bytes)?;
-    persist(&mut cache, "snapshot", &snapshot_bytes)?;
-    persist(&mut cache, "targets", &targets_bytes)?;
-    cache.set_listing_digest(&digest)?;
-
-    Ok(InitOutcome {
-        location: location.to_string(),
-        root_keyids: root_ids,
-        root_threshold: opts.root_threshold.get(),
-        targets_keyid: targets.keyid,
-        publisher_keyid: publisher.keyid,
-        root_sha256: Sha256Digest::of(&root_bytes),
-        generated,
-    })
 }

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use crate::tuf::metadata::Key;
 
-use super::trust::{Pin, anchor, open_store, update};
+use super::repository::Repository;
+use super::trust::Pin;
 use super::{Context, OpError};
 
 /// One role as inspect shows it (the fields `--output json` carries; see the
@@ -90,9 +91,8 @@ fn keys_as_objects<S: serde::Serializer>(
 /// Inspect the repository at `location` (verified like `verify` does, the whole
 /// delegation tree included).
 pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspection, OpError> {
-    let store = open_store(ctx, location)?;
-    let cache = anchor(ctx, store.as_ref(), pin)?;
-    let mut up = update(ctx, store.as_ref(), cache, true)?;
+    let repo = Repository::open(ctx, location, pin)?;
+    let mut up = repo.refresh(true)?;
     let order = up
         .load_delegation_tree()
         .map_err(|source| OpError::Update {

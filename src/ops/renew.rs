@@ -16,9 +16,8 @@ use crate::store::{Location, NewFile};
 use crate::tuf::editor;
 use crate::tuf::metadata::{Root, TOP_LEVEL_ROLES, Targets};
 
-use super::edit::{
-    CommitOutcome, RoleChange, authority_of, sign_role_with_any_keys, transact, with_retries,
-};
+use super::edit::{CommitOutcome, RoleChange, authority_of, sign_role_with_any_keys};
+use super::repository::Repository;
 use super::trust::Pin;
 use super::{Context, OpError, as_signers};
 
@@ -39,9 +38,9 @@ pub fn renew(
     pin: &Pin,
 ) -> Result<RenewOutcome, OpError> {
     if roles.is_empty() {
-        return Err(OpError::InvalidArgument(
-            "name the roles to renew: --role root, --role targets, --role <delegated role>".into(),
-        ));
+        return Err(OpError::NothingGiven {
+            what: "name the roles to renew: --role root, --role targets, --role <delegated role>",
+        });
     }
     let root_version = if roles.iter().any(|r| r == "root") {
         Some(renew_root(ctx, location, pin)?)
@@ -56,10 +55,7 @@ pub fn renew(
     let commit = if targets_roles.is_empty() && !resign {
         None
     } else {
-        let (outcome, ()) = transact(
-            ctx,
-            location,
-            pin,
+        let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
             resign,
             |_store, up, _| {
                 up.load_delegation_tree()
@@ -75,13 +71,16 @@ pub fn renew(
                             location: location.to_string(),
                             source,
                         })?
-                        .ok_or_else(|| {
-                            OpError::InvalidArgument(format!("{location} has no role {role:?}"))
+                        .ok_or_else(|| OpError::NoSuchRole {
+                            location: location.to_string(),
+                            role: (*role).clone(),
                         })?;
                     let current = up
                         .trusted()
                         .targets(role)
-                        .ok_or_else(|| OpError::InvalidArgument(format!("{role} is not loaded")))?;
+                        .ok_or_else(|| OpError::NotLoaded {
+                            role: (*role).clone(),
+                        })?;
                     let mut next: Targets = (**current).clone();
                     next.version = editor::bump(current.version, "targets")?;
                     next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets);
@@ -103,34 +102,34 @@ pub fn renew(
 /// Publish root N+1: same keys and roles, fresh expiry, signed by the current root
 /// keys (which are also the new root's).
 fn renew_root(ctx: &Context, location: &Location, pin: &Pin) -> Result<u64, OpError> {
-    let (version, _) = with_retries(ctx, location, pin, |store, up, listing| {
-        let old: &Root = up.trusted().root();
-        let entry = old
-            .roles
-            .get("root")
-            .ok_or_else(|| OpError::InvalidArgument("root has no root role".into()))?;
-        let mut new = old.clone();
-        new.version = editor::bump(old.version, "root")?;
-        new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
-        let signers = ctx.signers_for("root", &entry.keyids, entry.threshold.get(), None)?;
-        let bytes = editor::sign(&new, &as_signers(&signers))?;
-        let mut files: Vec<NewFile> = Vec::with_capacity(listing.files.len() + 1);
-        for f in &listing.files {
+    let (version, _) =
+        Repository::open_for_editing(ctx, location, pin)?.with_retries(|store, up, listing| {
+            let old: &Root = up.trusted().root();
+            let entry = old.roles.get("root").ok_or_else(|| OpError::NotLoaded {
+                role: "root".into(),
+            })?;
+            let mut new = old.clone();
+            new.version = editor::bump(old.version, "root")?;
+            new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
+            let signers = ctx.signers_for("root", &entry.keyids, entry.threshold.get(), None)?;
+            let bytes = editor::sign(&new, &as_signers(&signers))?;
+            let mut files: Vec<NewFile> = Vec::with_capacity(listing.files.len() + 1);
+            for f in &listing.files {
+                files.push(NewFile {
+                    name: f.name.clone(),
+                    bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
+                    pending: f.pending,
+                });
+            }
             files.push(NewFile {
-                name: f.name.clone(),
-                bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
-                pending: f.pending,
+                name: format!("{}.root.json", new.version),
+                bytes,
+                pending: false,
             });
-        }
-        files.push(NewFile {
-            name: format!("{}.root.json", new.version),
-            bytes,
-            pending: false,
-        });
-        store.publish(&files, Some(&listing.digest))?;
-        // Our own trusted state follows the chain on the next command.
-        up.local_mut().clear_listing_digest();
-        Ok(new.version.get())
-    })?;
+            store.publish(&files, Some(&listing.digest))?;
+            // Our own trusted state follows the chain on the next command.
+            up.local_mut().clear_listing_digest();
+            Ok(new.version.get())
+        })?;
     Ok(version)
 }

@@ -21,10 +21,9 @@ use crate::tuf::metadata::{Key, Root, TOP_LEVEL_ROLES, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::short_id;
 
-use super::edit::{
-    CommitOutcome, authority_of, edit_delegator, sign_role_with_any_keys, transact, with_retries,
-};
-use super::trust::{Pin, anchor_for_editing, open_store, update_for_editing};
+use super::edit::{CommitOutcome, authority_of, edit_delegator, sign_role_with_any_keys};
+use super::repository::Repository;
+use super::trust::Pin;
 use super::{Context, OpError, as_signers};
 
 /// What to change about a role's keys.
@@ -57,12 +56,13 @@ pub struct RotateOutcome {
     pub published: Option<Sha256Digest>,
 }
 
-fn bad(msg: String) -> OpError {
-    OpError::InvalidArgument(msg)
-}
-
 /// Resolve a key given by the user against the ids of a role (prefix) or the store.
-fn resolve_existing(ctx: &Context, q: &str, keyids: &[KeyId]) -> Result<KeyId, OpError> {
+fn resolve_existing(
+    ctx: &Context,
+    q: &str,
+    keyids: &[KeyId],
+    role: &str,
+) -> Result<KeyId, OpError> {
     if let Some(k) = keyids
         .iter()
         .find(|k| k.0 == q || (q.len() >= 8 && k.0.starts_with(q)))
@@ -73,7 +73,10 @@ fn resolve_existing(ctx: &Context, q: &str, keyids: &[KeyId]) -> Result<KeyId, O
     if keyids.contains(&info.keyid) {
         Ok(info.keyid)
     } else {
-        Err(bad(format!("key {q} is not a key of this role")))
+        Err(OpError::KeyNotInRole {
+            role: role.to_owned(),
+            keyid: q.to_owned(),
+        })
     }
 }
 
@@ -89,18 +92,17 @@ fn apply(
 ) -> Result<KeyChange, OpError> {
     let mut ids: Vec<KeyId> = keyids.to_vec();
     for q in &rot.remove {
-        let id = resolve_existing(ctx, q, keyids)?;
+        let id = resolve_existing(ctx, q, keyids, &rot.role)?;
         ids.retain(|k| k != &id);
     }
     let mut added = Vec::new();
     for q in &rot.add {
         let info = ctx.keys.find(q)?;
         if ids.contains(&info.keyid) {
-            return Err(bad(format!(
-                "key {} is already a key of {}",
-                short_id(&info.keyid.0),
-                rot.role
-            )));
+            return Err(OpError::KeyAlreadyInRole {
+                role: rot.role.clone(),
+                keyid: short_id(&info.keyid.0).to_owned(),
+            });
         }
         let entry = ctx.key_entry(&info)?;
         ids.push(info.keyid.clone());
@@ -108,13 +110,17 @@ fn apply(
     }
     let t = rot.threshold.unwrap_or(threshold.get());
     if t == 0 || t > ids.len() as u64 {
-        return Err(bad(format!(
-            "{} would have {} keys and threshold {t}: the threshold must be between 1 and the number of keys",
-            rot.role,
-            ids.len()
-        )));
+        return Err(OpError::BadThreshold {
+            role: rot.role.clone(),
+            keys: ids.len(),
+            threshold: t,
+        });
     }
-    let t = NonZeroU64::new(t).ok_or_else(|| bad("threshold 0".into()))?;
+    let t = NonZeroU64::new(t).ok_or_else(|| OpError::BadThreshold {
+        role: rot.role.clone(),
+        keys: ids.len(),
+        threshold: t,
+    })?;
     Ok((ids, t, added))
 }
 
@@ -123,9 +129,10 @@ fn role_entry<'a>(
     root: &'a Root,
     role: &str,
 ) -> Result<&'a crate::tuf::metadata::RoleKeys, OpError> {
-    root.roles
-        .get(role)
-        .ok_or_else(|| bad(format!("root has no {role} role")))
+    root.roles.get(role).ok_or_else(|| OpError::NoSuchRole {
+        location: "root".into(),
+        role: role.to_owned(),
+    })
 }
 
 /// Keys at hand for `ids`, at least `threshold` of them.
@@ -158,65 +165,128 @@ fn rotate_top_level(
     rot: &Rotation,
     pin: &Pin,
 ) -> Result<RotateOutcome, OpError> {
-    let (outcome, _) = with_retries(ctx, location, pin, |store, up, listing| {
-        let trusted = up.trusted();
-        let old: &Root = trusted.root();
-        let entry = old
-            .roles
-            .get(&rot.role)
-            .ok_or_else(|| bad(format!("root has no {} role", rot.role)))?;
-        let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
-        let mut new = old.clone();
-        new.version = editor::bump(old.version, "root")?;
-        new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
-        for (id, key) in added {
-            new.keys.insert(id, key);
-        }
-        if let Some(e) = new.roles.get_mut(&rot.role) {
-            e.keyids = ids.clone();
-            e.threshold = threshold;
-        }
-        let used: BTreeSet<KeyId> = new
-            .roles
-            .values()
-            .flat_map(|r| r.keyids.iter().cloned())
-            .collect();
-        new.keys.retain(|k, _| used.contains(k));
-        // Signed by the old root's threshold and the new root's threshold.
-        let old_root = role_entry(old, "root")?;
-        let new_root = role_entry(&new, "root")?;
-        let mut signers = keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
-        for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
-            if !signers
-                .iter()
-                .any(|s| s.public_key().key_id() == k.public_key().key_id())
-            {
-                signers.push(k);
+    let (outcome, _) =
+        Repository::open_for_editing(ctx, location, pin)?.with_retries(|store, up, listing| {
+            let trusted = up.trusted();
+            let (new, root_bytes, ids, threshold) = next_root(ctx, trusted.root(), rot)?;
+            // Re-sign what the new keys own, so nothing rests on a removed key.
+            let mut files = resign_for_root(ctx, trusted, &new, rot).ok_or_else(|| {
+                OpError::NoRepository {
+                    location: location.to_string(),
+                }
+            })??;
+            // In the order earlier versions wrote them: [targets,] root, snapshot,
+            // timestamp, then what stays.
+            let at = files.len().saturating_sub(2);
+            files.insert(
+                at,
+                NewFile {
+                    name: format!("{}.root.json", new.version),
+                    bytes: root_bytes,
+                    pending: false,
+                },
+            );
+            let replace_targets = rot.role == "targets";
+            for f in &listing.files {
+                let drop = f.name == "timestamp.json"
+                    || (!f.pending && super::edit::version_of(&f.name, "snapshot").is_some())
+                    || (replace_targets
+                        && !f.pending
+                        && super::edit::version_of(&f.name, "targets").is_some());
+                if !drop {
+                    files.push(NewFile {
+                        name: f.name.clone(),
+                        bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
+                        pending: f.pending,
+                    });
+                }
             }
-        }
-        let root_bytes = editor::sign(&new, &as_signers(&signers))?;
+            let root_version = new.version.get();
+            let published = store.publish(&files, Some(&listing.digest))?;
+            // Our own trusted state follows the chain on the next command.
+            up.local_mut().clear_listing_digest();
+            Ok(RotateOutcome {
+                role: rot.role.clone(),
+                keyids: ids,
+                threshold: threshold.get(),
+                root_version: Some(root_version),
+                commit: None,
+                published: Some(published),
+            })
+        })?;
+    Ok(outcome)
+}
 
-        // Re-sign what the new keys own, so nothing rests on a removed key.
-        let (Some(targets), Some(snapshot), Some(timestamp)) = (
-            trusted.targets("targets"),
-            trusted.snapshot(),
-            trusted.timestamp(),
-        ) else {
-            return Err(OpError::NoRepository {
-                location: location.to_string(),
-            });
-        };
+/// The next root after `rot`, signed by the old root's threshold and the new
+/// root's: the root, its bytes, and the rotated role's new key ids and threshold.
+fn next_root(
+    ctx: &Context,
+    old: &Root,
+    rot: &Rotation,
+) -> Result<(Root, Vec<u8>, Vec<KeyId>, NonZeroU64), OpError> {
+    let entry = old
+        .roles
+        .get(&rot.role)
+        .ok_or_else(|| OpError::NoSuchRole {
+            location: "root".into(),
+            role: rot.role.clone(),
+        })?;
+    let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
+    let mut new = old.clone();
+    new.version = editor::bump(old.version, "root")?;
+    new.expires = editor::expiry_in(ctx.now, ctx.lifetimes.root);
+    for (id, key) in added {
+        new.keys.insert(id, key);
+    }
+    if let Some(e) = new.roles.get_mut(&rot.role) {
+        e.keyids = ids.clone();
+        e.threshold = threshold;
+    }
+    let used: BTreeSet<KeyId> = new
+        .roles
+        .values()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    new.keys.retain(|k, _| used.contains(k));
+    let old_root = role_entry(old, "root")?;
+    let new_root = role_entry(&new, "root")?;
+    let mut signers = keys_for(ctx, "root (old keys)", &old_root.keyids, old_root.threshold)?;
+    for k in keys_for(ctx, "root (new keys)", &new_root.keyids, new_root.threshold)? {
+        if !signers
+            .iter()
+            .any(|s| s.public_key().key_id() == k.public_key().key_id())
+        {
+            signers.push(k);
+        }
+    }
+    let root_bytes = editor::sign(&new, &as_signers(&signers))?;
+    Ok((new, root_bytes, ids, threshold))
+}
+
+/// Targets (when its keys rotated), snapshot and timestamp re-signed by the keys
+/// of `new`; `None` when the trusted state lacks one of them.
+fn resign_for_root(
+    ctx: &Context,
+    trusted: &crate::tuf::trusted::TrustedSet,
+    new: &Root,
+    rot: &Rotation,
+) -> Option<Result<Vec<NewFile>, OpError>> {
+    let (targets, snapshot, timestamp) = (
+        trusted.targets("targets")?,
+        trusted.snapshot()?,
+        trusted.timestamp()?,
+    );
+    let signers = |role: &str| -> Result<Vec<KeySigner>, OpError> {
+        let e = role_entry(new, role)?;
+        keys_for(ctx, role, &e.keyids, e.threshold)
+    };
+    let result = (|| {
         let mut files: Vec<NewFile> = Vec::new();
         let mut meta = snapshot.meta.clone();
-        let replace_targets = rot.role == "targets";
-        if replace_targets {
+        if rot.role == "targets" {
             let mut t: Targets = (**targets).clone();
             t.version = editor::bump(targets.version, "targets")?;
-            let e = role_entry(&new, "targets")?;
-            let bytes = editor::sign(
-                &t,
-                &as_signers(&keys_for(ctx, "targets", &e.keyids, e.threshold)?),
-            )?;
+            let bytes = editor::sign(&t, &as_signers(&signers("targets")?))?;
             meta.insert("targets.json".into(), editor::meta_for(t.version, &bytes));
             files.push(NewFile {
                 name: format!("{}.targets.json", t.version),
@@ -230,27 +300,14 @@ fn rotate_top_level(
             editor::expiry_in(ctx.now, ctx.lifetimes.snapshot),
             meta,
         );
-        let e = role_entry(&new, "snapshot")?;
-        let snap_bytes = editor::sign(
-            &snap,
-            &as_signers(&keys_for(ctx, "snapshot", &e.keyids, e.threshold)?),
-        )?;
+        let snap_bytes = editor::sign(&snap, &as_signers(&signers("snapshot")?))?;
         let ts = editor::new_timestamp(
             editor::bump(timestamp.version, "timestamp")?,
             editor::expiry_in(ctx.now, ctx.lifetimes.timestamp),
             snap_version,
             &snap_bytes,
         );
-        let e = role_entry(&new, "timestamp")?;
-        let ts_bytes = editor::sign(
-            &ts,
-            &as_signers(&keys_for(ctx, "timestamp", &e.keyids, e.threshold)?),
-        )?;
-        files.push(NewFile {
-            name: format!("{}.root.json", new.version),
-            bytes: root_bytes,
-            pending: false,
-        });
+        let ts_bytes = editor::sign(&ts, &as_signers(&signers("timestamp")?))?;
         files.push(NewFile {
             name: format!("{snap_version}.snapshot.json"),
             bytes: snap_bytes,
@@ -261,34 +318,9 @@ fn rotate_top_level(
             bytes: ts_bytes,
             pending: false,
         });
-        for f in &listing.files {
-            let drop = f.name == "timestamp.json"
-                || (!f.pending && super::edit::version_of(&f.name, "snapshot").is_some())
-                || (replace_targets
-                    && !f.pending
-                    && super::edit::version_of(&f.name, "targets").is_some());
-            if !drop {
-                files.push(NewFile {
-                    name: f.name.clone(),
-                    bytes: store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?,
-                    pending: f.pending,
-                });
-            }
-        }
-        let root_version = new.version.get();
-        let published = store.publish(&files, Some(&listing.digest))?;
-        // Our own trusted state follows the chain on the next command.
-        up.local_mut().clear_listing_digest();
-        Ok(RotateOutcome {
-            role: rot.role.clone(),
-            keyids: ids,
-            threshold: threshold.get(),
-            root_version: Some(root_version),
-            commit: None,
-            published: Some(published),
-        })
-    })?;
-    Ok(outcome)
+        Ok(files)
+    })();
+    Some(result)
 }
 
 fn rotate_delegated(
@@ -298,10 +330,7 @@ fn rotate_delegated(
     pin: &Pin,
 ) -> Result<RotateOutcome, OpError> {
     let mut result: Option<(Vec<KeyId>, u64)> = None;
-    let (commit, ()) = transact(
-        ctx,
-        location,
-        pin,
+    let (commit, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
         |_store, up, _| {
             let loc = location.to_string();
@@ -312,7 +341,10 @@ fn rotate_delegated(
                     .iter_mut()
                     .flatten()
                     .find(|r| r.name == rot.role)
-                    .ok_or_else(|| bad(format!("{} is not delegated by name", rot.role)))?;
+                    .ok_or_else(|| OpError::NoSuchRole {
+                        location: loc.clone(),
+                        role: rot.role.clone(),
+                    })?;
                 let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
                 entry.keyids = ids.clone();
                 entry.threshold = threshold;
@@ -322,16 +354,23 @@ fn rotate_delegated(
                 new_keys = Some((ids, threshold));
                 Ok(())
             })?;
-            let (ids, threshold) = new_keys.ok_or_else(|| bad("nothing rotated".into()))?;
+            let (ids, threshold) = new_keys.ok_or(OpError::Internal {
+                what: "the delegation was not rotated",
+            })?;
             // The role itself, re-signed by its new keys (against the new delegation).
             let role_md = up
                 .trusted()
                 .targets(&rot.role)
-                .ok_or_else(|| bad(format!("{} is not loaded", rot.role)))?;
+                .ok_or_else(|| OpError::NotLoaded {
+                    role: rot.role.clone(),
+                })?;
             let mut resigned: Targets = (**role_md).clone();
             resigned.version = editor::bump(role_md.version, "targets")?;
             let authority =
-                delegated_authority(&next, &rot.role).map_err(|e| bad(e.to_string()))?;
+                delegated_authority(&next, &rot.role).map_err(|source| OpError::Delegation {
+                    role: rot.role.clone(),
+                    source,
+                })?;
             // Re-signed by whichever new keys are at hand: revoking needs only the
             // delegator's key. Short of the threshold the role waits as pending,
             // and what only the removed key vouched for is untrusted until the
@@ -342,7 +381,9 @@ fn rotate_delegated(
         },
         |_, ()| Ok(true),
     )?;
-    let (keyids, threshold) = result.ok_or_else(|| bad("nothing rotated".into()))?;
+    let (keyids, threshold) = result.ok_or(OpError::Internal {
+        what: "nothing was rotated",
+    })?;
     let published = Some(commit.published);
     Ok(RotateOutcome {
         role: rot.role.clone(),
@@ -372,9 +413,8 @@ pub fn revoke(
     key: &str,
     pin: &Pin,
 ) -> Result<RevokeOutcome, OpError> {
-    let store = open_store(ctx, location)?;
-    let cache = anchor_for_editing(ctx, store.as_ref(), pin)?;
-    let mut up = update_for_editing(ctx, store.as_ref(), cache)?;
+    let repo = Repository::open_for_editing(ctx, location, pin)?;
+    let mut up = repo.refresh_for_editing()?;
     let order = up
         .load_delegation_tree()
         .map_err(|source| OpError::Update {
@@ -388,7 +428,10 @@ pub fn revoke(
         .find(|k| k.0 == key || (key.len() >= 8 && k.0.starts_with(key)))
         .cloned()
         .or_else(|| ctx.keys.find(key).ok().map(|i| i.keyid));
-    let keyid = keyid.ok_or_else(|| bad(format!("no key {key} in {location} or the key store")))?;
+    let keyid = keyid.ok_or_else(|| OpError::NoSuchKey {
+        key: key.to_owned(),
+        location: location.to_string(),
+    })?;
     let mut roles: Vec<String> = TOP_LEVEL_ROLES
         .iter()
         .filter(|r| {
@@ -408,10 +451,10 @@ pub fn revoke(
     }
     drop(up);
     if roles.is_empty() {
-        return Err(bad(format!(
-            "key {} signs no role of {location}",
-            short_id(&keyid.0)
-        )));
+        return Err(OpError::KeySignsNothing {
+            keyid: short_id(&keyid.0).to_owned(),
+            location: location.to_string(),
+        });
     }
     let mut rotations = Vec::new();
     for role in roles {

@@ -3,22 +3,20 @@
 //! the keys at hand, publish the new version as pending for others to approve.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroU64;
 
 use serde::Serialize;
 use serde_json::json;
 
 use crate::digest::Sha256Digest;
-use crate::store::{ImageRef, Store};
-use crate::tuf::delegation::path_matches;
-use crate::tuf::editor;
+use crate::store::ImageRef;
 use crate::tuf::metadata::{TargetFile, Unrecognized};
 
-use super::bins;
-use super::edit::{
-    RoleChange, RoleStatus, authority_of, newest_role_json, pending_of, sign_role, transact,
-};
-use super::trust::{Pin, open_store};
+use super::edit::RoleStatus;
+use super::repository::Repository;
+use super::sign_draft::SignDraft;
+pub use super::sign_draft::{role_lists_target, role_lists_targets};
+use super::trust::Pin;
+pub use super::unsign::{UnsignOutcome, unsign};
 use super::{Context, OpError};
 
 /// Options of `warrant sign`.
@@ -66,7 +64,9 @@ pub fn sign(ctx: &Context, image: &ImageRef, opts: &SignOptions) -> Result<SignO
     sign_many(ctx, std::slice::from_ref(image), opts)?
         .into_iter()
         .next()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))
+        .ok_or(OpError::Internal {
+            what: "nothing was signed",
+        })
 }
 
 /// Sign every image of `images` into `opts.role` with **one publish per
@@ -108,7 +108,8 @@ fn sign_in_one_publish(
     images: &[&ImageRef],
     opts: &SignOptions,
 ) -> Result<Vec<SignOutcome>, OpError> {
-    let store = open_store(ctx, location)?;
+    let repo = Repository::open_untrusted(ctx, location)?;
+    let store = repo.store();
     let mut entries: Vec<Entry<'_>> = Vec::with_capacity(images.len());
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
     for image in images {
@@ -129,10 +130,11 @@ fn sign_in_one_publish(
         };
         if let Some(&i) = seen.get(&target) {
             if entries[i].file != file {
-                return Err(OpError::InvalidArgument(format!(
-                    "{target:?} is given twice, for {} and {}",
-                    entries[i].digest, descriptor.digest
-                )));
+                return Err(OpError::TargetGivenTwice {
+                    target,
+                    first: entries[i].digest,
+                    second: descriptor.digest,
+                });
             }
             continue;
         }
@@ -145,12 +147,12 @@ fn sign_in_one_publish(
             file,
         });
     }
-    drop(store);
+    let repo = repo.into_editing(&opts.pin)?;
     let targets: Vec<(String, TargetFile)> = entries
         .iter()
         .map(|e| (e.target.clone(), e.file.clone()))
         .collect();
-    let (outcome, roles) = match sign_or_skip(ctx, location, &targets, opts)? {
+    let (outcome, roles) = match sign_or_skip(&repo, &targets, opts)? {
         Signed::Published(outcome, roles) => (outcome, roles),
         Signed::Unchanged(statuses) => {
             return Ok(entries
@@ -172,12 +174,15 @@ fn sign_in_one_publish(
     };
     let mut outcomes = Vec::with_capacity(entries.len());
     for (e, r) in entries.into_iter().zip(&roles) {
-        let status = outcome
-            .roles
-            .iter()
-            .find(|s| &s.role == r)
-            .cloned()
-            .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+        let status =
+            outcome
+                .roles
+                .iter()
+                .find(|s| &s.role == r)
+                .cloned()
+                .ok_or(OpError::Internal {
+                    what: "a signed target has no role status",
+                })?;
         outcomes.push(SignOutcome {
             reference: e.image.to_string(),
             repository: location.to_string(),
@@ -209,32 +214,34 @@ pub fn sign_descriptor(
         custom: Some(json!({ "mediaType": descriptor.media_type })),
         unrecognized: Unrecognized::new(),
     };
-    let (outcome, roles) =
-        match sign_or_skip(ctx, &image.location, &[(target.clone(), file)], opts)? {
-            Signed::Published(outcome, roles) => (outcome, roles),
-            Signed::Unchanged(mut statuses) => {
-                return Ok(SignOutcome {
-                    reference: image.to_string(),
-                    repository: image.location.to_string(),
-                    target,
-                    digest: descriptor.digest,
-                    size: descriptor.size,
-                    media_type: descriptor.media_type,
-                    status: statuses
-                        .pop()
-                        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?,
-                    published: None,
-                    attempts: 1,
-                });
-            }
-        };
+    let repo = Repository::open_for_editing(ctx, &image.location, &opts.pin)?;
+    let (outcome, roles) = match sign_or_skip(&repo, &[(target.clone(), file)], opts)? {
+        Signed::Published(outcome, roles) => (outcome, roles),
+        Signed::Unchanged(mut statuses) => {
+            return Ok(SignOutcome {
+                reference: image.to_string(),
+                repository: image.location.to_string(),
+                target,
+                digest: descriptor.digest,
+                size: descriptor.size,
+                media_type: descriptor.media_type,
+                status: statuses.pop().ok_or(OpError::Internal {
+                    what: "nothing was signed",
+                })?,
+                published: None,
+                attempts: 1,
+            });
+        }
+    };
     let role = roles.first().cloned().unwrap_or_default();
     let status = outcome
         .roles
         .iter()
         .find(|s| s.role == role)
         .cloned()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was signed".into()))?;
+        .ok_or(OpError::Internal {
+            what: "a signed target has no role status",
+        })?;
     Ok(SignOutcome {
         reference: image.to_string(),
         repository: image.location.to_string(),
@@ -265,7 +272,8 @@ pub fn sign_targets(
     targets: &[(String, TargetFile)],
     opts: &SignOptions,
 ) -> Result<(super::edit::CommitOutcome, Vec<String>), OpError> {
-    match sign_or_skip(ctx, location, targets, opts)? {
+    let repo = Repository::open_for_editing(ctx, location, &opts.pin)?;
+    match sign_or_skip(&repo, targets, opts)? {
         Signed::Published(outcome, roles) => Ok((outcome, roles)),
         Signed::Unchanged(_) => Err(OpError::AlreadySigned {
             target: targets.first().map(|t| t.0.clone()).unwrap_or_default(),
@@ -275,283 +283,41 @@ pub fn sign_targets(
 }
 
 fn sign_or_skip(
-    ctx: &Context,
-    location: &crate::store::Location,
+    repo: &Repository<'_>,
     targets: &[(String, TargetFile)],
     opts: &SignOptions,
 ) -> Result<Signed, OpError> {
-    let role = opts.role.clone().unwrap_or_else(|| "targets".into());
+    let draft = SignDraft {
+        ctx: repo.context(),
+        location: repo.location().to_string(),
+        role: opts.role.clone().unwrap_or_else(|| "targets".into()),
+        targets,
+        key: opts.key.as_deref(),
+    };
     let mut unchanged: Option<Vec<RoleStatus>> = None;
-    let result = transact(
-        ctx,
-        location,
-        &opts.pin,
+    let result = repo.edit(
         false,
         |store, up, listing| {
-            let location = location.to_string();
-            let delegator = up
-                .find_delegator(&role)
-                .map_err(|source| OpError::Update {
-                    location: location.clone(),
-                    source,
-                })?
-                .ok_or_else(|| {
-                    OpError::InvalidArgument(format!(
-                        "{location} has no role {role:?}; `warrant delegation list` shows the roles"
-                    ))
-                })?;
-            if pending_of(listing, &role).is_some() {
-                let ready = super::edit::ready_pending(store, up, listing, &[], ctx.now)?
-                    .iter()
-                    .any(|c| c.role == role);
-                return Err(OpError::InvalidArgument(if ready {
-                    format!(
-                        "{role} has a fully signed version waiting to be published: a holder of \
-                         the publisher key runs `warrant refresh {location}`; sign again after that"
-                    )
-                } else {
-                    format!(
-                        "{role} has a pending version waiting for signatures; approve it first \
-                         (`warrant pending {location}`, `warrant approve {location} --role {role}`)"
-                    )
-                }));
-            }
-            // A key named on the command line must belong to the role, changed or not.
-            if let Some(q) = opts.key.as_deref() {
-                let info = ctx.keys.find(q)?;
-                let authority = authority_of(up, &role, &delegator)?;
-                if !authority.keyids.contains(&info.keyid) {
-                    return Err(OpError::KeyNotInRole {
-                        role: role.clone(),
-                        keyid: info.keyid.0,
-                    });
-                }
-            }
+            let delegator = draft.delegator(store, up, listing)?;
             // Every target already signed with this digest: publishing a new version
             // would only churn every verifier's cache (issue #12 item 7).
-            let mut same = Vec::new();
-            for (target, file) in targets {
-                let found = if role == "targets" {
-                    up.find_target(target)
-                } else {
-                    up.find_target_in_role(target, &role)
-                }
-                .map_err(|source| OpError::Update {
-                    location: location.clone(),
-                    source,
-                })?;
-                let bin = (role == "targets")
-                    .then(|| up.trusted().targets("targets"))
-                    .flatten()
-                    .and_then(|t| bins::succinct(t))
-                    .map(|s| bins::role_for(Some(s), "targets", target));
-                match found {
-                    Some(f)
-                        if f.file.length == file.length
-                            && f.file.hashes == file.hashes
-                            && (f.role == role || Some(&f.role) == bin.as_ref()) =>
-                    {
-                        same.push(RoleStatus {
-                            version: up
-                                .trusted()
-                                .snapshot_meta(&f.role)
-                                .map_or(0, |m| m.version.get()),
-                            role: f.role,
-                            state: "unchanged",
-                            signed: 0,
-                            threshold: 0,
-                            missing: Vec::new(),
-                        });
-                    }
-                    _ => break,
-                }
-            }
-            if same.len() == targets.len() {
+            if let Some(same) = draft.already_signed(up)? {
                 unchanged = Some(same);
                 return Err(OpError::AlreadySigned {
                     target: targets.first().map(|t| t.0.clone()).unwrap_or_default(),
-                    role: role.clone(),
+                    role: draft.role.clone(),
                 });
             }
-            if let Some(paths) = delegated_paths(up, &role, &delegator) {
-                for e in targets {
-                    if !paths.iter().any(|p| path_matches(p, &e.0)) {
-                        return Err(OpError::InvalidArgument(format!(
-                            "role {role} may not sign {:?}: its delegation covers only {paths:?}",
-                            e.0
-                        )));
-                    }
-                }
-            }
-            if role == "targets" {
-                return sign_top_level(ctx, up, targets, opts.key.as_deref());
-            }
-            let authority = authority_of(up, &role, &delegator)?;
-            let current = up
-                .trusted()
-                .targets(&role)
-                .ok_or_else(|| OpError::NoRepository {
-                    location: location.clone(),
-                })?;
-            let mut next = (**current).clone();
-            for e in targets {
-                next.targets.insert(e.0.clone(), e.1.clone());
-            }
-            next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
-            let change = sign_role(ctx, &role, &next, authority, &[], opts.key.as_deref())?;
-            let roles = vec![role.clone(); targets.len()];
-            Ok((vec![change], vec![], roles))
+            draft.check_paths(up, &delegator)?;
+            draft.changes(up, &delegator)
         },
-        |store, roles: &Vec<String>| {
-            for r in roles.iter().collect::<std::collections::BTreeSet<_>>() {
-                let lists = targets
-                    .iter()
-                    .zip(roles)
-                    .filter(|(_, er)| *er == r)
-                    .map(|(e, _)| (e.0.as_str(), &e.1))
-                    .collect::<Vec<_>>();
-                if !role_lists_targets(store, r, &lists)? {
-                    return Ok(false);
-                }
-            }
-            Ok(true)
-        },
+        |store, roles: &Vec<String>| draft.survived(store, roles),
     );
     match (result, unchanged) {
         (Ok((outcome, roles)), _) => Ok(Signed::Published(outcome, roles)),
         (Err(OpError::AlreadySigned { .. }), Some(statuses)) => Ok(Signed::Unchanged(statuses)),
         (Err(e), _) => Err(e),
     }
-}
-
-/// What a sign's edit returns: the role changes, roles removed (none), and the role
-/// each entry went into.
-type Edit = (Vec<RoleChange>, Vec<String>, Vec<String>);
-
-/// The changes that put `entries` into the top-level targets: into their hash bins
-/// when the repository is binned (one new version per touched bin, the top-level
-/// role unchanged); into the top-level role when flat; or, when the bins policy
-/// says this sign takes the repository past its threshold, a re-binning (see
-/// [`super::bins`]). Also the role each entry went into.
-fn sign_top_level(
-    ctx: &Context,
-    up: &mut super::trust::TrustedUpdater<'_>,
-    entries: &[(String, TargetFile)],
-    only: Option<&str>,
-) -> Result<Edit, OpError> {
-    let location = up
-        .remote()
-        .listing()
-        .map_or_else(String::new, |l| l.digest.to_string());
-    let missing = || OpError::NoRepository {
-        location: location.clone(),
-    };
-    let top = (**up.trusted().targets("targets").ok_or_else(missing)?).clone();
-    let expires = |old: chrono::DateTime<chrono::Utc>| {
-        editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(old)
-    };
-    if let Some(s) = bins::succinct(&top).cloned() {
-        let roles: Vec<String> = entries
-            .iter()
-            .map(|e| bins::role_for(Some(&s), "targets", &e.0))
-            .collect();
-        let mut changes = Vec::new();
-        for bin in roles.iter().collect::<std::collections::BTreeSet<_>>() {
-            let Some(first) = entries.iter().zip(&roles).find(|(_, r)| *r == bin) else {
-                continue;
-            };
-            // The search for a target loads (and verifies) its bin.
-            up.find_target(&first.0.0)
-                .map_err(|source| OpError::Update {
-                    location: location.clone(),
-                    source,
-                })?;
-            let current = up.trusted().targets(bin).ok_or_else(missing)?;
-            let mut next = (**current).clone();
-            for (e, _) in entries.iter().zip(&roles).filter(|(_, r)| *r == bin) {
-                next.targets.insert(e.0.clone(), e.1.clone());
-            }
-            next.version = editor::bump(current.version, "targets")?;
-            next.expires = expires(current.expires);
-            let authority = authority_of(up, bin, "targets")?;
-            changes.push(sign_role(ctx, bin, &next, authority, &[], only)?);
-        }
-        return Ok((changes, vec![], roles));
-    }
-    let mut next = top.clone();
-    for e in entries {
-        next.targets.insert(e.0.clone(), e.1.clone());
-    }
-    next.version = editor::bump(top.version, "targets")?;
-    next.expires = expires(top.expires);
-    let authority = authority_of(up, "targets", "root")?;
-    let Some(bits) = bins::BinsPolicy::of(&top).bits_for(&top, next.targets.len()) else {
-        let change = sign_role(ctx, "targets", &next, authority, &[], only)?;
-        return Ok((vec![change], vec![], vec!["targets".into(); entries.len()]));
-    };
-    // Re-binning: the new top-level version and the first version of every bin,
-    // all in this one publish.
-    let (new_top, bins) = bins::rebin(up.trusted().root(), &next, bits, NonZeroU64::MIN)?;
-    let mut changes = vec![sign_role(ctx, "targets", &new_top, authority, &[], only)?];
-    for (name, t) in &bins {
-        let auth = crate::tuf::trusted::delegated_authority(&new_top, name)
-            .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
-        changes.push(sign_role(ctx, name, t, auth, &[], only)?);
-    }
-    let s = bins::succinct(&new_top);
-    let roles = entries
-        .iter()
-        .map(|e| bins::role_for(s, "targets", &e.0))
-        .collect();
-    Ok((changes, vec![], roles))
-}
-
-/// The `paths` a delegated role is limited to (`None` for top-level targets, hash
-/// prefixes or bins).
-fn delegated_paths(
-    up: &super::trust::TrustedUpdater<'_>,
-    role: &str,
-    delegator: &str,
-) -> Option<Vec<String>> {
-    let parent = up.trusted().targets(delegator)?;
-    parent
-        .delegations
-        .as_ref()?
-        .roles
-        .as_ref()?
-        .iter()
-        .find(|r| r.name == role)?
-        .paths
-        .clone()
-}
-
-/// After a publish to a store without compare-and-swap: does the newest version of
-/// `role` in the store (pending or not) still list our target? Not a trust decision
-/// (the next verify makes that): only "did our change survive".
-pub fn role_lists_target(
-    store: &dyn Store,
-    role: &str,
-    target: &str,
-    file: &TargetFile,
-) -> Result<bool, OpError> {
-    role_lists_targets(store, role, &[(target, file)])
-}
-
-/// [`role_lists_target`] for several targets at once (one read of the role).
-pub fn role_lists_targets(
-    store: &dyn Store,
-    role: &str,
-    targets: &[(&str, &TargetFile)],
-) -> Result<bool, OpError> {
-    let Some(value) = newest_role_json(store, role)? else {
-        return Ok(false);
-    };
-    Ok(targets.iter().all(|(target, file)| {
-        let ours = serde_json::to_value(file).unwrap_or_default();
-        let theirs = &value["signed"]["targets"][*target];
-        theirs["hashes"] == ours["hashes"] && theirs["length"] == ours["length"]
-    }))
 }
 
 #[cfg(test)]
@@ -570,106 +336,4 @@ mod tests {
             Some(12)
         );
     }
-}
-
-/// What `unsign` removed.
-#[derive(Debug, Clone, Serialize)]
-pub struct UnsignOutcome {
-    /// The target path removed.
-    pub target: String,
-    /// The repository.
-    pub repository: String,
-    /// The role's new version and whether it is published or waiting.
-    pub status: RoleStatus,
-    /// The new `warrant.tuf` digest.
-    pub published: Sha256Digest,
-}
-
-/// Remove `image`'s target (its tag, or its digest) from `opts.role`, or from the
-/// role a verifier would find it in: a verify of it then fails.
-pub fn unsign(
-    ctx: &Context,
-    image: &ImageRef,
-    opts: &SignOptions,
-) -> Result<UnsignOutcome, OpError> {
-    let target = image.target_name();
-    let (outcome, role) = transact(
-        ctx,
-        &image.location,
-        &opts.pin,
-        false,
-        |_store, up, listing| {
-            let location = image.location.to_string();
-            let wrap = |source| OpError::Update {
-                location: location.clone(),
-                source,
-            };
-            let role = match &opts.role {
-                Some(r) => r.clone(),
-                None => up
-                    .find_target(&target)
-                    .map_err(wrap)?
-                    .map(|f| f.role)
-                    .ok_or_else(|| OpError::TargetNotSigned {
-                        target: target.clone(),
-                        location: location.clone(),
-                    })?,
-            };
-            let delegator = up.find_delegator(&role).map_err(wrap)?.ok_or_else(|| {
-                OpError::InvalidArgument(format!("{location} has no role {role:?}"))
-            })?;
-            if pending_of(listing, &role).is_some() {
-                return Err(OpError::InvalidArgument(format!(
-                    "{role} has a pending version; approve it first (`warrant pending {location}`)"
-                )));
-            }
-            let current = up
-                .trusted()
-                .targets(&role)
-                .ok_or_else(|| OpError::NoRepository {
-                    location: location.clone(),
-                })?;
-            if !current.targets.contains_key(&target) {
-                return Err(OpError::TargetNotSigned {
-                    target: target.clone(),
-                    location: format!("{location} (role {role})"),
-                });
-            }
-            let mut next = (**current).clone();
-            next.targets.remove(&target);
-            next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
-            let change = sign_role(
-                ctx,
-                &role,
-                &next,
-                authority_of(up, &role, &delegator)?,
-                &[],
-                opts.key.as_deref(),
-            )?;
-            Ok((vec![change], vec![], role))
-        },
-        // Survived when the newest version of the role no longer lists it.
-        |store, role| newest_lists(store, role, &target).map(|listed| !listed),
-    )?;
-    let status = outcome
-        .roles
-        .iter()
-        .find(|s| s.role == role)
-        .cloned()
-        .ok_or_else(|| OpError::InvalidArgument("nothing was removed".into()))?;
-    Ok(UnsignOutcome {
-        target,
-        repository: image.location.to_string(),
-        status,
-        published: outcome.published,
-    })
-}
-
-/// Does the newest version of `role` in the store list `target` at all?
-fn newest_lists(store: &dyn Store, role: &str, target: &str) -> Result<bool, OpError> {
-    let Some(value) = newest_role_json(store, role)? else {
-        return Ok(false);
-    };
-    Ok(value["signed"]["targets"].get(target).is_some())
 }

@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::store::Location;
 use crate::tuf::verify::Untrusted;
 
-use super::trust::{Pin, anchor, open_store, update};
+use super::repository::Repository;
+use super::trust::Pin;
 use super::verify::expiry_warning_window;
 use super::{Context, OpError};
 
@@ -57,10 +58,8 @@ impl Status {
 
 /// The status of `location`.
 pub fn status(ctx: &Context, location: &Location, pin: &Pin) -> Result<Status, OpError> {
-    let store = open_store(ctx, location)?;
-    let listing = store.listing()?.ok_or_else(|| OpError::NoRepository {
-        location: location.to_string(),
-    })?;
+    let repo = Repository::open_untrusted(ctx, location)?;
+    let listing = repo.with_listing(Clone::clone)?;
     let newest_root = listing
         .files
         .iter()
@@ -79,7 +78,9 @@ pub fn status(ctx: &Context, location: &Location, pin: &Pin) -> Result<Status, O
         if role == "root" && Some(&f.name) != newest_root.as_ref() {
             continue;
         }
-        let bytes = store.read_file(f, crate::store::artifact::MAX_FILE_BYTES)?;
+        let bytes = repo
+            .store()
+            .read_file(f, crate::store::artifact::MAX_FILE_BYTES)?;
         let Ok(u) = Untrusted::parse(&role, bytes) else {
             continue;
         };
@@ -110,9 +111,10 @@ pub fn status(ctx: &Context, location: &Location, pin: &Pin) -> Result<Status, O
     }
     // "Verifies" means the whole delegation tree: a delegated role signed below
     // its threshold (its signer revoked) fails every verify that reaches it.
-    let verification_error = anchor(ctx, store.as_ref(), pin)
-        .and_then(|cache| update(ctx, store.as_ref(), cache, false))
-        .and_then(|mut up| {
+    let verification_error = repo
+        .into_verifying(pin)
+        .and_then(|repo| {
+            let mut up = repo.refresh(false)?;
             up.load_delegation_tree()
                 .map(|_| ())
                 .map_err(|source| OpError::Update {

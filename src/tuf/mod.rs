@@ -14,5 +14,6 @@ pub mod local;
 #[cfg(any(test, feature = "test-support"))]
 pub mod memory;
 pub mod metadata;
+pub mod prefetch;
 pub mod trusted;
 pub mod verify;

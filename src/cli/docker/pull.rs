@@ -150,13 +150,16 @@ fn verified_image(
     opts: &VerifyOpts,
     inv: &Invocation,
 ) -> Result<(Verdict, Option<String>), OpError> {
-    let image =
-        ImageRef::parse(&opts.image).map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    let image = ImageRef::parse(&opts.image).map_err(|source| OpError::Reference {
+        value: opts.image.clone(),
+        source,
+    })?;
     if !matches!(image.location, Location::Registry { .. }) {
-        return Err(OpError::InvalidArgument(format!(
-            "{}: docker pulls from registries; use HOST/REPO:TAG",
-            opts.image
-        )));
+        return Err(OpError::InvalidValue {
+            argument: "image",
+            value: opts.image.clone(),
+            expected: "a registry reference HOST/REPO:TAG (docker pulls from registries)",
+        });
     }
     let ctx = opts.common.context(inv);
     let policy_path = opts.policy.clone().or_else(|| {

@@ -255,21 +255,27 @@ pub fn publish(
     new: &NewRequest,
 ) -> Result<PublishedRequest, OpError> {
     if !document::is_role_name(&new.role) {
-        return Err(OpError::InvalidArgument(format!(
-            "invalid role name {:?}: use 1 to 64 letters, digits, '.', '_' or '-'",
-            new.role
-        )));
+        return Err(OpError::InvalidValue {
+            argument: "--role",
+            value: new.role.chars().take(80).collect(),
+            expected: "a role name of 1 to 64 letters, digits, '.', '_' or '-'",
+        });
     }
     if !document::is_note(&new.note) {
-        return Err(OpError::InvalidArgument(format!(
-            "the note must be at most {} characters, without control characters",
-            document::MAX_NOTE_CHARS
-        )));
+        // (document::MAX_NOTE_CHARS)
+        return Err(OpError::InvalidValue {
+            argument: "--note",
+            value: new.note.chars().take(40).collect::<String>() + "...",
+            expected: "at most 280 characters, without control characters",
+        });
     }
     if new.lifetime > Duration::days(MAX_LIFETIME_DAYS) {
-        return Err(OpError::InvalidArgument(format!(
-            "a key request lives at most {MAX_LIFETIME_DAYS} days"
-        )));
+        // (MAX_LIFETIME_DAYS)
+        return Err(OpError::InvalidValue {
+            argument: "--expires",
+            value: format!("{} days", new.lifetime.num_days()),
+            expected: "at most 30 days (a key request is short-lived)",
+        });
     }
     // A request beside nothing would wait for an administrator who never comes.
     if open_store(ctx, location)?.head_listing()?.is_none() {
@@ -278,9 +284,10 @@ pub fn publish(
         });
     }
     let info = ctx.keys.find(&new.key)?;
-    let public = info
-        .public_key()
-        .map_err(|e| OpError::InvalidArgument(e.to_string()))?;
+    let public = info.public_key().map_err(|source| OpError::KeyMaterial {
+        keyid: info.keyid.to_string(),
+        source,
+    })?;
     let created = ctx.now.trunc_subsecs(0);
     let request = KeyRequest {
         kind: REQUEST_TYPE.to_owned(),

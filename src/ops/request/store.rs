@@ -134,7 +134,7 @@ fn confirm(
     let unconfirmed = |e: StoreError| OpError::Unconfirmed {
         location: location.to_owned(),
         published: published.to_string(),
-        detail: e.to_string(),
+        source: Box::new(OpError::Store(e)),
     };
     let now = store.head_listing().map_err(unconfirmed)?;
     if now == Some(published) {

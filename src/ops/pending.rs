@@ -1,0 +1,171 @@
+//! Pending versions: role versions waiting for signatures in the store (DESIGN
+//! §3), which of them are now complete, and which complete changes may enter the
+//! snapshot together.
+
+use crate::store::{Listing, Store, StoredFile};
+use crate::tuf::metadata::Targets;
+use crate::tuf::trusted::delegated_authority;
+use crate::tuf::verify::{Authority, Untrusted};
+
+use super::OpError;
+use super::edit::{
+    RoleChange, authority_of, content_of, named_delegations, untrusted_result, waiting_delegator,
+};
+use super::repository::TrustedUpdater;
+
+/// Pending files in `listing` that are now complete and the next version of their
+/// role: `warrant refresh` (or any commit with the publisher key) promotes them.
+pub fn ready_pending(
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    changed: &[RoleChange],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<RoleChange>, OpError> {
+    // Pending files as (file, role, version).
+    let pending: Vec<(&StoredFile, String, u64)> = listing
+        .files
+        .iter()
+        .filter(|f| f.pending)
+        .filter_map(|f| {
+            let (v, role) = f.name.strip_suffix(".json")?.split_once('.')?;
+            Some((f, role.to_owned(), v.parse().ok()?))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (f, role, version) in &pending {
+        if changed.iter().any(|c| &c.role == role) {
+            continue;
+        }
+        let current = up.trusted().snapshot_meta(role).map(|m| m.version.get());
+        if current.is_some_and(|c| c + 1 != *version) {
+            continue;
+        }
+        // The delegator a verifier's search would use (not just any role that
+        // happens to delegate the same name).
+        let Ok(Some(delegator)) = up.find_delegator(role) else {
+            continue;
+        };
+        let Ok(authority) = authority_of(up, role, &delegator) else {
+            continue;
+        };
+        out.extend(complete_pending(store, f, role, *version, authority, now)?);
+    }
+    // New roles: delegated only by a complete delegator version that is waiting
+    // (in this commit's changes or among the ready pending files).
+    let mut waiting: Vec<RoleChange> = changed.to_vec();
+    waiting.extend(out.iter().cloned());
+    for (f, role, version) in &pending {
+        if waiting.iter().any(|c| &c.role == role)
+            || !matches!(up.find_delegator(role), Ok(None))
+            || *version != first_version(up, role)
+        {
+            continue;
+        }
+        let Some((_, parent)) = waiting_delegator(&waiting, role) else {
+            continue;
+        };
+        let Ok(authority) = delegated_authority(&parent, role) else {
+            continue;
+        };
+        out.extend(complete_pending(store, f, role, *version, authority, now)?);
+    }
+    Ok(out)
+}
+
+/// The pending file `f` of `role` as a change, when it meets `authority`'s
+/// threshold. Its content must be what the file name says: a targets role of exactly
+/// that version, not expired (an old, validly signed version re-uploaded as the next
+/// one would otherwise break every verify that reaches the role).
+fn complete_pending(
+    store: &dyn Store,
+    f: &StoredFile,
+    role: &str,
+    version: u64,
+    authority: Authority<'_>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<RoleChange>, OpError> {
+    let bytes = store.read_file(f, crate::tuf::client::Limits::default().targets)?;
+    let Ok(untrusted) = Untrusted::parse(role, bytes.clone()) else {
+        return Ok(None);
+    };
+    let Ok(content) = untrusted.parse_unverified::<Targets>() else {
+        return Ok(None);
+    };
+    if content.version.get() != version || content.expires <= now {
+        return Ok(None);
+    }
+    let signatures = untrusted_result(&untrusted, authority);
+    Ok(signatures.is_met().then(|| RoleChange {
+        role: role.to_owned(),
+        version,
+        bytes,
+        signatures,
+    }))
+}
+
+/// The version a role that the trusted tree does not delegate to starts at: 1, or
+/// past the version the snapshot still lists for it (a role removed and added
+/// again must not roll back in a verifier's eyes).
+pub fn first_version(up: &TrustedUpdater<'_>, role: &str) -> u64 {
+    up.trusted()
+        .snapshot_meta(role)
+        .map_or(1, |m| m.version.get().saturating_add(1))
+}
+
+/// The complete changes that may enter the snapshot together: a delegator version
+/// that delegates to a role the snapshot does not list yet waits until that role's
+/// first version is complete too, and a new role waits for its delegator — so no
+/// snapshot ever names a delegation whose role it lacks (issue #12: that state made
+/// every verify through the role fail while nothing could repair it).
+pub(super) fn promotable(up: &mut TrustedUpdater<'_>, changes: &[RoleChange]) -> Vec<String> {
+    let mut set: Vec<(String, Vec<String>)> = changes
+        .iter()
+        .filter(|c| c.is_complete())
+        .map(|c| {
+            let delegates = content_of(c)
+                .map(|t| named_delegations(&t))
+                .unwrap_or_default();
+            (c.role.clone(), delegates)
+        })
+        .collect();
+    let orphan: Vec<String> = set
+        .iter()
+        .filter(|(role, _)| matches!(up.find_delegator(role), Ok(None)))
+        .map(|(role, _)| role.clone())
+        .collect();
+    let delegated: Vec<String> = set
+        .iter()
+        .flat_map(|(_, d)| d.iter().cloned())
+        .filter(|d| matches!(up.find_delegator(d), Ok(Some(_))))
+        .collect();
+    loop {
+        let roles: Vec<String> = set.iter().map(|(r, _)| r.clone()).collect();
+        let before = set.len();
+        set.retain(|(role, delegates)| {
+            let children_ready = delegates
+                .iter()
+                .all(|d| delegated.contains(d) || roles.contains(d));
+            let parent_ready = !orphan.contains(role) || set_delegates(&roles, role, changes);
+            children_ready && parent_ready
+        });
+        if set.len() == before {
+            break;
+        }
+    }
+    set.into_iter().map(|(r, _)| r).collect()
+}
+
+/// Does some change among `roles` delegate to `role`, by name or as one of its
+/// hash bins (a re-binning publishes the new top-level version with its bins)?
+fn set_delegates(roles: &[String], role: &str, changes: &[RoleChange]) -> bool {
+    changes
+        .iter()
+        .filter(|c| c.is_complete() && roles.contains(&c.role))
+        .filter_map(content_of)
+        .any(|t| {
+            named_delegations(&t).iter().any(|n| n == role)
+                || super::bins::succinct(&t)
+                    .is_some_and(|s| crate::tuf::delegation::is_bin_name(s, role))
+        })
+}
