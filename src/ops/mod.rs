@@ -486,6 +486,23 @@ pub enum OpError {
         /// Why confirming failed.
         detail: String,
     },
+    /// Our change was published and confirmed, but more time passed between the
+    /// check of `warrant.tuf` and the answer to our PUT than concurrent writers
+    /// wait before confirming theirs: one that published meanwhile may have been
+    /// overwritten by ours (registries have no compare-and-swap on tags).
+    #[error(
+        "{location}: published {published}, but {window_ms} ms passed between checking warrant.tuf and the registry's answer (signers wait {settle_ms} ms before confirming): a change another signer published meanwhile may have been overwritten; check with `warrant inspect` that every recently signed target is listed, and sign any missing one again"
+    )]
+    PublishWindowExceeded {
+        /// The repository.
+        location: String,
+        /// Our `warrant.tuf` manifest digest.
+        published: String,
+        /// Our check-to-answer time.
+        window_ms: u128,
+        /// What concurrent writers wait ([`edit::PUBLISH_SETTLE`]).
+        settle_ms: u128,
+    },
     /// A local file could not be written.
     #[error("{path}: {detail}")]
     Io {
@@ -544,6 +561,7 @@ impl OpError {
             | OpError::Cache(_)
             | OpError::TooManyConflicts { .. }
             | OpError::Unconfirmed { .. }
+            | OpError::PublishWindowExceeded { .. }
             | OpError::Io { .. } => 3,
         }
     }
