@@ -7,7 +7,8 @@
 //! answer must be right for the registry's state at that moment
 //! (`admission_soak/judge.rs` says exactly what that means under the server's
 //! answer cache). The server's RSS and open file descriptors are sampled every
-//! `WARRANT_SOAK_SAMPLE_SECONDS` and must stay flat after the first sample.
+//! `WARRANT_SOAK_SAMPLE_SECONDS` (default: each flip period, mid-way) and must
+//! stay flat after the warm-up (`admission_soak/usage.rs`).
 //!
 //! Without settings this is a smoke of 24 s (flips every 6 s) that `make test`
 //! runs; `make soak` runs 10 minutes with flips every 30 s. Other settings:

@@ -37,30 +37,33 @@ pub fn usage(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
-/// Growth beyond RSS +50% or own fds +20 over the first sample taken at or
-/// after `warm_up`, at any later sample: `None` when flat.
+/// Growth beyond RSS +50% or own fds +20 at any sample, over the first sample
+/// taken at or after `warm_up` with the registry in the same state (up or down:
+/// while it is down, verifications retrying against it hold their own runtime
+/// and sockets, a bounded number that comes back down once it is up): `None`
+/// when flat.
 pub fn growth(samples: &[Sample], warm_up: Duration) -> Option<String> {
-    let base = samples
-        .iter()
-        .find(|x| x.at >= warm_up)
-        .or(samples.last())?;
-    samples.iter().filter(|x| x.at > base.at).find_map(|x| {
-        if x.rss_kib * 2 > base.rss_kib * 3 {
-            Some(format!(
-                "RSS grew from {} KiB at {:?} to {} KiB at {:?}",
-                base.rss_kib, base.at, x.rss_kib, x.at
-            ))
-        } else if x.own_fds() > base.own_fds() + 20 {
-            Some(format!(
-                "open fds (less reviews in flight) grew from {} at {:?} to {} at {:?}",
-                base.own_fds(),
-                base.at,
-                x.own_fds(),
-                x.at
-            ))
-        } else {
-            None
-        }
+    [true, false].into_iter().find_map(|up| {
+        let same: Vec<&Sample> = samples.iter().filter(|x| x.registry_up == up).collect();
+        let base = same.iter().find(|x| x.at >= warm_up).or(same.last())?;
+        same.iter().filter(|x| x.at > base.at).find_map(|x| {
+            if x.rss_kib * 2 > base.rss_kib * 3 {
+                Some(format!(
+                    "RSS grew from {} KiB at {:?} to {} KiB at {:?}",
+                    base.rss_kib, base.at, x.rss_kib, x.at
+                ))
+            } else if x.own_fds() > base.own_fds() + 20 {
+                Some(format!(
+                    "open fds (less reviews in flight) grew from {} at {:?} to {} at {:?}",
+                    base.own_fds(),
+                    base.at,
+                    x.own_fds(),
+                    x.at
+                ))
+            } else {
+                None
+            }
+        })
     })
 }
 
@@ -78,6 +81,11 @@ mod tests {
         }
     }
 
+    fn down(mut x: Sample) -> Sample {
+        x.registry_up = false;
+        x
+    }
+
     #[test]
     fn growth_after_the_warm_up_is_caught_and_waiting_clients_are_not_growth() {
         let warm = Duration::from_secs(60);
@@ -92,5 +100,18 @@ mod tests {
         assert!(growth(&leak, warm).unwrap().contains("open fds"));
         let bloat = [s(90, 20_000, 12, 0), s(150, 31_000, 12, 0)];
         assert!(growth(&bloat, warm).unwrap().contains("RSS"));
+        // Outages are compared with outages, and growth there is caught too.
+        let outages = [
+            s(90, 20_000, 12, 0),
+            down(s(120, 20_000, 40, 10)),
+            down(s(180, 20_000, 41, 9)),
+        ];
+        assert_eq!(growth(&outages, warm), None);
+        let leak = [
+            s(90, 20_000, 12, 0),
+            down(s(120, 20_000, 40, 10)),
+            down(s(180, 20_000, 70, 9)),
+        ];
+        assert!(growth(&leak, warm).unwrap().contains("open fds"));
     }
 }
