@@ -4,6 +4,7 @@
 #   make test    build, unit + integration tests (nextest if installed), then e2e/run-all.sh
 #   make lint    rustfmt check and clippy with warnings denied
 #   make bench   benches/run.sh, when present
+#   make soak    10-minute soak of the admission server, registry down/up every 30 s (issue #17)
 #   make faults  the full registry-fault matrix, 200+ SIGKILL crash runs, python-tuf differential (issue #17)
 #   make fuzz    every cargo-fuzz target for FUZZ_SECONDS (default 60) each (fuzz/README.md)
 #   make static  statically linked release binary (glibc, crt-static) for the image
@@ -13,7 +14,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build demo test unit e2e lint bench soak-team faults fuzz static image deb
+.PHONY: all build demo test unit e2e lint bench soak soak-team faults fuzz static image deb
 
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
@@ -58,6 +59,17 @@ lint:
 bench:
 	@if [ -f benches/run.sh ]; then bash benches/run.sh; \
 	else echo "bench: benches/run.sh not present yet; nothing to run"; fi
+
+# The admission server (the real `warrant serve admission` process) for 10 minutes
+# at 20 reviews/s while the registry behind a proxy goes down (refused, then reset)
+# and comes back every 30 s: every review answered and answered rightly for the
+# registry's state, RSS and open fds flat (printed every 30 s). `make test` runs a
+# 24-second version of the same test (tests/admission_soak.rs).
+SOAK_SECONDS ?= 600
+SOAK_FLIP_SECONDS ?= 30
+soak:
+	WARRANT_SOAK_SECONDS=$(SOAK_SECONDS) WARRANT_SOAK_FLIP_SECONDS=$(SOAK_FLIP_SECONDS) \
+		$(CARGO) test --test admission_soak -- --nocapture
 
 # Longer random team sequences (tests/team_sequences.rs): 40 seeds x 40 steps.
 soak-team:

@@ -11,10 +11,15 @@ measures, median of --runs:
   py cold / py warm   python-tuf's ngclient (refresh + get_targetinfo) over HTTP on
            the same repository (`warrant export`), fresh and warm metadata dir
 
-Prints a Markdown table; asserts nothing. Needs docker-registry, skopeo, python-tuf
-and release builds (benches/scale.sh builds them).
+With --notary, the same tag counts through Notary v1 (benches/scale_notary.py:
+notary-server with memory storage, `notary lookup` cold and warm) and a second
+table of the ratios Notary / warrant.
 
-    python3 benches/scale.py [--sizes 100,10000,100000] [--runs 5]
+Prints Markdown tables; asserts nothing. Needs docker-registry, skopeo, python-tuf
+(notary and notary-server for --notary) and release builds (benches/scale.sh
+builds them).
+
+    python3 benches/scale.py [--sizes 100,10000,100000] [--runs 5] [--notary]
 """
 import argparse
 import functools
@@ -149,7 +154,9 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--verifier", default=W, help="the warrant binary that verifies (e.g. an older build)")
     ap.add_argument("--no-python", action="store_true")
+    ap.add_argument("--notary", action="store_true", help="also Notary v1 on the same tag counts, with ratios")
     args = ap.parse_args()
+    results = {}
     tmp = tempfile.mkdtemp(prefix="warrant-scale.")
     host = f"127.0.0.1:{free_port()}"
     config = os.path.join(tmp, "config.yml")
@@ -172,15 +179,44 @@ def main():
         for n in map(int, args.sizes.split(",")):
             for bins in (False, True):
                 r = measure(tmp, host, log_path, n, bins, args.runs, args.verifier, not args.no_python)
+                results[(n, bins)] = r
                 s, c, w, (pc, pw) = r["sign"], r["cold"], r["warm"], r["py"]
                 print(f"| {n:,} | {r['layout']} | {s[0]:.0f} ms / {s[1]:.0f} / {s[2] / 1024:.1f} KiB "
                       f"| {c[0]:.0f} ms / {c[1]:.0f} / {c[2] / 1024:.1f} KiB "
                       f"| {w[0]:.0f} ms / {w[1]:.0f} / {w[2]:.0f} B "
                       f"| {pc:.0f} / {pw:.0f} ms | {pw / w[0]:.0f}x |", flush=True)
+        if args.notary:
+            notary_table(tmp, results, args.runs)
     finally:
         reg.kill()
         reg.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def notary_table(tmp, results, runs):
+    """Notary v1 at each tag count, and Notary's lookup time over warrant's verify."""
+    sys.path.insert(0, HERE)
+    import scale_notary
+
+    notary = scale_notary.Notary(tmp)
+    try:
+        print("\n| tags | notary: publish of all tags / targets.json | notary lookup cold / warm "
+              "| warrant verify cold / warm, flat | notary/warrant cold / warm, flat "
+              "| warrant verify cold / warm, 512 bins | notary/warrant cold / warm, 512 bins |")
+        print("|---|---|---|---|---|---|---|")
+        for n in sorted({n for n, _ in results}):
+            r = scale_notary.measure(tmp, notary, n, runs)
+            row = f"| {n:,} | {r['publish_ms']:.0f} ms / {r['targets_kib']:.0f} KiB | {r['cold']:.0f} / {r['warm']:.0f} ms"
+            for bins in (False, True):
+                w = results.get((n, bins))
+                if w is None:
+                    row += " | not run | not run"
+                    continue
+                c, m = w["cold"][0], w["warm"][0]
+                row += f" | {c:.0f} / {m:.0f} ms | {r['cold'] / c:.1f}x / {r['warm'] / m:.1f}x"
+            print(row + " |", flush=True)
+    finally:
+        notary.stop()
 
 
 if __name__ == "__main__":

@@ -478,6 +478,23 @@ pub enum OpError {
         /// Why confirming failed.
         source: Box<OpError>,
     },
+    /// Our publish took longer between its check of `warrant.tuf` and the answer
+    /// to our PUT than concurrent writers wait before confirming theirs: one that
+    /// published meanwhile may have been overwritten by ours (registries have no
+    /// compare-and-swap on tags).
+    #[error(
+        "{location}: published {published}, but {window_ms} ms passed between checking warrant.tuf and the registry's answer (signers wait {settle_ms} ms before confirming): a change another signer published meanwhile may have been overwritten; check with `warrant inspect` that every recently signed target is listed, and sign any missing one again"
+    )]
+    PublishWindowExceeded {
+        /// The repository.
+        location: String,
+        /// Our `warrant.tuf` manifest digest.
+        published: String,
+        /// Our check-to-answer time.
+        window_ms: u128,
+        /// What concurrent writers wait ([`super::publish::PUBLISH_SETTLE`]).
+        settle_ms: u128,
+    },
     /// One more delegated role could never be found by a verifier, whose search
     /// visits at most `max` roles.
     #[error(

@@ -81,6 +81,7 @@ impl OpError {
             | OpError::Cache(_)
             | OpError::TooManyConflicts { .. }
             | OpError::Unconfirmed { .. }
+            | OpError::PublishWindowExceeded { .. }
             | OpError::Io { .. }
             | OpError::OwnEnvelope { .. }
             | OpError::NotLoaded { .. }

@@ -23,6 +23,15 @@ use super::{Context, OpError, as_signers};
 /// Publish attempts before giving up on a busy repository.
 pub const MAX_ATTEMPTS: u32 = 10;
 
+/// After publishing to a store without compare-and-swap, a writer waits at least
+/// this long (longer when its own publish was slower) before re-reading to
+/// confirm that its change survived. A concurrent writer can overwrite a change
+/// after that re-read only if more than this passed between its own check and
+/// the answer to its PUT — which it measures, and then reports
+/// ([`OpError::PublishWindowExceeded`]) instead of plain success. So a signed
+/// target is never lost silently: its signer retries, or the overwriter says so.
+pub const PUBLISH_SETTLE: StdDuration = StdDuration::from_secs(1);
+
 /// Exponential backoff with full jitter: 0..(25ms · 2^attempt), capped at 2 s.
 pub fn backoff(attempt: u32) -> StdDuration {
     let cap = (25u64 << attempt.min(6)).min(2000);
@@ -122,8 +131,10 @@ impl Repository<'_> {
         survived: impl Fn(&dyn Store) -> Result<bool, OpError>,
     ) -> Result<(), OpError> {
         let store = self.store();
-        // Longer than the gap between a concurrent writer's last check and its PUT.
-        std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
+        // Longer than any concurrent writer's check-to-PUT window that is not
+        // reported (see PUBLISH_SETTLE), and than twice our own.
+        let window = store.last_publish_window().unwrap_or_default();
+        std::thread::sleep(PUBLISH_SETTLE.max(window * 2) + backoff(2));
         // Still our manifest: our change is there (one HEAD). Otherwise someone
         // published after us: did they build on our change or overwrite it?
         let unconfirmed = |e: OpError| OpError::Unconfirmed {
@@ -154,6 +165,14 @@ impl Repository<'_> {
         if !ours && !survived(store).map_err(unconfirmed)? {
             up.local_mut().forget_all_but_root();
             return Err(lost("a concurrent writer overwrote this change"));
+        }
+        if window > PUBLISH_SETTLE {
+            return Err(OpError::PublishWindowExceeded {
+                location: self.location().to_string(),
+                published: out.published.to_string(),
+                window_ms: window.as_millis(),
+                settle_ms: PUBLISH_SETTLE.as_millis(),
+            });
         }
         Ok(())
     }

@@ -235,6 +235,14 @@ pub trait Store {
         false
     }
 
+    /// On a store without compare-and-swap: how long the last publish took from
+    /// sending its check of `warrant.tuf` to the answer to its PUT — the most the
+    /// state it built on can be older than its write, so the window in which it can
+    /// overwrite a concurrent writer. `None` when not measured.
+    fn last_publish_window(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Fetch `files` (each with its size cap) in one concurrent round and keep them
     /// for the [`Store::read_file`] calls that follow, which still check every digest.
     /// A hint: stores where reads are cheap ignore it.

@@ -119,6 +119,8 @@ pub struct RegistryStore {
     credentials_withheld: AtomicBool,
     authorization: Mutex<Option<HeaderValue>>,
     memo: Mutex<HashMap<Sha256Digest, Vec<u8>>>,
+    /// [`Store::last_publish_window`].
+    publish_window: Mutex<Option<Duration>>,
     timeout: Duration,
     deadline: deadline::Deadline,
     /// The tagged artifact listed and published (`warrant.tuf` unless changed).
@@ -188,6 +190,7 @@ impl RegistryStore {
             credentials_withheld: AtomicBool::new(false),
             authorization: Mutex::new(None),
             memo: Mutex::new(HashMap::new()),
+            publish_window: Mutex::new(None),
             timeout: opts.timeout,
             deadline: deadline::Deadline::new(opts.deadline),
             artifact: ArtifactKind::TUF,
@@ -501,6 +504,13 @@ impl Store for RegistryStore {
         previous: Option<&Sha256Digest>,
     ) -> Result<Sha256Digest, StoreError> {
         self.publish_keeping(&[], files, previous)
+    }
+
+    fn last_publish_window(&self) -> Option<Duration> {
+        *self
+            .publish_window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn publish_keeping(

@@ -85,6 +85,10 @@ pub struct Seen {
 struct Plan {
     next: usize,
     armed: Option<Inject>,
+    /// [`FaultProxy::arm_nth`]: method, path suffix, which match (from 0), fault;
+    /// and the matches so far.
+    nth: Option<(&'static str, &'static str, usize, Fault)>,
+    matched: usize,
     seen: Vec<Seen>,
 }
 
@@ -141,6 +145,18 @@ impl FaultProxy {
         let mut p = self.plan.lock().unwrap();
         p.next = 0;
         p.armed = fault;
+        p.nth = None;
+        p.seen.clear();
+    }
+
+    /// Restart the count and inject `fault` into the `n`-th request (from 0) whose
+    /// method is `method` and whose path ends with `suffix`, only that one.
+    pub fn arm_nth(&self, method: &'static str, suffix: &'static str, n: usize, fault: Fault) {
+        let mut p = self.plan.lock().unwrap();
+        p.next = 0;
+        p.armed = None;
+        p.nth = Some((method, suffix, n, fault));
+        p.matched = 0;
         p.seen.clear();
     }
 
@@ -375,6 +391,13 @@ async fn serve(
             .armed
             .and_then(|a| (a.index == index || (a.persist && index > a.index)).then_some(a.fault));
         let fault = fault.filter(|f| *f != Fault::LostPut || method == "PUT");
+        let fault = match p.nth {
+            Some((m, suffix, n, f)) if m == method && path.ends_with(suffix) => {
+                p.matched += 1;
+                (p.matched == n + 1).then_some(f).or(fault)
+            }
+            _ => fault,
+        };
         p.seen.push(Seen {
             index,
             method: method.clone(),

@@ -93,8 +93,11 @@ impl RegistryStore {
             r?;
         }
         // Registries have no compare-and-swap on tags: check right before the PUT,
-        // so the window in which a concurrent signer can be overwritten is the few
-        // milliseconds of one request. The caller re-reads afterwards to converge.
+        // so the window in which a concurrent signer can be overwritten is the
+        // time from this check to the PUT's answer — measured, because the caller
+        // must wait longer than any writer's window before it re-reads to confirm
+        // (and a writer whose window was longer than that must say so).
+        let started = std::time::Instant::now();
         self.check_previous(previous).await?;
         let url = format!("{}/v2/{}/manifests/{tag}", self.base, self.repository);
         let stage = format!("publishing {tag}");
@@ -108,16 +111,34 @@ impl RegistryStore {
             )
             .await;
         let failed = match put {
-            Ok(r) if r.status.is_success() => return Ok(digest),
+            Ok(r) if r.status.is_success() => {
+                self.record_window(started.elapsed());
+                return Ok(digest);
+            }
             Ok(r) => self.status_error(tag, &r),
             Err(e) => e,
         };
         // The answer may be what was lost (a timeout or reset after the registry
         // stored it, issue #17): the tag says whether it landed.
         match self.head_manifest(tag).await {
-            Ok(Some(d)) if d.digest == digest => Ok(digest),
+            Ok(Some(d)) if d.digest == digest => {
+                self.record_window(started.elapsed());
+                Ok(digest)
+            }
             _ => Err(failed),
         }
+    }
+
+    fn record_window(&self, window: std::time::Duration) {
+        tracing::debug!(
+            "{} published {} ms after checking it",
+            self.artifact.tag,
+            window.as_millis()
+        );
+        *self
+            .publish_window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(window);
     }
 
     async fn check_previous(&self, previous: Option<&Sha256Digest>) -> Result<(), StoreError> {
