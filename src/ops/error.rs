@@ -491,9 +491,9 @@ pub enum OpError {
         /// Our `warrant.tuf` manifest digest.
         published: String,
         /// Our check-to-answer time.
-        window_ms: u128,
+        window_ms: u64,
         /// What concurrent writers wait ([`super::publish::PUBLISH_SETTLE`]).
-        settle_ms: u128,
+        settle_ms: u64,
     },
     /// One more delegated role could never be found by a verifier, whose search
     /// visits at most `max` roles.

@@ -170,8 +170,8 @@ impl Repository<'_> {
             return Err(OpError::PublishWindowExceeded {
                 location: self.location().to_string(),
                 published: out.published.to_string(),
-                window_ms: window.as_millis(),
-                settle_ms: PUBLISH_SETTLE.as_millis(),
+                window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+                settle_ms: u64::try_from(PUBLISH_SETTLE.as_millis()).unwrap_or(u64::MAX),
             });
         }
         Ok(())
