@@ -263,9 +263,21 @@ impl Report for Inspection {
 
 impl Report for ExportOutcome {
     fn human(&self) -> String {
-        let mut s = format!("exported {} to {}\n", self.location, self.dir.display());
+        let how = if self.verified {
+            "verified, exported"
+        } else {
+            "exported (unverified)"
+        };
+        let mut s = format!("{how} {} to {}\n", self.location, self.dir.display());
         for f in &self.files {
             let _ = writeln!(s, "  {f}");
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(
+                s,
+                "  ({} older version(s) the verified snapshot no longer names left out)",
+                self.skipped.len()
+            );
         }
         s
     }

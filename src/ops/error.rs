@@ -495,6 +495,14 @@ pub enum OpError {
         /// What concurrent writers wait ([`super::publish::PUBLISH_SETTLE`]).
         settle_ms: u64,
     },
+    /// A file `export` would write is not the one that verified.
+    #[error("not exported: {location}: {what}")]
+    ExportMismatch {
+        /// The repository.
+        location: String,
+        /// What did not check out.
+        what: String,
+    },
     /// One more delegated role could never be found by a verifier, whose search
     /// visits at most `max` roles.
     #[error(

@@ -29,6 +29,7 @@ impl OpError {
             | OpError::RoleDidNotSign { .. }
             | OpError::RolesDisagree { .. }
             | OpError::MalformedPending { .. }
+            | OpError::ExportMismatch { .. }
             | OpError::Delegation { .. } => 1,
             OpError::Request(e) => e.exit_code(),
             OpError::Update { source, .. } => match source {
