@@ -1,7 +1,7 @@
 //! Notary v1's TUF dialect, read and checked, never passed on: capitalised `_type`,
-//! keys without `scheme` (`ecdsa`, `ecdsa-x509`, `ed25519`; public keys in base64 DER,
-//! certificates in base64 PEM), signatures in base64 (`ecdsa` = raw r‖s, `eddsa`),
-//! hashes in base64. What leaves this module is a verified key set and the `signed`
+//! keys without `scheme` (`ecdsa`, `ecdsa-x509`, `ed25519`, `rsa`, `rsa-x509`; public
+//! keys in base64 DER, certificates in base64 PEM), signatures in base64 (`ecdsa` =
+//! raw r‖s, `eddsa`, `rsapss` = RSASSA-PSS over SHA-256), hashes in base64. What leaves this module is a verified key set and the `signed`
 //! object whose signatures met their threshold.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +21,9 @@ pub enum NotaryPublic {
     P256(p256::ecdsa::VerifyingKey),
     /// `ed25519`.
     Ed25519(ed25519_dalek::VerifyingKey),
+    /// `rsa` or `rsa-x509` (2048 to 4096 bits), signatures `rsapss` (RSASSA-PSS,
+    /// SHA-256): verified only, warrant does not sign with RSA.
+    Rsa(rsa::PublicKey),
 }
 
 /// One key of a Notary key map, with the id Notary gives it.
@@ -86,7 +89,7 @@ pub fn parse_key(role: &str, id: &str, obj: &Value) -> Result<NotaryKey, NotaryE
                     .map_err(|e| bad(role, format!("key {id}: not a P-256 key: {e}")))?,
             )
         }
-        "ecdsa-x509" => {
+        "ecdsa-x509" | "rsa-x509" => {
             use x509_cert::der::{DecodePem as _, Encode as _};
             let pem = std::str::from_utf8(&raw)
                 .map_err(|_| bad(role, format!("key {id}: certificate is not PEM text")))?;
@@ -97,13 +100,20 @@ pub fn parse_key(role: &str, id: &str, obj: &Value) -> Result<NotaryKey, NotaryE
                 .subject_public_key_info()
                 .to_der()
                 .map_err(|e| bad(role, format!("key {id}: certificate key: {e}")))?;
-            use p256::pkcs8::DecodePublicKey as _;
-            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
-                .map_err(|e| bad(role, format!("key {id}: certificate key is not P-256: {e}")))?;
             let end = tbs.validity().not_after.to_system_time();
             not_after = Some(DateTime::<Utc>::from(end));
-            NotaryPublic::P256(key)
+            if keytype == "rsa-x509" {
+                rsa_public(role, id, &spki)?
+            } else {
+                use p256::pkcs8::DecodePublicKey as _;
+                NotaryPublic::P256(
+                    p256::ecdsa::VerifyingKey::from_public_key_der(&spki).map_err(|e| {
+                        bad(role, format!("key {id}: certificate key is not P-256: {e}"))
+                    })?,
+                )
+            }
         }
+        "rsa" => rsa_public(role, id, &raw)?,
         other => {
             return Err(NotaryError::UnsupportedKey {
                 role: role.to_owned(),
@@ -118,6 +128,22 @@ pub fn parse_key(role: &str, id: &str, obj: &Value) -> Result<NotaryKey, NotaryE
         public,
         not_after,
     })
+}
+
+/// An RSA SubjectPublicKeyInfo (DER) of 2048 to 4096 bits.
+fn rsa_public(role: &str, id: &str, spki: &[u8]) -> Result<NotaryPublic, NotaryError> {
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let key = rsa::PublicKey::from_public_key_der(spki)
+        .map_err(|e| bad(role, format!("key {id}: not an RSA key: {e}")))?;
+    let bits = key.n().bit_width();
+    if !(2048..=4096).contains(&bits) {
+        return Err(bad(
+            role,
+            format!("key {id}: {bits}-bit RSA modulus; 2048 to 4096 bits are accepted"),
+        ));
+    }
+    Ok(NotaryPublic::Rsa(key))
 }
 
 /// Every key of a `keys` map.
@@ -251,6 +277,13 @@ fn verify_one(key: &NotaryPublic, method: &str, msg: &[u8], sig: &[u8]) -> bool 
         }
         (NotaryPublic::Ed25519(k), "eddsa" | "ed25519") => {
             ed25519_dalek::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+        }
+        (NotaryPublic::Rsa(k), "rsapss") => {
+            // Notary signs with the salt as long as the hash; any length verifies.
+            let verifier =
+                rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_auto_salt_len(k.clone());
+            rsa::pss::Signature::try_from(sig)
+                .is_ok_and(|s| rsa::signature::Verifier::verify(&verifier, msg, &s).is_ok())
         }
         _ => false,
     }
