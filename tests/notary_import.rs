@@ -303,9 +303,21 @@ fn drifted_tag_is_shown_and_refused_unless_allowed() {
     assert_eq!(w.signer(&["verify", &w.oci(":v1")]).code, 1);
 }
 
+/// `GET /v2/<gun>/_trust/tuf/<file>` from the Notary server, as it serves it.
+fn served(n: &NotaryFixture, gun: &str, file: &str) -> Vec<u8> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(n.ca())
+        .arg(format!("{}/v2/{gun}/_trust/tuf/{file}", n.url))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {gun} {file}");
+    out.stdout
+}
+
 /// The Notary root key id of a root.json (its single root key).
-fn notary_root_keyid(root_json: &std::path::Path) -> String {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(root_json).unwrap()).unwrap();
+fn notary_root_keyid(root_json: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(root_json).unwrap();
     v["signed"]["roles"]["root"]["keyids"][0]
         .as_str()
         .unwrap()
@@ -323,8 +335,8 @@ fn root_rotated_twice_is_followed_version_by_version_from_root_v1() {
     n.notary_answering(&["key", "rotate", GUN, "root"], "yes\n");
     // Root v3 is signed by v2's key and its own, not by v1's: only the walk
     // through 2.root.json reaches it.
-    let current = notary_root_keyid(&cached);
-    assert_ne!(current, notary_root_keyid(&v1));
+    let current = notary_root_keyid(&served(&n, GUN, "root.json"));
+    assert_ne!(current, notary_root_keyid(&std::fs::read(&v1).unwrap()));
     let r = import(&w, &n, &n.url, &["--root", v1.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.text());
     assert!(
@@ -360,11 +372,7 @@ fn forged_root_v2_not_signed_by_root_v1_is_refused_and_nothing_is_published() {
     n.notary(&["init", other]);
     n.notary(&["publish", other]);
     n.notary_answering(&["key", "rotate", other, "root"], "yes\n");
-    let forged = std::fs::read(
-        n.trust_dir()
-            .join(format!("tuf/{other}/metadata/root.json")),
-    )
-    .unwrap();
+    let forged = served(&n, other, "2.root.json");
     let parsed: serde_json::Value = serde_json::from_slice(&forged).unwrap();
     assert_eq!(parsed["signed"]["version"], 2);
     FORGED_V2.set(forged).unwrap();
@@ -465,8 +473,13 @@ fn registry_failure_during_the_import_publishes_nothing_and_a_rerun_imports() {
     let reg = RegistryFixture::start();
     let proxy = FaultProxy::start(&reg.host());
     let to = |repo: &str| {
+        // The manifests byte for byte, so the registry serves what Notary signed.
         for tag in ["v1", "v2"] {
-            reg.push(&w.layout(), tag, repo);
+            RegistryFixture::skopeo_copy(
+                &format!("oci:{}:{tag}", w.layout().display()),
+                &format!("docker://{}", reg.repo(repo, &format!(":{tag}"))),
+                &["--preserve-digests"],
+            );
         }
         format!("{}/{repo}", proxy.host())
     };
