@@ -505,15 +505,21 @@ fn registry_failure_during_the_import_publishes_nothing_and_a_rerun_imports() {
     assert_eq!(writes.last(), manifests.last(), "{seen:?}");
     // The registry fails for good from the first write, a middle one, and the
     // manifest PUT itself: each time the destination has no warrant.tuf.
-    let cases = [writes[0], writes[writes.len() / 2], manifests[0]];
+    // Last, the manifest PUT answered 201 and never stored (a lost write).
+    let cases = [
+        (writes[0], Fault::Status(503)),
+        (writes[writes.len() / 2], Fault::Status(503)),
+        (manifests[0], Fault::Status(503)),
+        (manifests[0], Fault::LostPut),
+    ];
     let mut last = String::new();
-    for (k, index) in cases.into_iter().enumerate() {
+    for (k, (index, fault)) in cases.into_iter().enumerate() {
         let repo = format!("team/case{k}");
         let dest = to(&repo);
         proxy.arm(Some(Inject {
             index,
-            fault: Fault::Status(503),
-            persist: true,
+            fault,
+            persist: fault != Fault::LostPut,
         }));
         let r = import_to(&w, &n, &n.url, &dest, &format!("case{k}"), &[], p);
         assert_eq!(r.code, 3, "fault at request {index}: {}", r.text());

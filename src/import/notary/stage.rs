@@ -12,7 +12,7 @@ use crate::cache::TrustCache;
 use crate::digest::Sha256Digest;
 use crate::ops::trust::open_store;
 use crate::ops::{Context, OpError};
-use crate::store::{Listing, Location, NewFile};
+use crate::store::{Listing, Location, NewFile, StoreError, StoreErrorKind};
 
 use super::NotaryError;
 
@@ -82,6 +82,27 @@ impl Staging {
         let dest = open_store(ctx, to)?;
         ensure_empty(dest.as_ref(), to)?;
         let digest = dest.publish(&files, None).map_err(OpError::from)?;
+        if !dest.publish_is_atomic() {
+            // A registry may acknowledge a manifest it did not store (issue #17):
+            // report the import only once the registry serves it.
+            let now = dest.head_listing().map_err(|e| OpError::Unconfirmed {
+                location: to.to_string(),
+                published: digest.to_string(),
+                detail: e.to_string(),
+            })?;
+            if now != Some(digest) {
+                return Err(OpError::Store(StoreError::new(
+                    StoreErrorKind::Io,
+                    to,
+                    "warrant.tuf",
+                    format!(
+                        "the registry acknowledged the imported repository {digest} but serves {}; nothing was imported, run the import again",
+                        now.map_or_else(|| "none".to_owned(), |d| d.to_string())
+                    ),
+                ))
+                .into());
+            }
+        }
         seed_caches(ctx, to, &files, &digest)?;
         Ok(digest)
     }
