@@ -130,6 +130,9 @@ fn notary_repository_with_releases_delegation_imports_and_every_tag_verifies() {
         "{}",
         r.stdout
     );
+    // The staging repository the import built in is gone.
+    let staging = std::fs::read_dir(w.path("signer/staging")).unwrap().count();
+    assert_eq!(staging, 0);
     for tag in ["v1", "v2"] {
         let v = w.signer(&["verify", &w.oci(&format!(":{tag}"))]);
         assert_eq!(v.code, 0, "verify {tag}: {}", v.text());

@@ -442,6 +442,22 @@ mod tests {
         assert!(e.to_string().contains("is not the sha256"), "{e}");
     }
 
+    /// Notary's `rsa` key (base64 DER) with an RSASSA-PSS signature over `warrant`
+    /// made by python's `cryptography` (the fixture of `crypto::keys`).
+    #[test]
+    fn rsapss_signature_of_an_rsa_key_verifies_and_a_changed_message_does_not() {
+        let body = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAoPe99/GiHHidy/I96hEo/d50vwUimYSbUMFxs07zM1vkhkpwi7+eImcASWRvqRQuOu4N5KvHrfHF7uAWsRwDeLasUxjiKJlAz6rMhRn2jG6uzRVVoY7zOVQm1jO+2H/HVgtdAZQztoGa+LKA2OMApLkvxQivA30Dke+OJv8Ynkpf+nOhhMMKiD92bvgKghcbzq8tqrTlAhNHOB0Zs6cQ3tEr/HY01egLEbeZDwSR/FE1y9ivE2hjPpDFI+8fOiD/W/xSgFiNM9p0wFVg/vU2oDUFXy15IZs9T66VnM4a6Z+t7agVFXJgIL6UCE7b4meO/V3/HBdosWndWK+3JlCHlwIDAQAB";
+        let sig = hex::decode("5c06c3367a864e5f6560084729cbc23dd2f1cf1effada02876c319752baf8aa17b94c49260cdab95b20ee806748d5f711e9371fe7ced7f1a3a8dc9bc3db3f84bc351c2012b6e4aa0c18fabee953df814fd89a07a29f8623490ee5b7932513234ebb2b34dab2c383fa305a8aff8d8178e426a815a1af30aef82e482a5c6debef9c95cf7c334b3f9d73e26f36c2ca7a0eb3315d54eedd3a500542537f58de407ba3c035bada44e2ca9872f05c5817b17afacdbaab10469e6d0d5791d637336a30a38773bedc5ce624a63fb4606ce4f04720f2bff330cf0d7239553d6cbbb0f3113f45a9c53903c45c22d4dc918a907e9b543eca2b5bd688322e16057014943c394").unwrap();
+        let obj = json!({"keytype": "rsa", "keyval": {"private": null, "public": body}});
+        let id = hex::encode(Sha256::digest(canonical("t", &obj).unwrap()));
+        let key = parse_key("t", &id, &obj).unwrap();
+        assert!(verify_one(&key.public, "rsapss", b"warrant", &sig));
+        assert!(!verify_one(&key.public, "rsapss", b"warranT", &sig));
+        assert!(!verify_one(&key.public, "rsapss", b"warrant", &sig[1..]));
+        // The method must be the key's: an RSA key never verifies as `ecdsa`.
+        assert!(!verify_one(&key.public, "ecdsa", b"warrant", &sig));
+    }
+
     #[test]
     fn base64_target_hash_becomes_hex_and_short_one_is_refused() {
         let hex = hash_hex("t", "v1", &B64.encode([0xab; 32])).unwrap();
