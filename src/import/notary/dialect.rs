@@ -197,7 +197,8 @@ pub struct Checked {
 
 /// The one threshold check: parse `{signed, signatures}` from `bytes`, count distinct
 /// keys of `authority` whose signature over the canonical `signed` verifies, and
-/// require `_type` to be `expected_type` (Notary capitalises it).
+/// require `_type` to be `expected_type` (Notary capitalises it) and neither the
+/// role nor a signing key's certificate to have expired at `now`.
 pub fn check(
     role: &str,
     expected_type: &str,
@@ -206,6 +207,34 @@ pub fn check(
     authority: &Authority,
     now: DateTime<Utc>,
 ) -> Result<Checked, NotaryError> {
+    check_at(role, expected_type, bytes, keys, authority, Expiry::At(now))
+}
+
+/// Whether [`check_at`] looks at expiry dates.
+#[derive(Clone, Copy, Debug)]
+pub enum Expiry {
+    /// The role and the signing keys' certificates must be valid at this time.
+    At(DateTime<Utc>),
+    /// Only for roots on the way along a rotation chain (spec 5.3: only the final
+    /// root's expiry counts): a root expired long ago, or signed by keys whose
+    /// certificates expired — often the very reason for the rotation — still
+    /// vouches for the next one.
+    Ignored,
+}
+
+/// [`check`] with a choice about expiry.
+pub fn check_at(
+    role: &str,
+    expected_type: &str,
+    bytes: &[u8],
+    keys: &BTreeMap<String, NotaryKey>,
+    authority: &Authority,
+    expiry: Expiry,
+) -> Result<Checked, NotaryError> {
+    let now = match expiry {
+        Expiry::At(t) => Some(t),
+        Expiry::Ignored => None,
+    };
     let env: Value =
         serde_json::from_slice(bytes).map_err(|e| bad(role, format!("not JSON: {e}")))?;
     let signed = env
@@ -229,7 +258,9 @@ pub fn check(
             continue;
         }
         let Some(key) = keys.get(keyid) else { continue };
-        if key.not_after.is_some_and(|t| t < now) {
+        if let (Some(end), Some(now)) = (key.not_after, now)
+            && end < now
+        {
             continue;
         }
         let Ok(raw) = B64.decode(sig_b64) else {
@@ -257,7 +288,7 @@ pub fn check(
         .as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .ok_or_else(|| bad(role, "expires is missing or not RFC 3339"))?;
-    if expires.with_timezone(&Utc) <= now {
+    if now.is_some_and(|now| expires.with_timezone(&Utc) <= now) {
         return Err(NotaryError::Expired {
             role: role.to_owned(),
             expires: expires.with_timezone(&Utc),
@@ -376,6 +407,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.signed_by, vec![id]);
+    }
+
+    #[test]
+    fn expired_role_is_refused_unless_expiry_is_ignored_along_a_root_chain() {
+        let (sk, id, obj) = p256_key();
+        let keys = BTreeMap::from([(id.clone(), parse_key("t", &id, &obj).unwrap())]);
+        let auth = Authority {
+            keyids: vec![id.clone()],
+            threshold: 1,
+        };
+        let mut s = signed();
+        s["expires"] = json!("2001-01-01T00:00:00Z");
+        let env = envelope(&s, vec![raw_sig(&sk, &id, &s)]);
+        let e = check("t", "Targets", &env, &keys, &auth, Utc::now()).unwrap_err();
+        assert!(matches!(e, NotaryError::Expired { .. }), "{e}");
+        check_at("t", "Targets", &env, &keys, &auth, Expiry::Ignored).unwrap();
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::NotaryError;
-use super::dialect::{self, Authority, NotaryKey};
+use super::dialect::{self, Authority, Expiry, NotaryKey};
 use super::fetch::{MAX_METADATA, NotaryServer};
 
 /// A role's keys and threshold, verified.
@@ -112,34 +112,46 @@ fn root_info(signed: &Value) -> Result<RootInfo, NotaryError> {
     })
 }
 
-fn self_signed_root(bytes: &[u8], now: DateTime<Utc>) -> Result<(RootInfo, Value), NotaryError> {
+fn self_signed_root(bytes: &[u8], expiry: Expiry) -> Result<RootInfo, NotaryError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| NotaryError::Malformed {
         role: "root".into(),
         detail: format!("not JSON: {e}"),
     })?;
     let info = root_info(&v["signed"])?;
-    let checked = dialect::check("root", "Root", bytes, &info.keys, &info.roles["root"], now)?;
-    Ok((info, checked.signed))
+    dialect::check_at(
+        "root",
+        "Root",
+        bytes,
+        &info.keys,
+        &info.roles["root"],
+        expiry,
+    )?;
+    Ok(info)
 }
 
 /// One step of the root chain (5.3.4 / 5.3.5 of the spec, as Notary rotates roots):
 /// `bytes` must be signed by the threshold of the trusted root's root keys and by
-/// its own, and be exactly version `want` when given (else at least the trusted
-/// version).
+/// its own, and be exactly version `want` when given (an intermediate root, whose
+/// expiry does not count) else at least the trusted version (the final root, which
+/// must not have expired at `now`: 5.3.10).
 fn next_root(
     trusted: &RootInfo,
     bytes: &[u8],
     want: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<RootInfo, NotaryError> {
-    let (next, _) = self_signed_root(bytes, now)?;
-    dialect::check(
+    let expiry = match want {
+        Some(_) => Expiry::Ignored,
+        None => Expiry::At(now),
+    };
+    let next = self_signed_root(bytes, expiry)?;
+    dialect::check_at(
         "root",
         "Root",
         bytes,
         &trusted.keys,
         &trusted.roles["root"],
-        now,
+        Expiry::Ignored,
     )
     .map_err(|e| NotaryError::NotAnchored {
         detail: format!("root version {}: {e}", next.version),
@@ -207,10 +219,12 @@ pub fn verify(
     last_seen: &BTreeMap<String, u64>,
     now: DateTime<Utc>,
 ) -> Result<VerifiedNotary, NotaryError> {
-    let (trusted, _) = self_signed_root(anchor, now).map_err(NotaryError::anchor)?;
+    // The anchor may have expired (a reason to have rotated since): only the root
+    // the walk ends at must be current.
+    let trusted = self_signed_root(anchor, Expiry::Ignored).map_err(NotaryError::anchor)?;
     let root_bytes = server.get("root", MAX_METADATA)?;
     let root = if root_bytes == anchor {
-        trusted
+        self_signed_root(anchor, Expiry::At(now))?
     } else {
         follow_roots(server, trusted, &root_bytes, now)?
     };
