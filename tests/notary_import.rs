@@ -455,6 +455,50 @@ fn rsa_signed_delegation_verifies_and_the_import_asks_for_an_ecdsa_key() {
     assert!(!published(&w));
 }
 
+#[test]
+fn rsa_key_beside_a_held_ecdsa_key_is_carried_as_a_public_member_of_the_role() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    // releases gets a second key, an RSA certificate nobody here holds (threshold 1).
+    let (_, cert) = fixture::rsa_key_and_cert(&n.dir, "ops");
+    n.notary(&[
+        "delegation",
+        "add",
+        GUN,
+        "targets/releases",
+        cert.to_str().unwrap(),
+        "--all-paths",
+    ]);
+    n.notary(&["publish", GUN]);
+    let r = import(&w, &n, &n.url, &[]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("role targets/releases -> releases"))
+        .unwrap();
+    assert!(
+        line.contains(", ") && line.contains("private key imported"),
+        "{line}"
+    );
+    let v = w.signer(&["verify", &w.oci(":v2")]);
+    assert_eq!(v.code, 0, "{}", v.text());
+    let list = w.signer(&["--output", "json", "delegation", "list", &w.oci("")]);
+    assert_eq!(list.code, 0, "{}", list.text());
+    let roles: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let releases = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "releases")
+        .unwrap();
+    assert_eq!(
+        releases["keyids"].as_array().unwrap().len(),
+        2,
+        "{releases}"
+    );
+}
+
 /// Status of a HEAD of `warrant.tuf` in `repo`, straight to the registry.
 fn warrant_tuf_status(reg: &RegistryFixture, repo: &str) -> String {
     let out = std::process::Command::new("curl")
