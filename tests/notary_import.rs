@@ -7,6 +7,8 @@ mod common;
 #[path = "notary/fixture.rs"]
 mod fixture;
 
+use common::faults::{Fault, FaultProxy, Inject};
+use common::registry::RegistryFixture;
 use common::{World, make_image, retag};
 use fixture::NotaryFixture;
 
@@ -70,7 +72,20 @@ fn import_with(
     extra: &[&str],
     passphrases: &[(&str, &str)],
 ) -> common::Run {
-    let oci = w.oci("");
+    import_to(w, n, server, &w.oci(""), "signer", extra, passphrases)
+}
+
+/// `warrant import notary` into `to` as the warrant home `home`.
+fn import_to(
+    w: &World,
+    n: &NotaryFixture,
+    server: &str,
+    to: &str,
+    home: &str,
+    extra: &[&str],
+    passphrases: &[(&str, &str)],
+) -> common::Run {
+    let oci = to.to_owned();
     let trust = n.trust_dir();
     let ca = n.ca();
     let mut args = vec![
@@ -87,7 +102,7 @@ fn import_with(
         &oci,
     ];
     args.extend_from_slice(extra);
-    let mut c = w.cmd("signer", &args);
+    let mut c = w.cmd(home, &args);
     for (k, _) in fixture::PASSPHRASES {
         c.env_remove(k);
     }
@@ -115,6 +130,9 @@ fn notary_repository_with_releases_delegation_imports_and_every_tag_verifies() {
         "{}",
         r.stdout
     );
+    // The staging repository the import built in is gone.
+    let staging = std::fs::read_dir(w.path("signer/staging")).unwrap().count();
+    assert_eq!(staging, 0);
     for tag in ["v1", "v2"] {
         let v = w.signer(&["verify", &w.oci(&format!(":{tag}"))]);
         assert_eq!(v.code, 0, "verify {tag}: {}", v.text());
@@ -286,4 +304,285 @@ fn drifted_tag_is_shown_and_refused_unless_allowed() {
     // The signed digest was carried over, so the drifted tag does not verify.
     assert_eq!(w.signer(&["verify", &w.oci(":v2")]).code, 0);
     assert_eq!(w.signer(&["verify", &w.oci(":v1")]).code, 1);
+}
+
+/// `GET /v2/<gun>/_trust/tuf/<file>` from the Notary server, as it serves it.
+fn served(n: &NotaryFixture, gun: &str, file: &str) -> Vec<u8> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--cacert"])
+        .arg(n.ca())
+        .arg(format!("{}/v2/{gun}/_trust/tuf/{file}", n.url))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "GET {gun} {file}");
+    out.stdout
+}
+
+/// The Notary root key id of a root.json (its single root key).
+fn notary_root_keyid(root_json: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(root_json).unwrap();
+    v["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn root_rotated_twice_is_followed_version_by_version_from_root_v1() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    let cached = n.trust_dir().join(format!("tuf/{GUN}/metadata/root.json"));
+    let v1 = w.path("root-v1.json");
+    std::fs::copy(&cached, &v1).unwrap();
+    n.notary_answering(&["key", "rotate", GUN, "root"], "yes\n");
+    n.notary_answering(&["key", "rotate", GUN, "root"], "yes\n");
+    // Root v3 is signed by v2's key and its own, not by v1's: only the walk
+    // through 2.root.json reaches it.
+    let current = notary_root_keyid(&served(&n, GUN, "root.json"));
+    assert_ne!(current, notary_root_keyid(&std::fs::read(&v1).unwrap()));
+    let r = import(&w, &n, &n.url, &["--root", v1.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert!(
+        r.stdout
+            .contains(&format!("root key: Notary {current} = warrant ")),
+        "{}",
+        r.stdout
+    );
+    for tag in ["v1", "v2"] {
+        let v = w.signer(&["verify", &w.oci(&format!(":{tag}"))]);
+        assert_eq!(v.code, 0, "verify {tag}: {}", v.text());
+    }
+}
+
+/// Root v2 of another repository, served in place of this one's (set before the
+/// proxy starts; the proxy takes a plain function).
+static FORGED_V2: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+#[test]
+fn forged_root_v2_not_signed_by_root_v1_is_refused_and_nothing_is_published() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    let v1 = w.path("root-v1.json");
+    std::fs::copy(
+        n.trust_dir().join(format!("tuf/{GUN}/metadata/root.json")),
+        &v1,
+    )
+    .unwrap();
+    n.notary_answering(&["key", "rotate", GUN, "root"], "yes\n");
+    n.notary_answering(&["key", "rotate", GUN, "root"], "yes\n");
+    // A well-formed, self-signed root version 2 whose keys v1 never vouched for.
+    let other = "registry.test/other";
+    n.notary(&["init", other]);
+    n.notary(&["publish", other]);
+    n.notary_answering(&["key", "rotate", other, "root"], "yes\n");
+    let forged = served(&n, other, "2.root.json");
+    let parsed: serde_json::Value = serde_json::from_slice(&forged).unwrap();
+    assert_eq!(parsed["signed"]["version"], 2);
+    FORGED_V2.set(forged).unwrap();
+    let proxy = fixture::tampering_proxy(&n, "/2.root.json", |_| FORGED_V2.get().unwrap().clone());
+    let r = import(&w, &n, &proxy, &["--root", v1.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(
+        r.stderr.contains("not signed by the trusted root"),
+        "{}",
+        r.stderr
+    );
+    assert!(!published(&w));
+}
+
+#[test]
+fn rsa_signed_delegation_verifies_and_the_import_asks_for_an_ecdsa_key() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    let (d3, l3) = make_image(&w.layout(), "v3", "hello v3");
+    let (key, cert) = fixture::rsa_key_and_cert(&n.dir, "ops");
+    n.notary(&[
+        "delegation",
+        "add",
+        GUN,
+        "targets/ops",
+        cert.to_str().unwrap(),
+        "--all-paths",
+    ]);
+    n.notary(&[
+        "key",
+        "import",
+        key.to_str().unwrap(),
+        "--role",
+        "targets/ops",
+    ]);
+    n.notary(&["publish", GUN]);
+    n.notary(&[
+        "addhash",
+        GUN,
+        "v3",
+        &l3.to_string(),
+        "--sha256",
+        d3.trim_start_matches("sha256:"),
+        "--roles",
+        "targets/ops",
+    ]);
+    n.notary(&["publish", GUN]);
+    // Notary wrote an rsa-x509 key and an rsapss signature: the dry run verifies
+    // them and shows the tag the RSA role signed.
+    let targets = n
+        .trust_dir()
+        .join(format!("tuf/{GUN}/metadata/targets.json"));
+    assert!(
+        std::fs::read_to_string(targets)
+            .unwrap()
+            .contains("rsa-x509")
+    );
+    let r = import(&w, &n, &n.url, &["--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert!(r.stdout.contains("role targets/ops -> ops"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("v3 ") && l.contains(" ops ")),
+        "{}",
+        r.stdout
+    );
+    // Importing means re-signing v3 as ops, and warrant does not sign with RSA:
+    // refused before anything is written, naming the role to re-key.
+    let r = import(&w, &n, &n.url, &[]);
+    assert_eq!(r.code, 2, "{}", r.text());
+    assert!(
+        r.stderr.contains("targets/ops") && r.stderr.contains("RSA"),
+        "{}",
+        r.stderr
+    );
+    assert!(!published(&w));
+}
+
+#[test]
+fn rsa_key_beside_a_held_ecdsa_key_is_carried_as_a_public_member_of_the_role() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    // releases gets a second key, an RSA certificate nobody here holds (threshold 1).
+    let (_, cert) = fixture::rsa_key_and_cert(&n.dir, "ops");
+    n.notary(&[
+        "delegation",
+        "add",
+        GUN,
+        "targets/releases",
+        cert.to_str().unwrap(),
+        "--all-paths",
+    ]);
+    n.notary(&["publish", GUN]);
+    let r = import(&w, &n, &n.url, &[]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("role targets/releases -> releases"))
+        .unwrap();
+    assert!(
+        line.contains(", ") && line.contains("private key imported"),
+        "{line}"
+    );
+    let v = w.signer(&["verify", &w.oci(":v2")]);
+    assert_eq!(v.code, 0, "{}", v.text());
+    let list = w.signer(&["--output", "json", "delegation", "list", &w.oci("")]);
+    assert_eq!(list.code, 0, "{}", list.text());
+    let roles: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let releases = roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "releases")
+        .unwrap();
+    assert_eq!(
+        releases["keyids"].as_array().unwrap().len(),
+        2,
+        "{releases}"
+    );
+}
+
+/// Status of a HEAD of `warrant.tuf` in `repo`, straight to the registry.
+fn warrant_tuf_status(reg: &RegistryFixture, repo: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I", "-H"])
+        .arg("Accept: application/vnd.oci.image.manifest.v1+json")
+        .arg(format!(
+            "http://{}/v2/{repo}/manifests/warrant.tuf",
+            reg.host()
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn registry_failure_during_the_import_publishes_nothing_and_a_rerun_imports() {
+    let w = World::new();
+    let n = notary_repository(&w);
+    let reg = RegistryFixture::start();
+    let proxy = FaultProxy::start(&reg.host());
+    let to = |repo: &str| {
+        // The manifests byte for byte, so the registry serves what Notary signed.
+        for tag in ["v1", "v2"] {
+            RegistryFixture::skopeo_copy(
+                &format!("oci:{}:{tag}", w.layout().display()),
+                &format!("docker://{}", reg.repo(repo, &format!(":{tag}"))),
+                &["--preserve-digests"],
+            );
+        }
+        format!("{}/{repo}", proxy.host())
+    };
+    let p = &fixture::PASSPHRASES;
+    // A clean import, counted: the whole repository goes out in one publish (one
+    // manifest PUT, after every blob).
+    let dest = to("team/count");
+    proxy.arm(None);
+    let r = import_to(&w, &n, &n.url, &dest, "count", &[], p);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let seen = proxy.seen();
+    let writes: Vec<usize> = seen
+        .iter()
+        .filter(|s| matches!(s.method.as_str(), "PUT" | "POST" | "PATCH"))
+        .map(|s| s.index)
+        .collect();
+    let manifests: Vec<usize> = seen
+        .iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("/manifests/"))
+        .map(|s| s.index)
+        .collect();
+    assert_eq!(manifests.len(), 1, "{seen:?}");
+    assert_eq!(writes.last(), manifests.last(), "{seen:?}");
+    // The registry fails for good from the first write, a middle one, and the
+    // manifest PUT itself: each time the destination has no warrant.tuf.
+    // Last, the manifest PUT answered 201 and never stored (a lost write).
+    let cases = [
+        (writes[0], Fault::Status(503)),
+        (writes[writes.len() / 2], Fault::Status(503)),
+        (manifests[0], Fault::Status(503)),
+        (manifests[0], Fault::LostPut),
+    ];
+    let mut last = String::new();
+    for (k, (index, fault)) in cases.into_iter().enumerate() {
+        let repo = format!("team/case{k}");
+        let dest = to(&repo);
+        proxy.arm(Some(Inject {
+            index,
+            fault,
+            persist: fault != Fault::LostPut,
+        }));
+        let r = import_to(&w, &n, &n.url, &dest, &format!("case{k}"), &[], p);
+        assert_eq!(r.code, 3, "fault at request {index}: {}", r.text());
+        assert_eq!(
+            warrant_tuf_status(&reg, &repo),
+            "404",
+            "fault at request {index}"
+        );
+        last = dest;
+    }
+    // The same import again, registry healthy: nothing stands in its way.
+    proxy.arm(None);
+    let r = import_to(&w, &n, &n.url, &last, "rerun", &[], p);
+    assert_eq!(r.code, 0, "{}", r.text());
+    for tag in ["v1", "v2"] {
+        let v = w.run(w.cmd("rerun", &["verify", &format!("{last}:{tag}")]));
+        assert_eq!(v.code, 0, "verify {tag}: {}", v.text());
+    }
 }

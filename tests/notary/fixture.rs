@@ -30,26 +30,26 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A P-256 key and a self-signed certificate (what `notary delegation add` takes).
 pub fn key_and_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "365",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
+    key_and_cert_of(dir, name, &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+}
+
+/// A 2048-bit RSA key and a self-signed certificate (Notary keytype `rsa-x509`).
+pub fn rsa_key_and_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    key_and_cert_of(dir, name, &["rsa:2048"])
+}
+
+fn key_and_cert_of(dir: &Path, name: &str, newkey: &[&str]) -> (PathBuf, PathBuf) {
+    let mut args = vec!["req", "-x509", "-newkey"];
+    args.extend_from_slice(newkey);
+    let (keyout, out, subj) = (
+        format!("{name}.key"),
+        format!("{name}.crt"),
+        format!("/CN={name}"),
     );
+    args.extend_from_slice(&[
+        "-nodes", "-keyout", &keyout, "-out", &out, "-days", "365", "-subj", &subj,
+    ]);
+    openssl(dir, &args);
     (
         dir.join(format!("{name}.key")),
         dir.join(format!("{name}.crt")),

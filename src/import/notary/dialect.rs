@@ -1,7 +1,7 @@
 //! Notary v1's TUF dialect, read and checked, never passed on: capitalised `_type`,
-//! keys without `scheme` (`ecdsa`, `ecdsa-x509`, `ed25519`; public keys in base64 DER,
-//! certificates in base64 PEM), signatures in base64 (`ecdsa` = raw r‖s, `eddsa`),
-//! hashes in base64. What leaves this module is a verified key set and the `signed`
+//! keys without `scheme` (`ecdsa`, `ecdsa-x509`, `ed25519`, `rsa`, `rsa-x509`; public
+//! keys in base64 DER, certificates in base64 PEM), signatures in base64 (`ecdsa` =
+//! raw r‖s, `eddsa`, `rsapss` = RSASSA-PSS over SHA-256), hashes in base64. What leaves this module is a verified key set and the `signed`
 //! object whose signatures met their threshold.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +21,9 @@ pub enum NotaryPublic {
     P256(p256::ecdsa::VerifyingKey),
     /// `ed25519`.
     Ed25519(ed25519_dalek::VerifyingKey),
+    /// `rsa` or `rsa-x509` (2048 to 4096 bits), signatures `rsapss` (RSASSA-PSS,
+    /// SHA-256): verified only, warrant does not sign with RSA.
+    Rsa(rsa::PublicKey),
 }
 
 /// One key of a Notary key map, with the id Notary gives it.
@@ -86,7 +89,7 @@ pub fn parse_key(role: &str, id: &str, obj: &Value) -> Result<NotaryKey, NotaryE
                     .map_err(|e| bad(role, format!("key {id}: not a P-256 key: {e}")))?,
             )
         }
-        "ecdsa-x509" => {
+        "ecdsa-x509" | "rsa-x509" => {
             use x509_cert::der::{DecodePem as _, Encode as _};
             let pem = std::str::from_utf8(&raw)
                 .map_err(|_| bad(role, format!("key {id}: certificate is not PEM text")))?;
@@ -97,13 +100,20 @@ pub fn parse_key(role: &str, id: &str, obj: &Value) -> Result<NotaryKey, NotaryE
                 .subject_public_key_info()
                 .to_der()
                 .map_err(|e| bad(role, format!("key {id}: certificate key: {e}")))?;
-            use p256::pkcs8::DecodePublicKey as _;
-            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki)
-                .map_err(|e| bad(role, format!("key {id}: certificate key is not P-256: {e}")))?;
             let end = tbs.validity().not_after.to_system_time();
             not_after = Some(DateTime::<Utc>::from(end));
-            NotaryPublic::P256(key)
+            if keytype == "rsa-x509" {
+                rsa_public(role, id, &spki)?
+            } else {
+                use p256::pkcs8::DecodePublicKey as _;
+                NotaryPublic::P256(
+                    p256::ecdsa::VerifyingKey::from_public_key_der(&spki).map_err(|e| {
+                        bad(role, format!("key {id}: certificate key is not P-256: {e}"))
+                    })?,
+                )
+            }
         }
+        "rsa" => rsa_public(role, id, &raw)?,
         other => {
             return Err(NotaryError::UnsupportedKey {
                 role: role.to_owned(),
@@ -118,6 +128,22 @@ pub fn parse_key(role: &str, id: &str, obj: &Value) -> Result<NotaryKey, NotaryE
         public,
         not_after,
     })
+}
+
+/// An RSA SubjectPublicKeyInfo (DER) of 2048 to 4096 bits.
+fn rsa_public(role: &str, id: &str, spki: &[u8]) -> Result<NotaryPublic, NotaryError> {
+    use rsa::pkcs8::DecodePublicKey as _;
+    use rsa::traits::PublicKeyParts as _;
+    let key = rsa::PublicKey::from_public_key_der(spki)
+        .map_err(|e| bad(role, format!("key {id}: not an RSA key: {e}")))?;
+    let bits = key.n().bit_width();
+    if !(2048..=4096).contains(&bits) {
+        return Err(bad(
+            role,
+            format!("key {id}: {bits}-bit RSA modulus; 2048 to 4096 bits are accepted"),
+        ));
+    }
+    Ok(NotaryPublic::Rsa(key))
 }
 
 /// Every key of a `keys` map.
@@ -171,7 +197,8 @@ pub struct Checked {
 
 /// The one threshold check: parse `{signed, signatures}` from `bytes`, count distinct
 /// keys of `authority` whose signature over the canonical `signed` verifies, and
-/// require `_type` to be `expected_type` (Notary capitalises it).
+/// require `_type` to be `expected_type` (Notary capitalises it) and neither the
+/// role nor a signing key's certificate to have expired at `now`.
 pub fn check(
     role: &str,
     expected_type: &str,
@@ -180,6 +207,34 @@ pub fn check(
     authority: &Authority,
     now: DateTime<Utc>,
 ) -> Result<Checked, NotaryError> {
+    check_at(role, expected_type, bytes, keys, authority, Expiry::At(now))
+}
+
+/// Whether [`check_at`] looks at expiry dates.
+#[derive(Clone, Copy, Debug)]
+pub enum Expiry {
+    /// The role and the signing keys' certificates must be valid at this time.
+    At(DateTime<Utc>),
+    /// Only for roots on the way along a rotation chain (spec 5.3: only the final
+    /// root's expiry counts): a root expired long ago, or signed by keys whose
+    /// certificates expired — often the very reason for the rotation — still
+    /// vouches for the next one.
+    Ignored,
+}
+
+/// [`check`] with a choice about expiry.
+pub fn check_at(
+    role: &str,
+    expected_type: &str,
+    bytes: &[u8],
+    keys: &BTreeMap<String, NotaryKey>,
+    authority: &Authority,
+    expiry: Expiry,
+) -> Result<Checked, NotaryError> {
+    let now = match expiry {
+        Expiry::At(t) => Some(t),
+        Expiry::Ignored => None,
+    };
     let env: Value =
         serde_json::from_slice(bytes).map_err(|e| bad(role, format!("not JSON: {e}")))?;
     let signed = env
@@ -203,7 +258,9 @@ pub fn check(
             continue;
         }
         let Some(key) = keys.get(keyid) else { continue };
-        if key.not_after.is_some_and(|t| t < now) {
+        if let (Some(end), Some(now)) = (key.not_after, now)
+            && end < now
+        {
             continue;
         }
         let Ok(raw) = B64.decode(sig_b64) else {
@@ -231,7 +288,7 @@ pub fn check(
         .as_str()
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .ok_or_else(|| bad(role, "expires is missing or not RFC 3339"))?;
-    if expires.with_timezone(&Utc) <= now {
+    if now.is_some_and(|now| expires.with_timezone(&Utc) <= now) {
         return Err(NotaryError::Expired {
             role: role.to_owned(),
             expires: expires.with_timezone(&Utc),
@@ -251,6 +308,13 @@ fn verify_one(key: &NotaryPublic, method: &str, msg: &[u8], sig: &[u8]) -> bool 
         }
         (NotaryPublic::Ed25519(k), "eddsa" | "ed25519") => {
             ed25519_dalek::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
+        }
+        (NotaryPublic::Rsa(k), "rsapss") => {
+            // Notary signs with the salt as long as the hash; any length verifies.
+            let verifier =
+                rsa::pss::VerifyingKey::<sha2::Sha256>::new_with_auto_salt_len(k.clone());
+            rsa::pss::Signature::try_from(sig)
+                .is_ok_and(|s| rsa::signature::Verifier::verify(&verifier, msg, &s).is_ok())
         }
         _ => false,
     }
@@ -346,6 +410,22 @@ mod tests {
     }
 
     #[test]
+    fn expired_role_is_refused_unless_expiry_is_ignored_along_a_root_chain() {
+        let (sk, id, obj) = p256_key();
+        let keys = BTreeMap::from([(id.clone(), parse_key("t", &id, &obj).unwrap())]);
+        let auth = Authority {
+            keyids: vec![id.clone()],
+            threshold: 1,
+        };
+        let mut s = signed();
+        s["expires"] = json!("2001-01-01T00:00:00Z");
+        let env = envelope(&s, vec![raw_sig(&sk, &id, &s)]);
+        let e = check("t", "Targets", &env, &keys, &auth, Utc::now()).unwrap_err();
+        assert!(matches!(e, NotaryError::Expired { .. }), "{e}");
+        check_at("t", "Targets", &env, &keys, &auth, Expiry::Ignored).unwrap();
+    }
+
+    #[test]
     fn one_key_signing_twice_counts_once_toward_the_threshold() {
         let (sk, id, obj) = p256_key();
         let keys = BTreeMap::from([(id.clone(), parse_key("t", &id, &obj).unwrap())]);
@@ -407,6 +487,22 @@ mod tests {
         let (_, _, obj) = p256_key();
         let e = parse_key("t", &"0".repeat(64), &obj).unwrap_err();
         assert!(e.to_string().contains("is not the sha256"), "{e}");
+    }
+
+    /// Notary's `rsa` key (base64 DER) with an RSASSA-PSS signature over `warrant`
+    /// made by python's `cryptography` (the fixture of `crypto::keys`).
+    #[test]
+    fn rsapss_signature_of_an_rsa_key_verifies_and_a_changed_message_does_not() {
+        let body = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAoPe99/GiHHidy/I96hEo/d50vwUimYSbUMFxs07zM1vkhkpwi7+eImcASWRvqRQuOu4N5KvHrfHF7uAWsRwDeLasUxjiKJlAz6rMhRn2jG6uzRVVoY7zOVQm1jO+2H/HVgtdAZQztoGa+LKA2OMApLkvxQivA30Dke+OJv8Ynkpf+nOhhMMKiD92bvgKghcbzq8tqrTlAhNHOB0Zs6cQ3tEr/HY01egLEbeZDwSR/FE1y9ivE2hjPpDFI+8fOiD/W/xSgFiNM9p0wFVg/vU2oDUFXy15IZs9T66VnM4a6Z+t7agVFXJgIL6UCE7b4meO/V3/HBdosWndWK+3JlCHlwIDAQAB";
+        let sig = hex::decode("5c06c3367a864e5f6560084729cbc23dd2f1cf1effada02876c319752baf8aa17b94c49260cdab95b20ee806748d5f711e9371fe7ced7f1a3a8dc9bc3db3f84bc351c2012b6e4aa0c18fabee953df814fd89a07a29f8623490ee5b7932513234ebb2b34dab2c383fa305a8aff8d8178e426a815a1af30aef82e482a5c6debef9c95cf7c334b3f9d73e26f36c2ca7a0eb3315d54eedd3a500542537f58de407ba3c035bada44e2ca9872f05c5817b17afacdbaab10469e6d0d5791d637336a30a38773bedc5ce624a63fb4606ce4f04720f2bff330cf0d7239553d6cbbb0f3113f45a9c53903c45c22d4dc918a907e9b543eca2b5bd688322e16057014943c394").unwrap();
+        let obj = json!({"keytype": "rsa", "keyval": {"private": null, "public": body}});
+        let id = hex::encode(Sha256::digest(canonical("t", &obj).unwrap()));
+        let key = parse_key("t", &id, &obj).unwrap();
+        assert!(verify_one(&key.public, "rsapss", b"warrant", &sig));
+        assert!(!verify_one(&key.public, "rsapss", b"warranT", &sig));
+        assert!(!verify_one(&key.public, "rsapss", b"warrant", &sig[1..]));
+        // The method must be the key's: an RSA key never verifies as `ecdsa`.
+        assert!(!verify_one(&key.public, "ecdsa", b"warrant", &sig));
     }
 
     #[test]

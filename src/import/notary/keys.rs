@@ -84,6 +84,18 @@ fn v1_without_public_key_as_v0(der: &mut [u8]) {
     }
 }
 
+/// DER of the `rsaEncryption` algorithm identifier (1.2.840.113549.1.1.1).
+const RSA_OID: [u8; 11] = [
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+];
+
+/// Is this PKCS#8 `PrivateKeyInfo` an RSA key? (Its algorithm identifier comes
+/// right after the version, well within the first 32 bytes.)
+fn is_rsa(der: &[u8]) -> bool {
+    der.get(..32.min(der.len()))
+        .is_some_and(|head| head.windows(RSA_OID.len()).any(|w| w == RSA_OID))
+}
+
 /// Every key of `dir/private` for `gun` (root keys carry no `gun:`), decrypted. A
 /// key whose passphrase variable is unset (and no terminal to ask on) is skipped and
 /// named in `skipped`.
@@ -146,6 +158,15 @@ pub fn read_private(
                 path: path.clone(),
                 var,
             })?;
+        if is_rsa(plain.as_bytes()) {
+            // Verified in Notary's metadata, but warrant signs only with ed25519 and
+            // ECDSA P-256: the role is reported as needing a new key, not fatal here.
+            skipped.push(format!(
+                "{} ({role}): an RSA key; warrant signs with ed25519 or ECDSA P-256 only",
+                path.display()
+            ));
+            continue;
+        }
         let key = SecretKey::from_pkcs8_der(plain.as_bytes())
             .or_else(|_| {
                 let mut der = Zeroizing::new(plain.as_bytes().to_vec());

@@ -5,12 +5,15 @@
 //! server ([`fetch`]) and checks it against the root the user already trusts; only
 //! the verified result (keys, thresholds, delegations, signed tags) goes on to
 //! [`mod@write`], which builds the warrant repository through the same operations as
-//! `warrant init`, `delegation add` and `sign`. Notary's JSON never reaches warrant's
-//! verify path.
+//! `warrant init`, `delegation add` and `sign` in a staging layout ([`stage`]) and
+//! publishes it to the destination with one publish: the destination holds the
+//! complete repository or nothing. Notary's JSON never reaches warrant's verify
+//! path.
 
 pub mod dialect;
 pub mod fetch;
 pub mod keys;
+pub mod stage;
 pub mod verify;
 pub mod write;
 
@@ -32,7 +35,7 @@ pub enum NotaryError {
         /// What is wrong.
         detail: String,
     },
-    /// A key type warrant cannot verify (e.g. `rsa-x509`).
+    /// A key type warrant cannot verify.
     #[error("Notary {role} uses key {keyid} of type {keytype}, which warrant cannot import yet")]
     UnsupportedKey {
         /// The role.
@@ -157,6 +160,17 @@ pub enum NotaryError {
         /// Its passphrase variable.
         var: &'static str,
     },
+    /// A role that must be re-signed is keyed with RSA, which warrant verifies but
+    /// does not sign with.
+    #[error(
+        "Notary role {role} of {gun} is signed with RSA keys: warrant verifies RSA but signs only with ed25519 or ECDSA P-256; give the role an ECDSA key in Notary first (`notary key rotate {gun} {role}` for targets/snapshot, or `notary delegation add` of an ECDSA certificate and `notary delegation remove` of the RSA one, then re-sign its tags) and import again"
+    )]
+    RsaRole {
+        /// The Notary role.
+        role: String,
+        /// The GUN.
+        gun: String,
+    },
     /// A Notary name warrant cannot carry over.
     #[error("cannot import {what} {name:?}: {detail}")]
     Unmappable {
@@ -166,6 +180,17 @@ pub enum NotaryError {
         name: String,
         /// Why.
         detail: String,
+    },
+    /// A staged role did not reach its threshold with the keys at hand, so the
+    /// repository would be incomplete (nothing is published).
+    #[error(
+        "cannot import: role {role} would be {state}, not published, with the keys in this key store; nothing was published"
+    )]
+    Unpublishable {
+        /// The warrant role.
+        role: String,
+        /// Its staged state (`pending`, `waiting`, `ready`).
+        state: &'static str,
     },
     /// Writing the warrant repository failed.
     #[error(transparent)]

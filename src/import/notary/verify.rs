@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::NotaryError;
-use super::dialect::{self, Authority, NotaryKey};
+use super::dialect::{self, Authority, Expiry, NotaryKey};
 use super::fetch::{MAX_METADATA, NotaryServer};
 
 /// A role's keys and threshold, verified.
@@ -112,15 +112,103 @@ fn root_info(signed: &Value) -> Result<RootInfo, NotaryError> {
     })
 }
 
-fn self_signed_root(bytes: &[u8], now: DateTime<Utc>) -> Result<(RootInfo, Value), NotaryError> {
+fn self_signed_root(bytes: &[u8], expiry: Expiry) -> Result<RootInfo, NotaryError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| NotaryError::Malformed {
         role: "root".into(),
         detail: format!("not JSON: {e}"),
     })?;
     let info = root_info(&v["signed"])?;
-    let checked = dialect::check("root", "Root", bytes, &info.keys, &info.roles["root"], now)?;
-    Ok((info, checked.signed))
+    dialect::check_at(
+        "root",
+        "Root",
+        bytes,
+        &info.keys,
+        &info.roles["root"],
+        expiry,
+    )?;
+    Ok(info)
 }
+
+/// One step of the root chain (5.3.4 / 5.3.5 of the spec, as Notary rotates roots):
+/// `bytes` must be signed by the threshold of the trusted root's root keys and by
+/// its own, and be exactly version `want` when given (an intermediate root, whose
+/// expiry does not count) else at least the trusted version (the final root, which
+/// must not have expired at `now`: 5.3.10).
+fn next_root(
+    trusted: &RootInfo,
+    bytes: &[u8],
+    want: Option<u64>,
+    now: DateTime<Utc>,
+) -> Result<RootInfo, NotaryError> {
+    let expiry = match want {
+        Some(_) => Expiry::Ignored,
+        None => Expiry::At(now),
+    };
+    let next = self_signed_root(bytes, expiry)?;
+    dialect::check_at(
+        "root",
+        "Root",
+        bytes,
+        &trusted.keys,
+        &trusted.roles["root"],
+        Expiry::Ignored,
+    )
+    .map_err(|e| NotaryError::NotAnchored {
+        detail: format!("root version {}: {e}", next.version),
+    })?;
+    match want {
+        Some(v) if next.version != v => Err(NotaryError::NotAnchored {
+            detail: format!("{v}.root.json says it is version {}", next.version),
+        }),
+        None if next.version < trusted.version => Err(NotaryError::Rollback {
+            role: "root".into(),
+            trusted: trusted.version,
+            offered: next.version,
+        }),
+        _ => Ok(next),
+    }
+}
+
+/// From the trusted root to the server's current one (`current`, the bytes of its
+/// `root.json`) through every version between (`<N>.root.json`, as a TUF client
+/// walks rotations): each version must be signed by the one before it, so a user
+/// whose trust dir pins root v1 follows the rotations to v3, and a root the
+/// trusted keys never vouched for is refused.
+fn follow_roots(
+    server: &NotaryServer,
+    mut trusted: RootInfo,
+    current: &[u8],
+    now: DateTime<Utc>,
+) -> Result<RootInfo, NotaryError> {
+    let offered = root_version(current)?;
+    if offered.saturating_sub(trusted.version) > MAX_ROOT_ROTATIONS {
+        return Err(NotaryError::NotAnchored {
+            detail: format!(
+                "the server's root is version {offered}, more than {MAX_ROOT_ROTATIONS} rotations past the trusted {}",
+                trusted.version
+            ),
+        });
+    }
+    for n in trusted.version.saturating_add(1)..offered {
+        let bytes = server.get(&format!("{n}.root"), MAX_METADATA)?;
+        trusted = next_root(&trusted, &bytes, Some(n), now)?;
+    }
+    next_root(&trusted, current, None, now)
+}
+
+/// The `version` a root.json claims (read before it is verified, only to know how
+/// many older roots to fetch).
+fn root_version(bytes: &[u8]) -> Result<u64, NotaryError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| NotaryError::Malformed {
+        role: "root".into(),
+        detail: format!("not JSON: {e}"),
+    })?;
+    dialect::version("root", &v["signed"])
+}
+
+/// Root rotations followed at most (endless-data protection: a hostile server
+/// claiming root version 2^60 does not make the import fetch forever).
+const MAX_ROOT_ROTATIONS: u64 = 1024;
 
 /// Verify the server's repository for the anchor root `anchor` (bytes of a
 /// root.json the user already trusts); `last_seen` holds the versions the user's Notary
@@ -131,33 +219,14 @@ pub fn verify(
     last_seen: &BTreeMap<String, u64>,
     now: DateTime<Utc>,
 ) -> Result<VerifiedNotary, NotaryError> {
-    let (trusted, _) = self_signed_root(anchor, now).map_err(NotaryError::anchor)?;
+    // The anchor may have expired (a reason to have rotated since): only the root
+    // the walk ends at must be current.
+    let trusted = self_signed_root(anchor, Expiry::Ignored).map_err(NotaryError::anchor)?;
     let root_bytes = server.get("root", MAX_METADATA)?;
-    let (root, _) = if root_bytes == anchor {
-        self_signed_root(anchor, now)?
+    let root = if root_bytes == anchor {
+        self_signed_root(anchor, Expiry::At(now))?
     } else {
-        // A newer root must be signed by the trusted root's threshold and its own
-        // (5.3.4 / 5.3.5 of the spec, as Notary rotates roots).
-        let (next, signed) = self_signed_root(&root_bytes, now)?;
-        dialect::check(
-            "root",
-            "Root",
-            &root_bytes,
-            &trusted.keys,
-            &trusted.roles["root"],
-            now,
-        )
-        .map_err(|e| NotaryError::NotAnchored {
-            detail: e.to_string(),
-        })?;
-        if next.version < trusted.version {
-            return Err(NotaryError::Rollback {
-                role: "root".into(),
-                trusted: trusted.version,
-                offered: next.version,
-            });
-        }
-        (next, signed)
+        follow_roots(server, trusted, &root_bytes, now)?
     };
     let ts_bytes = server.get("timestamp", 64 << 10)?;
     let ts = dialect::check(

@@ -1,7 +1,8 @@
 //! From a verified Notary repository to a warrant one: the registry check, the
 //! private keys re-encrypted into warrant's key store, then `init` (same root key),
-//! one `delegation add` per delegated role and one signature per tag, published by
-//! the ordinary operations.
+//! one `delegation add` per delegated role and one signing commit per role, made by
+//! the ordinary operations in a staging layout ([`super::stage`]) and published to
+//! the destination at once.
 
 use serde::Serialize;
 
@@ -10,10 +11,14 @@ use crate::crypto::{KeyId, PublicKey, SecretKey};
 use crate::digest::Sha256Digest;
 use crate::ops::delegation::NewDelegation;
 use crate::ops::init::InitOptions;
+use std::collections::BTreeMap;
+
+use crate::ops::edit::CommitOutcome;
 use crate::ops::sign::SignOptions;
 use crate::ops::trust::{Pin, open_store};
 use crate::ops::{Context, OpError};
-use crate::store::{Descriptor, ImageRef};
+use crate::store::ImageRef;
+use crate::tuf::metadata::{TargetFile, Unrecognized};
 
 use super::dialect::{NotaryKey, NotaryPublic};
 use super::keys::{HeldKey, passphrase_var, read_private};
@@ -101,6 +106,19 @@ fn warrant_public(k: &NotaryKey) -> Result<PublicKey, NotaryError> {
             detail: e.to_string(),
         }),
         NotaryPublic::Ed25519(v) => Ok(PublicKey::Ed25519(*v)),
+        NotaryPublic::Rsa(key) => {
+            use rsa::pkcs8::EncodePublicKey as _;
+            let pem = key
+                .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                .map_err(|e| NotaryError::Malformed {
+                    role: "keys".into(),
+                    detail: e.to_string(),
+                })?;
+            Ok(PublicKey::RsaPss {
+                key: key.clone(),
+                pem,
+            })
+        }
     }
 }
 
@@ -143,7 +161,20 @@ fn store_role_keys(
     Ok((all, mine))
 }
 
-/// Build and publish the warrant repository for `v`.
+/// Every role a staged commit wrote must be in its snapshot: a role left pending
+/// (short of its threshold here) would be published as a repository missing it.
+fn all_published(outcome: &CommitOutcome) -> Result<(), NotaryError> {
+    match outcome.roles.iter().find(|r| r.state != "published") {
+        Some(r) => Err(NotaryError::Unpublishable {
+            role: r.role.clone(),
+            state: r.state,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Build the warrant repository for `v` in a staging layout and publish it to
+/// `opts.to` in one publish.
 pub fn import_verified(
     ctx: &Context,
     opts: &ImportOptions,
@@ -226,6 +257,8 @@ pub fn import_verified(
         return Ok(report);
     }
 
+    super::stage::ensure_empty(store.as_ref(), &opts.to)?;
+    drop(store);
     let held = read_private(&opts.trust_dir, &opts.gun, &mut report.skipped_keys)?;
     let missing = |role: &str| NotaryError::MissingKey {
         role: role.to_owned(),
@@ -233,23 +266,37 @@ pub fn import_verified(
         dir: opts.trust_dir.clone(),
         var: passphrase_var(role),
     };
-    // Before anything is written: every role that signed a tag must be re-signable
-    // here (Notary's signatures cannot be carried across dialects), else the import
-    // would publish a repository that lost tags.
+    // Before anything is written: root, targets and every delegated role must be
+    // re-signable here (Notary's signatures cannot be carried across dialects, and
+    // a warrant snapshot never names a delegation whose role it lacks), else the
+    // import would publish a repository that lost tags or roles.
     for (name, role) in [("root", &v.root), ("targets", &v.targets)]
         .into_iter()
         .chain(v.delegations.iter().map(|d| (d.name.as_str(), &d.role)))
     {
-        let needed = name == "root" || name == "targets" || v.tags.iter().any(|t| t.role == name);
         let held_count = role
             .keys
             .iter()
             .filter(|k| held.iter().any(|h| same_key(&h.key, k)))
             .count() as u64;
-        if needed && held_count < role.threshold {
+        if held_count < role.threshold {
+            if role
+                .keys
+                .iter()
+                .any(|k| matches!(k.public, NotaryPublic::Rsa(_)))
+            {
+                return Err(NotaryError::RsaRole {
+                    role: name.to_owned(),
+                    gun: opts.gun.clone(),
+                });
+            }
             return Err(missing(name));
         }
     }
+    // Everything is built in a private staging layout; the destination sees one
+    // publish of the finished repository, or nothing.
+    let staging = super::stage::Staging::new(ctx)?;
+    let stage = staging.location().clone();
     let (_, root_ids) = store_role_keys(ctx, "root", &v.root, &held)?;
     let (targets_all, targets_mine) = store_role_keys(ctx, "targets", &v.targets, &held)?;
     let targets_key = targets_mine.first().ok_or_else(|| missing("targets"))?;
@@ -258,7 +305,7 @@ pub fn import_verified(
     let (_, snapshot_mine) = store_role_keys(ctx, "snapshot", &v.snapshot, &held)?;
     let init = crate::ops::init::init(
         ctx,
-        &opts.to,
+        &stage,
         &InitOptions {
             root_keys: root_ids.iter().map(|k| k.0.clone()).collect(),
             root_threshold: std::num::NonZeroU64::new(v.root.threshold)
@@ -282,9 +329,9 @@ pub fn import_verified(
         let (role, from) = warrant_role(&d.name)?;
         let (all, mine) = store_role_keys(ctx, &d.name, &d.role, &held)?;
         let paths = d.paths.iter().map(|p| format!("{p}*")).collect::<Vec<_>>();
-        crate::ops::delegation::add(
+        let outcome = crate::ops::delegation::add(
             ctx,
-            &opts.to,
+            &stage,
             &NewDelegation {
                 role: role.clone(),
                 keys: all.iter().map(|k| k.0.clone()).collect(),
@@ -295,6 +342,7 @@ pub fn import_verified(
             },
             &pin,
         )?;
+        all_published(&outcome)?;
         report.roles.push(RoleRow {
             notary: d.name.clone(),
             warrant: role,
@@ -303,6 +351,8 @@ pub fn import_verified(
             held: !mine.is_empty(),
         });
     }
+    // One staged commit per role, however many tags it signs.
+    let mut by_role: Vec<(String, Vec<(String, TargetFile)>)> = Vec::new();
     for (t, served, row) in &tags {
         let digest = Sha256Digest::from_hex(&t.sha256).map_err(|e| NotaryError::Malformed {
             role: t.role.clone(),
@@ -313,27 +363,32 @@ pub fn import_verified(
             .filter(|d| d.digest == digest)
             .map(|d| d.media_type.clone())
             .unwrap_or_else(|| "application/vnd.docker.distribution.manifest.v2+json".into());
-        let image = ImageRef {
-            location: opts.to.clone(),
-            tag: Some(t.name.clone()),
-            digest: None,
+        let file = TargetFile {
+            length: t.length,
+            hashes: BTreeMap::from([("sha256".to_owned(), digest.hex())]),
+            custom: Some(serde_json::json!({ "mediaType": media_type })),
+            unrecognized: Unrecognized::new(),
         };
-        crate::ops::sign::sign_descriptor(
+        match by_role.iter_mut().find(|(r, _)| *r == row.role) {
+            Some((_, list)) => list.push((t.name.clone(), file)),
+            None => by_role.push((row.role.clone(), vec![(t.name.clone(), file)])),
+        }
+    }
+    for (role, targets) in &by_role {
+        let (outcome, _) = crate::ops::sign::sign_targets(
             ctx,
-            &image,
-            Descriptor {
-                media_type,
-                digest,
-                size: t.length,
-            },
+            &stage,
+            targets,
             &SignOptions {
-                role: (row.role != "targets").then(|| row.role.clone()),
+                role: (role != "targets").then(|| role.clone()),
                 key: None,
                 pin: pin.clone(),
                 by_digest: false,
             },
         )?;
+        all_published(&outcome)?;
     }
+    staging.publish_to(ctx, &opts.to)?;
     report.published = true;
     Ok(report)
 }
