@@ -85,8 +85,14 @@ fn main() {
         let sign_time = time(n.min(20), sign_tag);
         (20..n).for_each(sign_tag);
         let root = dir.path().join(format!("root{n}.json"));
-        warrant::ops::export::export(&signer, &loc, &dir.path().join(format!("export{n}")))
-            .unwrap();
+        warrant::ops::export::export(
+            &signer,
+            &loc,
+            &dir.path().join(format!("export{n}")),
+            &warrant::pin::Pin::FirstUse,
+            false,
+        )
+        .unwrap();
         std::fs::copy(dir.path().join(format!("export{n}/1.root.json")), &root).unwrap();
         let image = ImageRef::parse(&format!("oci:{}:v0", layout.display())).unwrap();
         let cold = time(30, |i| {

@@ -88,7 +88,7 @@ impl Staging {
             let now = dest.head_listing().map_err(|e| OpError::Unconfirmed {
                 location: to.to_string(),
                 published: digest.to_string(),
-                detail: e.to_string(),
+                source: Box::new(OpError::Store(e)),
             })?;
             if now != Some(digest) {
                 return Err(OpError::Store(StoreError::new(
