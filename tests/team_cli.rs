@@ -137,6 +137,27 @@ fn team_walkthrough_from_separate_homes_has_no_dead_end() {
     );
     assert!(r.stdout.contains("1 of 2"), "{}", r.stdout);
     assert_eq!(t.verify("v2").code, 1, "pending is not trusted");
+    // Issue #12 item 6: inspect shows the pending version and who can still approve.
+    let r = t.ok("admin", &["inspect", &t.repo]);
+    assert!(
+        r.stdout.contains("Pending (not trusted until approved):"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("qa v2: 1 of 2 signed; can approve: qa-bob ("),
+        "{}",
+        r.stdout
+    );
+    let r = t.ok(
+        "verifier",
+        &["-o", "json", "inspect", &t.repo, "--root-keyid", &t.root_id],
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(j["pending"][0]["role"], "qa", "{}", r.stdout);
+    assert_eq!(j["pending"][0]["signed_by"].as_array().unwrap().len(), 1);
+    assert_eq!(j["pending"][0]["awaiting"].as_array().unwrap().len(), 1);
     t.ok("bob", &["approve", &t.repo, "--role", "qa"]);
     t.ok("ci", &["refresh", &t.repo]);
     let v = t.verify("v2");

@@ -257,6 +257,37 @@ impl Report for Inspection {
                 keys.join(", ")
             );
         }
+        if !self.pending.is_empty() {
+            s.push_str("\nPending (not trusted until approved):\n");
+        }
+        for p in &self.pending {
+            if let Some(problem) = &p.problem {
+                let _ = writeln!(s, "  {}: cannot be reviewed: {problem}", p.role);
+                continue;
+            }
+            let awaiting: Vec<String> = p
+                .awaiting
+                .iter()
+                .zip(&p.awaiting_names)
+                .map(|(k, n)| match n {
+                    Some(n) => format!("{n} ({})", short(k)),
+                    None => short(k),
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {} v{}: {} of {} signed; can approve: {}",
+                p.role,
+                p.version,
+                p.signed_by.len(),
+                p.threshold,
+                if awaiting.is_empty() {
+                    "-".to_owned()
+                } else {
+                    awaiting.join(", ")
+                }
+            );
+        }
         s
     }
 }

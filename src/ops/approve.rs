@@ -266,6 +266,20 @@ pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<Pend
         .ok_or_else(|| OpError::NoRepository {
             location: location.to_string(),
         })?;
+    pending_in(store, &mut up, &listing, ctx.now)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// Every pending version `listing` holds, reviewed against the trusted state of
+/// `up` (its file name with the review, or why it cannot be reviewed).
+pub fn pending_in(
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<(String, Result<PendingView, OpError>)> {
     let mut out = Vec::new();
     for f in listing.files.iter().filter(|f| f.pending) {
         let Some(role) = f
@@ -277,10 +291,11 @@ pub fn pending(ctx: &Context, location: &Location, pin: &Pin) -> Result<Vec<Pend
             continue;
         };
         if version_of(&f.name, &role).is_some() {
-            out.push(review(store, &mut up, &listing, &role, ctx.now)?.1);
+            let review = review(store, up, listing, &role, now).map(|r| r.1);
+            out.push((f.name.clone(), review));
         }
     }
-    Ok(out)
+    out
 }
 
 /// What `approve` did.

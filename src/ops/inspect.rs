@@ -60,6 +60,25 @@ pub struct TargetView {
     pub media_type: Option<String>,
 }
 
+/// A pending version as inspect shows it: who signed, who still has to.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingRole {
+    /// The role.
+    pub role: String,
+    /// The pending version.
+    pub version: u64,
+    /// Threshold of valid signatures it needs.
+    pub threshold: u64,
+    /// Key ids whose valid signatures it has.
+    pub signed_by: Vec<KeyId>,
+    /// Key ids that could still approve it (`warrant approve REPO --role ROLE`).
+    pub awaiting: Vec<KeyId>,
+    /// Names of `awaiting` in this key store, where known (same order).
+    pub awaiting_names: Vec<Option<String>>,
+    /// Why it cannot be reviewed, when it cannot (then nobody can approve it as is).
+    pub problem: Option<String>,
+}
+
 /// The verified state of a repository.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
@@ -74,6 +93,8 @@ pub struct Inspection {
     pub keys: Vec<(KeyId, String)>,
     /// Every target of every role, by name.
     pub targets: Vec<TargetView>,
+    /// Versions waiting for approvals (not yet trusted by verifiers).
+    pub pending: Vec<PendingRole>,
 }
 
 fn keys_as_objects<S: serde::Serializer>(
@@ -99,6 +120,8 @@ pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspecti
             location: location.to_string(),
             source,
         })?;
+    let listing = repo.with_listing(Clone::clone)?;
+    let reviews = super::approve::pending_in(repo.store(), &mut up, &listing, ctx.now);
     let known: BTreeMap<KeyId, String> = ctx
         .keys
         .list()
@@ -212,11 +235,35 @@ pub fn inspect(ctx: &Context, location: &Location, pin: &Pin) -> Result<Inspecti
         .iter()
         .map(|(id, k): (&KeyId, &Key)| (id.clone(), k.keytype.clone()))
         .collect();
+    let pending = reviews
+        .into_iter()
+        .map(|(file, review)| match review {
+            Ok(v) => PendingRole {
+                awaiting_names: names(&v.missing),
+                role: v.role,
+                version: v.version,
+                threshold: v.threshold,
+                signed_by: v.signed,
+                awaiting: v.missing,
+                problem: None,
+            },
+            Err(e) => PendingRole {
+                role: file,
+                version: 0,
+                threshold: 0,
+                signed_by: Vec::new(),
+                awaiting: Vec::new(),
+                awaiting_names: Vec::new(),
+                problem: Some(e.to_string()),
+            },
+        })
+        .collect();
     Ok(Inspection {
         location: location.to_string(),
         consistent_snapshot: root.consistent_snapshot == Some(true),
         roles,
         keys,
         targets: targets.into_values().collect(),
+        pending,
     })
 }
