@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use common::registry::RegistryFixture;
 use common::*;
 use serde_json::{Value, json};
 
@@ -212,6 +213,42 @@ fn an_image_on_the_requests_tag_is_reported_and_can_be_replaced() {
     let open = t.open_requests();
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0]["id"], bob["id"]);
+}
+
+/// Review finding 1 on a registry (no compare-and-swap): an image copied onto the
+/// tag with skopeo is replaced by the next request, and `--clear` empties the tag.
+#[test]
+fn an_image_copied_onto_the_requests_tag_of_a_registry_is_replaced_by_a_new_request() {
+    let reg = RegistryFixture::start();
+    let w = World::new();
+    make_image(&w.layout(), "v1", "v1");
+    reg.push(&w.layout(), "v1", "team/app");
+    let t = Team {
+        repo: reg.repo("team/app", ""),
+        w,
+    };
+    t.ok("admin", &["init", &t.repo]);
+    t.request("alice", "qa-alice", "qa", "alice");
+    RegistryFixture::skopeo_copy(
+        &format!("docker://{}", reg.repo("team/app", ":v1")),
+        &format!("docker://{}", reg.repo("team/app", ":warrant.requests")),
+        &[],
+    );
+    let r = t.run("admin", &["key", "requests", &t.repo]);
+    assert_eq!(r.code, 1, "{}", r.text());
+    assert!(r.stderr.contains("--clear"), "{}", r.stderr);
+
+    let r = t.run("bob", &["key", "generate", "--name", "qa-bob"]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    let r = t.ok(
+        "bob",
+        &["key", "request", &t.repo, "--role", "qa", "--key", "qa-bob"],
+    );
+    assert!(r.stderr.contains("is replaced"), "{}", r.stderr);
+    assert_eq!(t.open_requests().len(), 1);
+    let c = t.json("admin", &["key", "requests", &t.repo, "--clear"]);
+    assert_eq!(c["dropped"], 1, "{c}");
+    assert!(t.open_requests().is_empty());
 }
 
 /// Review finding 2: one key cannot fill the mailbox: asking again for the same

@@ -519,3 +519,6 @@ fn key_name(role: &str, keyid: &KeyId) -> String {
         format!("key-{short}")
     }
 }
+
+#[cfg(test)]
+mod tests;
