@@ -41,10 +41,7 @@ impl RequestView {
     /// A layer of the tag that cannot be read safely: listed so that it can be
     /// rejected, never read.
     pub(super) fn of_bad(b: &BadLayer) -> Self {
-        let why = format!(
-            "layer {} cannot be read safely ({}): never read",
-            b.index, b.error
-        );
+        let why = format!("cannot be read safely ({}): never read", b.error);
         Self {
             id: bad_layer_id(b),
             valid: false,
