@@ -231,4 +231,7 @@ fn json_output_of_key_request_and_key_requests_matches_the_documented_schema() {
     let r = w.signer(&["-o", "json", "key", "requests", &repo, "--reject", old]);
     assert_eq!(r.code, 0, "{}", r.text());
     conforms(&root, &defs["key_requests_reject"], &json_of(&r), "reject");
+    let r = w.signer(&["-o", "json", "key", "requests", &repo, "--clear"]);
+    assert_eq!(r.code, 0, "{}", r.text());
+    conforms(&root, &defs["key_requests_clear"], &json_of(&r), "clear");
 }

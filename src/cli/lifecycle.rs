@@ -117,11 +117,13 @@ pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         add,
         threshold: a.threshold,
     };
-    let outcome = rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin)?)?;
+    let rotated = (|| rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin)?))();
+    let outcome = super::requests::or_untake(ctx, taken.as_ref(), rotated, out)?;
     out.report(&InRepo {
         value: &outcome,
         repo: &a.repo,
     });
+    super::requests::root_warnings(ctx, &outcome, taken.as_ref(), out);
     super::requests::close(ctx, &a.repo, taken.as_ref(), out);
     Ok(0)
 }

@@ -473,7 +473,8 @@ impl Report for InRepo<'_, crate::ops::rotate::RotateOutcome> {
         if let Some(v) = r.root_version {
             let _ = writeln!(
                 s,
-                "published root v{v} (signed by the old and the new root keys)"
+                "published root v{v}, signed by the root keys held here: a threshold of \
+                 the old root keys and of the new"
             );
         }
         if let Some(c) = &r.commit {

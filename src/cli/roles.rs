@@ -97,7 +97,9 @@ pub fn delegation_run(cmd: DelegationCommand, ctx: &Context, out: &Printer) -> R
                 terminating,
                 from,
             };
-            let outcome = delegation::add(ctx, &super::location(&repo)?, &d, &signer_pin(&pin)?)?;
+            let added =
+                (|| delegation::add(ctx, &super::location(&repo)?, &d, &signer_pin(&pin)?))();
+            let outcome = super::requests::or_untake(ctx, taken.as_ref(), added, out)?;
             out.report(&InRepo {
                 value: &outcome,
                 repo: &repo,

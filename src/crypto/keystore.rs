@@ -425,6 +425,19 @@ impl KeyStore {
         Ok(info)
     }
 
+    /// Remove a key that is only public here (what [`KeyStore::add_public`] wrote);
+    /// a key whose private half or token is here is never touched.
+    pub fn remove_public(&self, keyid: &KeyId) -> Result<(), KeystoreError> {
+        if self.has(keyid) {
+            return Ok(());
+        }
+        let path = self.dir.join(format!("{keyid}.pub.json"));
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// The public key as SubjectPublicKeyInfo PEM.
     pub fn export_public(&self, info: &KeyInfo) -> Result<String, KeystoreError> {
         use p256::pkcs8::EncodePublicKey as _;

@@ -295,6 +295,55 @@ pub fn parse_manifest_of(
     Ok(Listing { digest, files })
 }
 
+/// A layer [`parse_manifest_lenient_of`] set aside, as written (clipped), with why.
+#[derive(Debug)]
+pub struct BadLayer {
+    /// Position of the layer (from 0).
+    pub index: usize,
+    /// Its `digest`, `size` and title as written, clipped: what names it for a person.
+    pub raw: String,
+    /// Why it cannot be read safely.
+    pub error: ArtifactError,
+}
+
+/// [`parse_manifest_of`] that sets aside the layers it cannot read safely (unsafe
+/// title, bad size or digest, a name listed twice) instead of refusing the whole
+/// manifest, for artifacts where one entry must not block the others (key
+/// requests). The manifest itself must still be this kind of artifact.
+pub fn parse_manifest_lenient_of(
+    kind: ArtifactKind,
+    bytes: &[u8],
+    digest: Sha256Digest,
+) -> Result<(Listing, Vec<BadLayer>), ArtifactError> {
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        let size = bytes.len() as u64;
+        return Err(ArtifactError::TooLarge {
+            size,
+            max: MAX_MANIFEST_BYTES,
+        });
+    }
+    let raw: RawManifest =
+        serde_json::from_slice(bytes).map_err(|source| ArtifactError::Json { source })?;
+    check_header(kind, &raw)?;
+    let (mut files, mut bad) = (Vec::new(), Vec::new());
+    for (index, layer) in raw.layers.into_iter().take(MAX_LAYERS).enumerate() {
+        let title = layer
+            .annotations
+            .as_ref()
+            .and_then(|a| a.0.get(ANNOTATION_TITLE));
+        let raw = clip(&format!("{} {} {:?}", layer.digest, layer.size, title));
+        match parse_layer(kind, index, layer) {
+            Ok(f) if files.iter().any(|g: &StoredFile| g.name == f.name) => {
+                let error = ArtifactError::DuplicateName { name: f.name };
+                bad.push(BadLayer { index, raw, error });
+            }
+            Ok(f) => files.push(f),
+            Err(error) => bad.push(BadLayer { index, raw, error }),
+        }
+    }
+    Ok((Listing { digest, files }, bad))
+}
+
 /// Checks everything above the layers: schema, media type, artifact type, version.
 fn check_header(kind: ArtifactKind, raw: &RawManifest) -> Result<(), ArtifactError> {
     if raw.schema_version != Some(2) {

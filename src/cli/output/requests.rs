@@ -3,14 +3,30 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use crate::ops::request::{PublishedRequest, Rejected, RequestList};
+use crate::ops::request::{Cleared, PublishedRequest, Rejected, RequestList};
 
 impl Report for Rejected {
     fn human(&self) -> String {
-        format!(
-            "rejected key request {} of {}\n",
-            self.rejected, self.repository
-        )
+        let mut s = String::new();
+        for id in &self.rejected {
+            let _ = writeln!(s, "rejected key request {id} of {}", self.repository);
+        }
+        s
+    }
+}
+
+impl Report for Cleared {
+    fn human(&self) -> String {
+        match &self.foreign {
+            Some(what) => format!(
+                "reset the key requests of {}: the tag held something else ({what})\n",
+                self.repository
+            ),
+            None => format!(
+                "cleared the key requests of {}: {} dropped\n",
+                self.repository, self.dropped
+            ),
+        }
     }
 }
 
@@ -46,14 +62,16 @@ impl Report for PublishedRequest {
         if let Some(e) = &v.expires {
             let _ = writeln!(s, "  expires      {}", e.format("%Y-%m-%d %H:%M UTC"));
         }
+        let role = v.role.as_deref().unwrap_or_default();
+        let (repo, id) = (&self.repository, &v.id);
         let _ = writeln!(
             s,
             "read the fingerprint (or the six words) to the administrator over another \
-             channel (phone, video, in person); they add your key with\n  warrant \
-             delegation add {} {} --request {} --fingerprint '<what you read them>'",
-            self.repository,
-            v.role.as_ref().unwrap_or(&none),
-            v.id
+             channel (phone, video, in person); they add your key with\n  \
+             if {role} is a new role:      warrant delegation add {repo} {role} \
+             --request {id} --fingerprint '<what you read them>'\n  \
+             if {role} already exists:     warrant key rotate {repo} --role {role} \
+             --add-request {id} --fingerprint '<what you read them>'"
         );
         s
     }

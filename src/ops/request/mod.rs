@@ -18,9 +18,11 @@
 
 pub mod document;
 pub mod store;
+mod view;
 
-use chrono::{DateTime, Duration, SubsecRound as _, Utc};
-use serde::Serialize;
+pub use view::{Cleared, PublishedRequest, Rejected, RequestList, RequestView, TakenKey};
+
+use chrono::{Duration, SubsecRound as _};
 
 use crate::crypto::KeyId;
 use crate::crypto::fingerprint::{Fingerprint, FingerprintError};
@@ -30,7 +32,7 @@ use crate::tuf::metadata::Key;
 use super::trust::{open_artifact_store, open_store};
 use super::{Context, OpError};
 use document::{Invalid, KeyRequest, MAX_LIFETIME_DAYS, REQUEST_TYPE, REQUEST_VERSION};
-use store::{Change, Entry, MAX_REQUESTS};
+use store::{Change, Current, Entry, MAX_REQUESTS};
 
 /// Default lifetime of a request.
 pub fn default_lifetime() -> Duration {
@@ -83,10 +85,12 @@ pub enum RequestError {
     /// What was typed as a fingerprint cannot be read.
     #[error(transparent)]
     Fingerprint(#[from] FingerprintError),
-    /// Too many open requests: the artifact is bounded.
+    /// Too many open requests: the artifact is bounded (one open request per key
+    /// and role, so this takes many keys).
     #[error(
         "{location} already has {count} open key requests (at most {MAX_REQUESTS}); an \
-         administrator must reject some (`warrant key requests {location} --reject ID`)"
+         administrator must reject some (`warrant key requests {location} --reject \
+         ID,ID,...`) or all (`warrant key requests {location} --clear`)"
     )]
     TooMany {
         /// The repository.
@@ -94,18 +98,46 @@ pub enum RequestError {
         /// Requests listed.
         count: usize,
     },
+    /// The `warrant.requests` tag holds something that is not a key-request artifact
+    /// (an image copied onto it, another artifact type, a manifest that does not
+    /// parse). Nothing trusts that tag; it can be reset.
+    #[error(
+        "not trusted: {location}:warrant.requests is not a key-request artifact \
+         ({reason}); it is never read. Nothing trusts this tag: reset it with `warrant \
+         key requests {location} --clear`, or a new `warrant key request` replaces it"
+    )]
+    NotRequests {
+        /// The repository.
+        location: String,
+        /// Why it is not read.
+        reason: String,
+    },
+    /// A request can only ask to join a role one is delegated into.
+    #[error(
+        "one does not ask to join {role:?}: {role} keys are the repository's own \
+         (`warrant key rotate --role {role}` by an administrator); ask for a delegated \
+         role (e.g. `--role dev`) that the administrator adds with `warrant delegation add`"
+    )]
+    NotAskable {
+        /// The role asked for.
+        role: String,
+    },
     /// The request could not be signed.
     #[error(transparent)]
     Make(#[from] document::MakeError),
 }
 
 impl RequestError {
-    /// 1 for what must not be trusted, 2 for usage, 3 for a full artifact.
+    /// 1 for what must not be trusted, 2 for usage (a full mailbox included: an
+    /// administrator clears it).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::NotValid { .. } | Self::FingerprintMismatch { .. } => 1,
-            Self::TooMany { .. } => 3,
-            Self::NotFound { .. }
+            Self::NotValid { .. } | Self::FingerprintMismatch { .. } | Self::NotRequests { .. } => {
+                1
+            }
+            Self::TooMany { .. }
+            | Self::NotAskable { .. }
+            | Self::NotFound { .. }
             | Self::RoleMismatch { .. }
             | Self::Fingerprint(_)
             | Self::Make(_) => 2,
@@ -130,116 +162,6 @@ pub struct NewRequest {
     pub lifetime: Duration,
 }
 
-/// A request as shown to people and scripts.
-#[derive(Debug, Clone, Serialize)]
-pub struct RequestView {
-    /// The request id (12 hex digits).
-    pub id: String,
-    /// Whether it verified; only valid requests can be used.
-    pub valid: bool,
-    /// Why not, when invalid.
-    pub reason: Option<String>,
-    /// The role asked for.
-    pub role: Option<String>,
-    /// The key's fingerprint: 16 hex digits in groups of four.
-    pub fingerprint: Option<String>,
-    /// The same as six words.
-    pub fingerprint_words: Option<String>,
-    /// The key id.
-    pub keyid: Option<KeyId>,
-    /// The key type.
-    pub keytype: Option<String>,
-    /// The requester's note.
-    pub note: Option<String>,
-    /// When it was made (RFC 3339).
-    pub created: Option<DateTime<Utc>>,
-    /// When it expires.
-    pub expires: Option<DateTime<Utc>>,
-    /// Seconds since it was made.
-    pub age_seconds: Option<i64>,
-}
-
-impl RequestView {
-    fn of(e: &Entry, now: DateTime<Utc>) -> Self {
-        let mut v = Self {
-            id: e.display_id(),
-            valid: e.checked.is_ok(),
-            // Reasons quote hostile input (a parser's message): printable only.
-            reason: e.checked.as_ref().err().map(|r| {
-                let r = r.to_string();
-                r.chars()
-                    .take(200)
-                    .map(|c| if c.is_control() { '?' } else { c })
-                    .collect()
-            }),
-            role: None,
-            fingerprint: None,
-            fingerprint_words: None,
-            keyid: None,
-            keytype: None,
-            note: None,
-            created: None,
-            expires: None,
-            age_seconds: None,
-        };
-        if let Ok(r) = &e.checked {
-            v.role = Some(r.request.role.clone());
-            v.fingerprint = Some(r.fingerprint.hex());
-            v.fingerprint_words = Some(r.fingerprint.words().join(" "));
-            v.keyid = Some(r.keyid.clone());
-            v.keytype = Some(r.public.keytype().to_owned());
-            v.note = Some(r.request.note.clone());
-            v.created = Some(r.request.created);
-            v.expires = Some(r.request.expires);
-            v.age_seconds = Some((now - r.request.created).num_seconds().max(0));
-        }
-        v
-    }
-}
-
-/// The open requests of a repository.
-#[derive(Debug, Clone, Serialize)]
-#[serde(transparent)]
-pub struct RequestList {
-    /// Valid ones first (oldest first), then invalid ones.
-    pub requests: Vec<RequestView>,
-    /// Files past [`MAX_REQUESTS`], not read.
-    #[serde(skip)]
-    pub unread: usize,
-}
-
-/// What `key request` published (or found already published).
-#[derive(Debug, Clone, Serialize)]
-pub struct PublishedRequest {
-    /// The repository.
-    pub repository: String,
-    /// The request, as the administrator will see it.
-    #[serde(flatten)]
-    pub view: RequestView,
-}
-
-/// What `key requests --reject` dropped.
-#[derive(Debug, Clone, Serialize)]
-pub struct Rejected {
-    /// The repository.
-    pub repository: String,
-    /// The request id.
-    pub rejected: String,
-}
-
-/// A key taken from a request into the key store.
-#[derive(Debug, Clone, Serialize)]
-pub struct TakenKey {
-    /// The request.
-    pub request: String,
-    /// The key id (now in the key store, public only).
-    pub keyid: KeyId,
-    /// Its name in the key store.
-    pub name: String,
-    /// Its fingerprint (hex).
-    pub fingerprint: String,
-}
-
 fn requests_store(
     ctx: &Context,
     location: &Location,
@@ -247,8 +169,33 @@ fn requests_store(
     open_artifact_store(ctx, location, ArtifactKind::KEY_REQUESTS)
 }
 
+/// The readable entries of the tag; a tag that is not a key-request artifact is an
+/// error that says how to reset it.
+fn read_current(
+    ctx: &Context,
+    store: &dyn crate::store::Store,
+    current: &Current,
+    repository: &str,
+) -> Result<(Vec<Entry>, usize), OpError> {
+    match current {
+        Current::Empty => Ok((vec![], 0)),
+        Current::Requests { listing, .. } => {
+            Ok(store::read_entries(store, listing, repository, ctx.now))
+        }
+        Current::Foreign { reason, .. } => Err(err(RequestError::NotRequests {
+            location: repository.to_owned(),
+            reason: reason.chars().take(200).collect(),
+        })),
+    }
+}
+
+/// Top-level roles: never asked for (root is, with a warning: see [`publish`]).
+const NOT_ASKABLE: [&str; 3] = ["targets", "snapshot", "timestamp"];
+
 /// `warrant key request`: sign a request with the requested key itself and add it to
-/// the repository's `warrant.requests` artifact.
+/// the repository's `warrant.requests` artifact. A key has at most one open request
+/// per role: a new one replaces the previous. A tag that holds something else than
+/// key requests is replaced (it is a mailbox; nothing trusts it).
 pub fn publish(
     ctx: &Context,
     location: &Location,
@@ -260,6 +207,10 @@ pub fn publish(
             value: new.role.chars().take(80).collect(),
             expected: "a role name of 1 to 64 letters, digits, '.', '_' or '-'",
         });
+    }
+    if NOT_ASKABLE.contains(&new.role.as_str()) {
+        let role = new.role.clone();
+        return Err(err(RequestError::NotAskable { role }));
     }
     if !document::is_note(&new.note) {
         // (document::MAX_NOTE_CHARS)
@@ -314,7 +265,18 @@ pub fn publish(
     let (bytes, id) = document::sign(&request, signer).map_err(|e| err(e.into()))?;
     let repository = location.to_string();
     let store = requests_store(ctx, location)?;
-    store::update(store.as_ref(), |listing| {
+    let (mut replaced, mut replaced_foreign) = (Vec::new(), None);
+    store::update(store.as_ref(), |current| {
+        replaced.clear();
+        replaced_foreign = None;
+        let listing = match current {
+            Current::Empty => None,
+            Current::Requests { listing, .. } => Some(listing),
+            Current::Foreign { reason, .. } => {
+                replaced_foreign = Some(reason.chars().take(200).collect());
+                None
+            }
+        };
         let Some(listing) = listing else {
             return Ok(Some(Change {
                 keep: vec![],
@@ -326,13 +288,22 @@ pub fn publish(
         if entries.iter().any(|e| e.id.as_deref() == Some(id.as_str())) {
             return Ok(None); // already there: publishing again is a no-op
         }
-        // Expired requests are pruned on the way; anything else stays for the
-        // administrator to see (an invalid one may be evidence of tampering).
-        let keep: Vec<_> = entries
-            .iter()
-            .filter(|e| !matches!(e.checked, Err(Invalid::Expired(_))))
-            .map(|e| e.file.clone())
-            .collect();
+        // The same key's earlier request for the same role is replaced: one key
+        // cannot fill the mailbox. Expired requests are pruned on the way; anything
+        // else stays for the administrator to see (an invalid one may be evidence
+        // of tampering).
+        let mut keep = Vec::new();
+        let mut drop = Vec::new();
+        for e in &entries {
+            match &e.checked {
+                Ok(v) if v.keyid == info.keyid && v.request.role == new.role => {
+                    replaced.push(v.id.clone());
+                    drop.push(e.file.digest);
+                }
+                Err(Invalid::Expired(_)) => {}
+                _ => keep.push(e.file.clone()),
+            }
+        }
         if unread > 0 || keep.len() >= MAX_REQUESTS {
             return Err(err(RequestError::TooMany {
                 location: repository.clone(),
@@ -342,7 +313,7 @@ pub fn publish(
         Ok(Some(Change {
             keep,
             add: vec![new_file(&id, &bytes)],
-            drop: vec![],
+            drop,
         }))
     })?;
     let (_, checked) = document::check(&bytes, &repository, ctx.now);
@@ -359,6 +330,8 @@ pub fn publish(
     Ok(PublishedRequest {
         repository,
         view: RequestView::of(&entry, ctx.now),
+        replaced,
+        replaced_foreign,
     })
 }
 
@@ -370,17 +343,13 @@ fn new_file(id: &str, bytes: &[u8]) -> NewFile {
     }
 }
 
-/// `warrant key requests`: every request of the repository, checked.
+/// `warrant key requests`: every request of the repository, checked; layers that
+/// cannot be read safely are listed as invalid (rejectable, never read).
 pub fn list(ctx: &Context, location: &Location) -> Result<RequestList, OpError> {
     let store = requests_store(ctx, location)?;
-    let Some(listing) = store.listing()? else {
-        return Ok(RequestList {
-            requests: vec![],
-            unread: 0,
-        });
-    };
-    let (entries, unread) =
-        store::read_entries(store.as_ref(), &listing, &location.to_string(), ctx.now);
+    let repository = location.to_string();
+    let current = store::current(store.as_ref())?;
+    let (entries, unread) = read_current(ctx, store.as_ref(), &current, &repository)?;
     let mut requests: Vec<RequestView> = Vec::new();
     // The same request stored twice (under two names) is listed once.
     for e in &entries {
@@ -389,34 +358,43 @@ pub fn list(ctx: &Context, location: &Location) -> Result<RequestList, OpError> 
             requests.push(v);
         }
     }
+    if let Current::Requests { bad, .. } = &current {
+        requests.extend(bad.iter().map(RequestView::of_bad));
+    }
     requests.sort_by_key(|r| (!r.valid, r.created));
     Ok(RequestList { requests, unread })
 }
 
-/// `warrant key requests --reject ID`: drop a request (valid or not).
-pub fn reject(ctx: &Context, location: &Location, id: &str) -> Result<(), OpError> {
+/// `warrant key requests --reject ID[,ID...]`: drop requests (valid or not) and
+/// layers set aside. Every id must be open; nothing is dropped otherwise. Layers
+/// that cannot be read safely cannot be kept by any change, so they go too.
+pub fn reject(ctx: &Context, location: &Location, ids: &[String]) -> Result<Rejected, OpError> {
     let store = requests_store(ctx, location)?;
     let repository = location.to_string();
-    let id = id.trim().to_ascii_lowercase();
-    store::update(store.as_ref(), |listing| {
-        let not_found = || {
-            err(RequestError::NotFound {
-                location: repository.clone(),
-                id: id.clone(),
-            })
+    let ids: Vec<String> = ids.iter().map(|i| i.trim().to_ascii_lowercase()).collect();
+    store::update(store.as_ref(), |current| {
+        let (entries, _) = read_current(ctx, store.as_ref(), current, &repository)?;
+        let bad_ids: Vec<String> = match current {
+            Current::Requests { bad, .. } => bad.iter().map(store::bad_layer_id).collect(),
+            _ => vec![],
         };
-        let listing = listing.ok_or_else(not_found)?;
-        let (entries, _) = store::read_entries(store.as_ref(), listing, &repository, ctx.now);
-        let drop: Vec<_> = entries
-            .iter()
-            .filter(|e| e.display_id().to_ascii_lowercase() == id)
-            .map(|e| e.file.digest)
-            .collect();
-        if drop.is_empty() {
-            return Err(not_found());
+        let mut drop = Vec::new();
+        for id in &ids {
+            let matching: Vec<_> = entries
+                .iter()
+                .filter(|e| e.display_id().to_ascii_lowercase() == *id)
+                .map(|e| e.file.digest)
+                .collect();
+            if matching.is_empty() && !bad_ids.contains(id) {
+                return Err(err(RequestError::NotFound {
+                    location: repository.clone(),
+                    id: id.clone(),
+                }));
+            }
+            drop.extend(matching);
         }
-        let keep = listing
-            .files
+        let keep = current
+            .files()
             .iter()
             .filter(|f| !drop.contains(&f.digest))
             .cloned()
@@ -426,18 +404,51 @@ pub fn reject(ctx: &Context, location: &Location, id: &str) -> Result<(), OpErro
             add: vec![],
             drop,
         }))
+    })?;
+    Ok(Rejected {
+        repository,
+        rejected: ids,
+    })
+}
+
+/// `warrant key requests --clear`: empty the tag, whatever it holds (requests,
+/// layers set aside, or something that is not a key-request artifact at all).
+pub fn clear(ctx: &Context, location: &Location) -> Result<Cleared, OpError> {
+    let store = requests_store(ctx, location)?;
+    let (mut dropped, mut foreign) = (0, None);
+    store::update(store.as_ref(), |current| {
+        (dropped, foreign) = match current {
+            Current::Empty => return Ok(None),
+            Current::Requests { listing, bad } => (listing.files.len() + bad.len(), None),
+            Current::Foreign { reason, .. } => (0, Some(reason.chars().take(200).collect())),
+        };
+        if dropped == 0 && foreign.is_none() {
+            return Ok(None);
+        }
+        let drop = current.files().iter().map(|f| f.digest).collect();
+        Ok(Some(Change {
+            keep: vec![],
+            add: vec![],
+            drop,
+        }))
+    })?;
+    Ok(Cleared {
+        repository: location.to_string(),
+        dropped,
+        foreign,
     })
 }
 
 /// Close a request whose key was taken (same as [`reject`]).
 pub fn close(ctx: &Context, location: &Location, id: &str) -> Result<(), OpError> {
-    reject(ctx, location, id)
+    reject(ctx, location, &[id.to_owned()]).map(|_| ())
 }
 
 /// Take the key of request `id` for `role`, only when `typed` (the fingerprint the
 /// requester read out over another channel) is that of the key in the request. The
 /// key is stored in the key store as a public key, and its id returned for
-/// `delegation add` / `key rotate` to use like any key of the store.
+/// `delegation add` / `key rotate` to use like any key of the store; when that
+/// change fails, [`untake`] removes it again.
 pub fn take(
     ctx: &Context,
     location: &Location,
@@ -455,8 +466,8 @@ pub fn take(
         })
     };
     let store = requests_store(ctx, location)?;
-    let listing = store.listing()?.ok_or_else(not_found)?;
-    let (entries, _) = store::read_entries(store.as_ref(), &listing, &repository, ctx.now);
+    let current = store::current(store.as_ref())?;
+    let (entries, _) = read_current(ctx, store.as_ref(), &current, &repository)?;
     // Only the content's own id names a request here, never a file name.
     let entry = entries
         .into_iter()
@@ -478,18 +489,30 @@ pub fn take(
     if valid.fingerprint != typed {
         return Err(err(RequestError::FingerprintMismatch { id }));
     }
-    let info = match ctx.keys.find(&valid.keyid.0) {
-        Ok(info) if info.keyid == valid.keyid => info,
-        _ => ctx
-            .keys
-            .add_public(&valid.public, &key_name(role, &valid.keyid))?,
+    let (info, imported) = match ctx.keys.find(&valid.keyid.0) {
+        Ok(info) if info.keyid == valid.keyid => (info, false),
+        _ => (
+            ctx.keys
+                .add_public(&valid.public, &key_name(role, &valid.keyid))?,
+            true,
+        ),
     };
     Ok(TakenKey {
         request: id,
         keyid: info.keyid,
         name: info.name,
         fingerprint: valid.fingerprint.hex(),
+        imported,
     })
+}
+
+/// Undo [`take`] after the change that was to use the key failed: a key this
+/// command put in the key store (public only) is removed again.
+pub fn untake(ctx: &Context, taken: &TakenKey) -> Result<(), OpError> {
+    if taken.imported {
+        ctx.keys.remove_public(&taken.keyid)?;
+    }
+    Ok(())
 }
 
 /// `<role>-<8 hex of the key id>` when that is a valid key name, else `key-<8 hex>`.
@@ -503,3 +526,6 @@ fn key_name(role: &str, keyid: &KeyId) -> String {
         format!("key-{short}")
     }
 }
+
+#[cfg(test)]
+mod tests;

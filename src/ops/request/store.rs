@@ -7,10 +7,14 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
 
-use super::document::{self, Invalid, MAX_REQUEST_BYTES, ValidRequest};
+use sha2::{Digest as _, Sha256};
+
+use super::document::{self, ID_HEX_DIGITS, Invalid, MAX_REQUEST_BYTES, ValidRequest};
+use crate::digest::Sha256Digest;
 use crate::ops::OpError;
 use crate::ops::edit::{MAX_ATTEMPTS, backoff};
-use crate::store::{Listing, NewFile, Store, StoreError, StoreErrorKind, StoredFile};
+use crate::store::artifact::{BadLayer, parse_manifest_lenient_of};
+use crate::store::{ArtifactKind, Listing, NewFile, Store, StoreError, StoreErrorKind, StoredFile};
 
 /// Most request files read from one listing; past it the rest are reported, not read.
 pub const MAX_REQUESTS: usize = 100;
@@ -35,6 +39,95 @@ impl Entry {
             stem.chars().take(32).collect()
         })
     }
+}
+
+/// What the `warrant.requests` tag holds. The tag is a mailbox that no verifier
+/// reads, so nothing in it can block the channel: a layer that cannot be read
+/// safely is set aside (listed, never used, gone with the next change), and a tag
+/// that holds something else altogether can be replaced.
+#[derive(Debug)]
+pub enum Current {
+    /// No tag yet.
+    Empty,
+    /// A key-request artifact: the layers that can be read, and those set aside.
+    Requests {
+        /// The readable layers.
+        listing: Listing,
+        /// Layers with an unsafe title, an impossible size, a bad digest, a name
+        /// listed twice: never read.
+        bad: Vec<BadLayer>,
+    },
+    /// Not a key-request artifact (an image copied onto the tag, another artifact
+    /// type, a manifest that is not JSON or too large): never read.
+    Foreign {
+        /// Its manifest digest (what a replacement is based on).
+        digest: Sha256Digest,
+        /// Why it is not read.
+        reason: String,
+    },
+}
+
+impl Current {
+    /// The manifest digest a change is based on.
+    pub fn digest(&self) -> Option<Sha256Digest> {
+        match self {
+            Self::Empty => None,
+            Self::Requests { listing, .. } => Some(listing.digest),
+            Self::Foreign { digest, .. } => Some(*digest),
+        }
+    }
+
+    /// The readable files.
+    pub fn files(&self) -> &[StoredFile] {
+        match self {
+            Self::Requests { listing, .. } => &listing.files,
+            _ => &[],
+        }
+    }
+}
+
+/// Read the tag: strictly first (the common case, one request), and when the
+/// manifest is refused as a whole, again layer by layer.
+pub fn current(store: &dyn Store) -> Result<Current, OpError> {
+    let refused =
+        |k: StoreErrorKind| matches!(k, StoreErrorKind::Malformed | StoreErrorKind::TooLarge);
+    match store.listing() {
+        Ok(None) => return Ok(Current::Empty),
+        Ok(Some(listing)) => {
+            let bad = vec![];
+            return Ok(Current::Requests { listing, bad });
+        }
+        Err(e) if refused(e.kind) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let Some(digest) = store.head_listing()? else {
+        return Ok(Current::Empty);
+    };
+    let bytes = match store.read_manifest(&digest) {
+        Ok(b) => b,
+        Err(e) if refused(e.kind) => {
+            let reason = e.detail;
+            return Ok(Current::Foreign { digest, reason });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(
+        match parse_manifest_lenient_of(ArtifactKind::KEY_REQUESTS, &bytes, digest) {
+            Ok((listing, bad)) => Current::Requests { listing, bad },
+            Err(e) => Current::Foreign {
+                digest,
+                reason: e.to_string(),
+            },
+        },
+    )
+}
+
+/// The id under which a layer set aside is listed and rejected: stable while the
+/// layer is, and never the id of a request (those come from their content).
+pub fn bad_layer_id(b: &BadLayer) -> String {
+    let mut h = hex::encode(Sha256::digest(b.raw.as_bytes()));
+    h.truncate(ID_HEX_DIGITS);
+    format!("layer-{h}")
 }
 
 /// Every file of `listing` (the first [`MAX_REQUESTS`]), read with a cap and
@@ -74,7 +167,7 @@ pub struct Change {
     pub add: Vec<NewFile>,
     /// Digests that must be gone for the change to count (a request closed or
     /// rejected; expired ones pruned on the way need not be).
-    pub drop: Vec<crate::digest::Sha256Digest>,
+    pub drop: Vec<Sha256Digest>,
 }
 
 /// Apply `edit` to the current listing (`None`: no artifact yet) and publish the
@@ -84,17 +177,17 @@ pub struct Change {
 /// absent), else it is redone from the new state, at most [`MAX_ATTEMPTS`] times.
 pub fn update(
     store: &dyn Store,
-    mut edit: impl FnMut(Option<&Listing>) -> Result<Option<Change>, OpError>,
+    mut edit: impl FnMut(&Current) -> Result<Option<Change>, OpError>,
 ) -> Result<(), OpError> {
     let location = store.location().to_string();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let listing = store.listing()?;
-        let Some(change) = edit(listing.as_ref())? else {
+        let current = current(store)?;
+        let Some(change) = edit(&current)? else {
             return Ok(());
         };
-        let previous = listing.as_ref().map(|l| l.digest);
+        let previous = current.digest();
         let result = store
             .publish_keeping(&change.keep, &change.add, previous.as_ref())
             .map_err(OpError::from)
@@ -102,7 +195,7 @@ pub fn update(
                 if store.publish_is_atomic() {
                     return Ok(());
                 }
-                confirm(store, listing.as_ref(), &change, published, &location)
+                confirm(store, previous, &change, published, &location)
             });
         match result {
             Err(OpError::Store(e)) if e.kind == StoreErrorKind::Conflict => {
@@ -124,9 +217,9 @@ pub fn update(
 /// Re-read after a publish on a registry (no compare-and-swap on tags).
 fn confirm(
     store: &dyn Store,
-    before: Option<&Listing>,
+    before: Option<Sha256Digest>,
     change: &Change,
-    published: crate::digest::Sha256Digest,
+    published: Sha256Digest,
     location: &str,
 ) -> Result<(), OpError> {
     // Longer than the gap between a concurrent writer's last check and its PUT.
@@ -148,14 +241,18 @@ fn confirm(
             detail,
         ))
     };
-    if now.is_some() && now == before.map(|l| l.digest) {
+    if now.is_some() && now == before {
         return Err(conflict(
             "the registry acknowledged the new manifest but still serves the previous one",
         ));
     }
     // Someone published after us: did they build on our change?
-    let current = store.listing().map_err(unconfirmed)?;
-    let files = current.map(|l| l.files).unwrap_or_default();
+    let current = current(store).map_err(|e| OpError::Unconfirmed {
+        location: location.to_owned(),
+        published: published.to_string(),
+        detail: e.to_string(),
+    })?;
+    let files = current.files();
     let added = change.add.iter().all(|a| {
         let d = crate::digest::Sha256Digest::of(&a.bytes);
         files.iter().any(|f| f.digest == d)

@@ -244,3 +244,47 @@ fn a_key_requests_manifest_is_never_read_as_tuf_metadata_nor_the_reverse() {
     let r = parse_manifest_of(req, &mixed, Sha256Digest::of(&mixed));
     assert!(matches!(r, Err(ArtifactError::LayerMediaType { .. })));
 }
+
+/// Key requests review: one hostile layer sets itself aside, not the whole
+/// manifest; the manifest itself must still be a key-request artifact.
+#[test]
+fn lenient_parse_sets_aside_unsafe_layers_and_keeps_the_rest() {
+    let req = ArtifactKind::KEY_REQUESTS;
+    let files = vec![
+        file("3f9ac01277de.json", b"{}", false),
+        file("0123456789ab.json", b"[]", false),
+    ];
+    let bytes = build_manifest_of(req, &files, "2024-01-01T00:00:00Z");
+    let mut m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let layers = m["layers"].as_array_mut().unwrap();
+    let mut traversal = layers[0].clone();
+    traversal["annotations"][ANNOTATION_TITLE] = "../../../etc/x.json".into();
+    let mut huge = layers[1].clone();
+    huge["size"] = 1_000_000_000_000u64.into();
+    let twice = layers[1].clone();
+    layers.extend([traversal, huge, twice]);
+    let bytes = serde_json::to_vec(&m).unwrap();
+    let digest = Sha256Digest::of(&bytes);
+    assert!(parse_manifest_of(req, &bytes, digest).is_err());
+    let (listing, bad) = parse_manifest_lenient_of(req, &bytes, digest).unwrap();
+    assert_eq!(listing.files, files);
+    let kinds: Vec<_> = bad.iter().map(|b| (b.index, &b.error)).collect();
+    assert!(
+        matches!(
+            kinds.as_slice(),
+            [
+                (2, ArtifactError::UnsafeTitle { .. }),
+                (3, ArtifactError::LayerSize { .. }),
+                (4, ArtifactError::DuplicateName { .. })
+            ]
+        ),
+        "{bad:?}"
+    );
+    assert!(bad[0].raw.contains("etc/x.json"), "{bad:?}");
+    // Not a key-request artifact at all: refused as a whole.
+    let tuf = build_manifest(&sample(), "2024-01-01T00:00:00Z");
+    assert!(matches!(
+        parse_manifest_lenient_of(req, &tuf, Sha256Digest::of(&tuf)),
+        Err(ArtifactError::NotTufArtifact { .. })
+    ));
+}
