@@ -3,8 +3,6 @@
 //! registries, jittered retries; [`crate::ops::edit::transact`]), so requesters
 //! publishing at once lose none of each other's requests.
 
-use std::time::Duration as StdDuration;
-
 use chrono::{DateTime, Utc};
 
 use sha2::{Digest as _, Sha256};
@@ -214,7 +212,8 @@ pub fn update(
     }
 }
 
-/// Re-read after a publish on a registry (no compare-and-swap on tags).
+/// Re-read after a publish on a registry (no compare-and-swap on tags), with the
+/// same settle rule as `warrant.tuf` publishes ([`crate::ops::publish::PUBLISH_SETTLE`]).
 fn confirm(
     store: &dyn Store,
     before: Option<Sha256Digest>,
@@ -222,8 +221,28 @@ fn confirm(
     published: Sha256Digest,
     location: &str,
 ) -> Result<(), OpError> {
-    // Longer than the gap between a concurrent writer's last check and its PUT.
-    std::thread::sleep(StdDuration::from_millis(50) + backoff(2));
+    use crate::ops::publish::PUBLISH_SETTLE;
+    let window = store.last_publish_window().unwrap_or_default();
+    std::thread::sleep(PUBLISH_SETTLE.max(window * 2) + backoff(2));
+    confirm_after_settle(store, before, change, published, location)?;
+    if window > PUBLISH_SETTLE {
+        return Err(OpError::PublishWindowExceeded {
+            location: location.to_owned(),
+            published: published.to_string(),
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+            settle_ms: u64::try_from(PUBLISH_SETTLE.as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+    Ok(())
+}
+
+fn confirm_after_settle(
+    store: &dyn Store,
+    before: Option<Sha256Digest>,
+    change: &Change,
+    published: Sha256Digest,
+    location: &str,
+) -> Result<(), OpError> {
     let unconfirmed = |e: StoreError| OpError::Unconfirmed {
         location: location.to_owned(),
         published: published.to_string(),
@@ -250,7 +269,7 @@ fn confirm(
     let current = current(store).map_err(|e| OpError::Unconfirmed {
         location: location.to_owned(),
         published: published.to_string(),
-        detail: e.to_string(),
+        source: Box::new(e),
     })?;
     let files = current.files();
     let added = change.add.iter().all(|a| {
