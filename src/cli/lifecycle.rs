@@ -103,6 +103,7 @@ pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         remove: a.remove,
         add: a.add,
         threshold: a.threshold,
+        revoking: false,
     };
     let outcome = rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin)?)?;
     out.report(&InRepo {

@@ -9,7 +9,8 @@ use crate::tuf::verify::{Authority, Untrusted};
 
 use super::OpError;
 use super::edit::{
-    RoleChange, authority_of, content_of, named_delegations, untrusted_result, waiting_delegator,
+    RoleChange, authority_of, content_of, named_delegations, pending_of, untrusted_result,
+    version_of, waiting_delegator,
 };
 use super::repository::TrustedUpdater;
 
@@ -102,6 +103,44 @@ fn complete_pending(
         bytes,
         signatures,
     }))
+}
+
+/// The version of `delegator` that an edit of its delegations builds on (issue #12):
+/// its complete pending version when one waits to be published (a `delegation add`
+/// whose new role still waits for its members' first signature) — the edit replaces
+/// that version and keeps what it delegates — or `None`: the trusted version. A
+/// pending version at the next version that is still short of its own threshold is
+/// refused (approve it first); a stale one (not the next version) is superseded.
+pub(super) fn pending_base(
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    delegator: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(RoleChange, Targets)>, OpError> {
+    let Some(file) = pending_of(listing, delegator) else {
+        return Ok(None);
+    };
+    let next = up
+        .trusted()
+        .targets(delegator)
+        .map(|t| t.version.get().saturating_add(1));
+    if next.is_none() || next != version_of(&file.name, delegator) {
+        return Ok(None);
+    }
+    let ready = ready_pending(store, up, listing, &[], now)?;
+    let waiting = ready
+        .into_iter()
+        .find(|c| c.role == delegator)
+        .and_then(|c| content_of(&c).map(|t| (c, t)));
+    match waiting {
+        Some(w) => Ok(Some(w)),
+        None => Err(OpError::PendingVersion {
+            role: delegator.to_owned(),
+            location: store.location().to_string(),
+            ready: false,
+        }),
+    }
 }
 
 /// The version a role that the trusted tree does not delegate to starts at: 1, or

@@ -1,0 +1,185 @@
+//! Dead ends a new team found (issue #12: every state reachable by the commands is
+//! repairable by the commands), each person in their own home on an OCI layout:
+//! the admin holds root, targets and the publisher key, alice and bob hold only
+//! their own keys, whose public halves the admin imported.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+
+struct Team {
+    w: World,
+    root_id: String,
+}
+
+impl Team {
+    fn new() -> Self {
+        let w = World::new();
+        for tag in ["v1", "v2", "v3"] {
+            make_image(&w.layout(), tag, &format!("{tag} content"));
+        }
+        let t = Self {
+            w,
+            root_id: String::new(),
+        };
+        let r = t.ok("admin", &["--output", "json", "init", &t.repo()]);
+        let init: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let root_id = init["root_keyids"][0].as_str().unwrap().to_owned();
+        for (home, name) in [("alice", "a"), ("bob", "b"), ("carol", "c")] {
+            t.ok(home, &["key", "generate", "--name", name]);
+            let r = t.ok(home, &["key", "export", name, "--public"]);
+            let file = t.w.path(&format!("{name}.pem"));
+            std::fs::write(&file, r.stdout).unwrap();
+            t.ok("admin", &["key", "import", file.to_str().unwrap()]);
+        }
+        Self { root_id, ..t }
+    }
+
+    fn repo(&self) -> String {
+        self.w.oci("")
+    }
+
+    fn image(&self, tag: &str) -> String {
+        self.w.oci(&format!(":{tag}"))
+    }
+
+    fn run(&self, home: &str, args: &[&str]) -> Run {
+        self.w.run(self.w.cmd(home, args))
+    }
+
+    fn ok(&self, home: &str, args: &[&str]) -> Run {
+        let r = self.run(home, args);
+        assert_eq!(r.code, 0, "{home} {args:?}: {}", r.text());
+        r
+    }
+
+    fn verify(&self, tag: &str) -> Run {
+        self.w.verifier(
+            "verifier",
+            &["verify", &self.image(tag), "--root-keyid", &self.root_id],
+        )
+    }
+
+    /// `delegation add REPO role --key key --threshold 1` by the admin.
+    fn delegate(&self, role: &str, key: &str) -> Run {
+        let repo = self.repo();
+        self.ok(
+            "admin",
+            &[
+                "delegation",
+                "add",
+                &repo,
+                role,
+                "--key",
+                key,
+                "--threshold",
+                "1",
+            ],
+        )
+    }
+
+    /// The roles `delegation list` shows (published ones).
+    fn listed_roles(&self) -> Vec<String> {
+        let r = self.ok(
+            "admin",
+            &["--output", "json", "delegation", "list", &self.repo()],
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let mut roles: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["role"].as_str().unwrap().to_owned())
+            .collect();
+        roles.sort();
+        roles
+    }
+
+    /// The roles `pending` lists.
+    fn pending_roles(&self) -> Vec<String> {
+        let r = self.ok("admin", &["--output", "json", "pending", &self.repo()]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let mut roles: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["role"].as_str().unwrap().to_owned())
+            .collect();
+        roles.sort();
+        roles
+    }
+}
+
+#[test]
+fn a_second_new_delegation_keeps_the_first_waiting_and_each_approve_makes_progress() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.delegate("r1", "a");
+    t.delegate("r2", "b");
+    // Both new roles wait with the one delegator version that names them both
+    // (the second add used to drop r1, and `pending` then exited 2).
+    assert_eq!(t.pending_roles(), ["r1", "r2", "targets"]);
+    t.ok("alice", &["approve", &repo, "--role", "r1"]);
+    let r = t.ok("admin", &["--output", "json", "pending", &repo]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let r1 = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["role"] == "r1")
+        .unwrap();
+    assert_eq!(r1["signed"].as_array().unwrap().len(), 1, "{}", r.stdout);
+    t.ok("bob", &["approve", &repo, "--role", "r2"]);
+    t.ok("admin", &["refresh", &repo]);
+    assert_eq!(t.listed_roles(), ["r1", "r2"]);
+    assert!(t.pending_roles().is_empty());
+    t.ok("alice", &["sign", &t.image("v1"), "--role", "r1"]);
+    t.ok("admin", &["refresh", &repo]);
+    let r = t.verify("v1");
+    assert_eq!(r.code, 0, "{}", r.text());
+}
+
+#[test]
+fn removing_a_delegation_still_waiting_for_its_first_signature_cancels_it() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.delegate("r1", "a");
+    t.delegate("r2", "b");
+    // Used to say "has no delegated role r1".
+    t.ok("admin", &["delegation", "remove", &repo, "r1"]);
+    assert_eq!(t.pending_roles(), ["r2", "targets"]);
+    t.ok("bob", &["approve", &repo, "--role", "r2"]);
+    t.ok("admin", &["refresh", &repo]);
+    assert_eq!(t.listed_roles(), ["r2"]);
+    assert!(t.pending_roles().is_empty());
+    // The name is free again.
+    t.delegate("r1", "a");
+    t.ok("alice", &["approve", &repo, "--role", "r1"]);
+    t.ok("admin", &["refresh", &repo]);
+    assert_eq!(t.listed_roles(), ["r1", "r2"]);
+}
+
+#[test]
+fn rotating_a_role_while_another_delegation_waits_keeps_the_waiting_one() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.delegate("qa", "a");
+    t.ok("alice", &["approve", &repo, "--role", "qa"]);
+    t.ok("admin", &["refresh", &repo]);
+    t.ok("alice", &["sign", &t.image("v1"), "--role", "qa"]);
+    t.ok("admin", &["refresh", &repo]);
+    t.delegate("ops", "b");
+    t.ok(
+        "admin",
+        &["key", "rotate", &repo, "--role", "qa", "--add", "c"],
+    );
+    // ops still waits for bob (the rotation used to drop it, and bob's approve
+    // then failed with "no longer delegates to ops").
+    assert!(t.pending_roles().contains(&"ops".to_owned()));
+    t.ok("bob", &["approve", &repo, "--role", "ops"]);
+    t.ok("admin", &["refresh", &repo]);
+    assert_eq!(t.listed_roles(), ["ops", "qa"]);
+    let r = t.verify("v1");
+    assert_eq!(r.code, 0, "{}", r.text());
+}
