@@ -183,3 +183,103 @@ fn rotating_a_role_while_another_delegation_waits_keeps_the_waiting_one() {
     let r = t.verify("v1");
     assert_eq!(r.code, 0, "{}", r.text());
 }
+
+impl Team {
+    /// A published role `role` with the members' `keys` and `threshold`: every
+    /// member approves its first version and the admin publishes it.
+    fn published_role(&self, role: &str, members: &[(&str, &str)], threshold: &str) {
+        let repo = self.repo();
+        let mut args = vec!["delegation", "add", &repo, role, "--threshold", threshold];
+        for (_, key) in members {
+            args.extend(["--key", key]);
+        }
+        self.ok("admin", &args);
+        for (home, _) in members {
+            self.ok(home, &["approve", &repo, "--role", role]);
+        }
+        self.ok("admin", &["refresh", &repo]);
+        assert!(self.listed_roles().contains(&role.to_owned()));
+    }
+
+    /// The signatures the pending version of `role` holds.
+    fn pending_signed(&self, role: &str) -> usize {
+        let r = self.ok("admin", &["--output", "json", "pending", &self.repo()]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["role"] == role)
+            .unwrap_or_else(|| panic!("no pending {role}: {}", r.stdout))["signed"]
+            .as_array()
+            .unwrap()
+            .len()
+    }
+}
+
+#[test]
+fn signing_targets_while_a_new_delegation_waits_stacks_on_the_waiting_version() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.delegate("r1", "a");
+    // Used to exit 2 advising a `refresh` that could not help.
+    t.ok("admin", &["sign", &t.image("v1")]);
+    // Published together with r1 once alice signs its first version.
+    assert_eq!(t.verify("v1").code, 1);
+    assert_eq!(t.pending_roles(), ["r1", "targets"]);
+    t.ok("alice", &["approve", &repo, "--role", "r1"]);
+    t.ok("admin", &["refresh", &repo]);
+    let r = t.verify("v1");
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert_eq!(t.listed_roles(), ["r1"]);
+}
+
+#[test]
+fn the_publisher_signing_into_targets_publishes_a_ready_delegation_with_it() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.delegate("r1", "a");
+    // alice holds no publisher key: targets and r1 are ready, not published.
+    let r = t.ok("alice", &["approve", &repo, "--role", "r1"]);
+    assert!(r.stdout.contains("ready"), "{}", r.text());
+    // The admin holds it: the sign publishes the ready version with v1 in it.
+    t.ok("admin", &["sign", &t.image("v1")]);
+    let r = t.verify("v1");
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert_eq!(t.listed_roles(), ["r1"]);
+    assert!(t.pending_roles().is_empty());
+}
+
+#[test]
+fn a_second_member_signing_stacks_on_a_ready_version_of_the_role() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.published_role("dev", &[("alice", "a"), ("bob", "b")], "1");
+    let r = t.ok("alice", &["sign", &t.image("v2"), "--role", "dev"]);
+    assert!(r.stdout.contains("ready"), "{}", r.text());
+    // Used to exit 2 ("sign again after that").
+    let r = t.ok("bob", &["sign", &t.image("v3"), "--role", "dev"]);
+    assert!(r.stdout.contains("ready"), "{}", r.text());
+    t.ok("admin", &["refresh", &repo]);
+    for tag in ["v2", "v3"] {
+        let r = t.verify(tag);
+        assert_eq!(r.code, 0, "{tag}: {}", r.text());
+    }
+}
+
+#[test]
+fn a_sign_that_cannot_stack_on_a_ready_version_exits_3_retry_later() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.published_role("dev", &[("alice", "a"), ("bob", "b")], "2");
+    t.ok("alice", &["sign", &t.image("v2"), "--role", "dev"]);
+    let r = t.ok("bob", &["approve", &repo, "--role", "dev"]);
+    assert!(r.stdout.contains("ready"), "{}", r.text());
+    // alice alone cannot meet the threshold of 2 again: the ready version stays.
+    let r = t.run("alice", &["sign", &t.image("v3"), "--role", "dev"]);
+    assert_eq!(r.code, 3, "{}", r.text());
+    assert!(r.stderr.contains("warrant refresh"), "{}", r.text());
+    t.ok("admin", &["refresh", &repo]);
+    assert_eq!(t.verify("v2").code, 0);
+    t.ok("alice", &["sign", &t.image("v3"), "--role", "dev"]);
+    assert_eq!(t.pending_signed("dev"), 1);
+}

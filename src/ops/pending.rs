@@ -139,8 +139,55 @@ pub(super) fn pending_base(
             role: delegator.to_owned(),
             location: store.location().to_string(),
             ready: false,
+            waiting_for: vec![],
         }),
     }
+}
+
+/// The refusal of a change to `role` that cannot build on its complete pending
+/// version `waiting`: it names the new roles that version waits for, if any (their
+/// members approve), else the `refresh` that publishes it.
+pub(super) fn waiting_refusal(
+    up: &mut TrustedUpdater<'_>,
+    location: &str,
+    role: &str,
+    waiting: &Targets,
+) -> OpError {
+    let waiting_for = named_delegations(waiting)
+        .into_iter()
+        .filter(|n| matches!(up.find_delegator(n), Ok(None)))
+        .collect();
+    OpError::PendingVersion {
+        role: role.to_owned(),
+        location: location.to_owned(),
+        ready: true,
+        waiting_for,
+    }
+}
+
+/// The refusal of a change to `role` while a version of it waits in the store
+/// (and the change does not build on it): approve it, or wait for it.
+pub(super) fn pending_refusal(
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    role: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<OpError, OpError> {
+    let location = store.location().to_string();
+    let ready = ready_pending(store, up, listing, &[], now)?
+        .into_iter()
+        .find(|c| c.role == role)
+        .and_then(|c| content_of(&c));
+    Ok(match ready {
+        Some(t) => waiting_refusal(up, &location, role, &t),
+        None => OpError::PendingVersion {
+            role: role.to_owned(),
+            location,
+            ready: false,
+            waiting_for: vec![],
+        },
+    })
 }
 
 /// The version a role that the trusted tree does not delegate to starts at: 1, or
