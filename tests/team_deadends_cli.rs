@@ -217,6 +217,27 @@ impl Team {
 }
 
 #[test]
+fn renew_refuses_to_replace_a_pending_version_and_keeps_its_signatures() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.published_role("qa", &[("alice", "a"), ("bob", "b")], "2");
+    t.ok(
+        "alice",
+        &["renew", &repo, "--role", "qa", "--expires", "90d"],
+    );
+    assert_eq!(t.pending_signed("qa"), 1);
+    // Used to replace it with a fresh version signed by nobody ("0 of 2").
+    let r = t.run("admin", &["renew", &repo, "--role", "qa"]);
+    assert_eq!(r.code, 2, "{}", r.text());
+    assert!(r.stderr.contains("warrant approve"), "{}", r.text());
+    assert_eq!(t.pending_signed("qa"), 1);
+    t.ok("bob", &["approve", &repo, "--role", "qa"]);
+    t.ok("admin", &["refresh", &repo]);
+    let r = t.ok("admin", &["--output", "json", "pending", &repo]);
+    assert_eq!(r.stdout.trim(), "[]");
+}
+
+#[test]
 fn signing_targets_while_a_new_delegation_waits_stacks_on_the_waiting_version() {
     let t = Team::new();
     let repo = t.repo();
