@@ -304,3 +304,38 @@ fn a_sign_that_cannot_stack_on_a_ready_version_exits_3_retry_later() {
     t.ok("alice", &["sign", &t.image("v3"), "--role", "dev"]);
     assert_eq!(t.pending_signed("dev"), 1);
 }
+
+#[test]
+fn rotating_a_member_key_waits_until_the_remaining_members_re_sign_the_role() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.published_role("qa", &[("alice", "a"), ("bob", "b")], "2");
+    t.ok("alice", &["sign", &t.image("v1"), "--role", "qa"]);
+    t.ok("bob", &["approve", &repo, "--role", "qa"]);
+    t.ok("admin", &["refresh", &repo]);
+    assert_eq!(t.verify("v1").code, 0);
+    let r = t.ok(
+        "admin",
+        &[
+            "key", "rotate", &repo, "--role", "qa", "--remove", "b", "--add", "c",
+        ],
+    );
+    // The new delegation waits for qa re-signed by a and c: published at once, it
+    // made qa "not signed by enough keys" and every qa tag untrusted.
+    assert!(r.stdout.contains("waiting"), "{}", r.text());
+    let r = t.verify("v1");
+    assert_eq!(r.code, 0, "{}", r.text());
+    assert_eq!(t.pending_roles(), ["qa", "targets"]);
+    t.ok("alice", &["approve", &repo, "--role", "qa"]);
+    assert_eq!(t.verify("v1").code, 0);
+    t.ok("carol", &["approve", &repo, "--role", "qa"]);
+    t.ok("admin", &["refresh", &repo]);
+    assert!(t.pending_roles().is_empty());
+    let r = t.verify("v1");
+    assert_eq!(r.code, 0, "{}", r.text());
+    let r = t.ok("admin", &["--output", "json", "delegation", "list", &repo]);
+    let c = t.ok("carol", &["--output", "json", "key", "list"]);
+    let c: serde_json::Value = serde_json::from_str(&c.stdout).unwrap();
+    let c_id = c[0]["keyid"].as_str().unwrap();
+    assert!(r.stdout.contains(c_id), "{}", r.stdout);
+}

@@ -53,7 +53,9 @@ pub struct RoleStatus {
     /// `published` (in snapshot), `pending` (needs signatures), `ready` (fully
     /// signed, waiting for a holder of the publisher key to run `warrant refresh`)
     /// or `waiting` (fully signed, but it delegates to a new role whose first
-    /// version still needs signatures: both are published together).
+    /// version still needs signatures, or rotates a role's keys whose re-signed
+    /// version still needs them, or is such a role's version waiting for its
+    /// delegator: they are published together).
     pub state: &'static str,
     /// Valid signatures.
     pub signed: usize,

@@ -52,6 +52,28 @@ pub fn ready_pending(
         };
         out.extend(complete_pending(store, f, role, *version, authority, now)?);
     }
+    // A role whose keys a waiting delegator version rotates (issue #12): its next
+    // version counts against the new entry, published with it.
+    let mut waiting: Vec<RoleChange> = changed.to_vec();
+    waiting.extend(out.iter().cloned());
+    for (f, role, version) in &pending {
+        let Some(parent) = rotating_delegator(up, &waiting, role) else {
+            continue;
+        };
+        if changed.iter().any(|c| &c.role == role)
+            || up
+                .trusted()
+                .snapshot_meta(role)
+                .is_some_and(|m| m.version.get() + 1 != *version)
+        {
+            continue;
+        }
+        out.retain(|c| &c.role != role);
+        let Ok(authority) = delegated_authority(&parent, role) else {
+            continue;
+        };
+        out.extend(complete_pending(store, f, role, *version, authority, now)?);
+    }
     // New roles: delegated only by a complete delegator version that is waiting
     // (in this commit's changes or among the ready pending files).
     let mut waiting: Vec<RoleChange> = changed.to_vec();
@@ -190,6 +212,48 @@ pub(super) fn pending_refusal(
     })
 }
 
+/// The keys and threshold `t` delegates `role` with.
+fn entry_of<'t>(t: &'t Targets, role: &str) -> Option<&'t crate::tuf::metadata::DelegatedRole> {
+    t.delegations
+        .as_ref()?
+        .roles
+        .as_ref()?
+        .iter()
+        .find(|r| r.name == role)
+}
+
+/// Does the new delegator version `new` rotate the keys of `role`, which the
+/// trusted `old` delegates to — raise its threshold, or remove keys *and* add
+/// others? Then the role's published version may no longer meet the new entry, so
+/// the delegator version waits until the role is re-signed to it (issue #12). Only
+/// removing keys is a revocation: it takes effect at once, and what only the
+/// removed keys signed is untrusted until the others re-sign it.
+fn rotates(old: &Targets, new: &Targets, role: &str) -> bool {
+    let (Some(o), Some(n)) = (entry_of(old, role), entry_of(new, role)) else {
+        return false;
+    };
+    let removed = o.keyids.iter().any(|k| !n.keyids.contains(k));
+    let added = n.keyids.iter().any(|k| !o.keyids.contains(k));
+    n.threshold > o.threshold || (removed && added)
+}
+
+/// The waiting (complete) version of `role`'s trusted delegator among `waiting`,
+/// when it rotates the role's keys: the entry the role's next version is checked
+/// against.
+pub(super) fn rotating_delegator(
+    up: &mut TrustedUpdater<'_>,
+    waiting: &[RoleChange],
+    role: &str,
+) -> Option<Targets> {
+    let delegator = up.find_delegator(role).ok()??;
+    let old = up.trusted().targets(&delegator)?;
+    let change = waiting
+        .iter()
+        .find(|c| c.role == delegator && c.is_complete())?;
+    let new = content_of(change)?;
+    rotates(old, &new, role).then_some(new)
+}
+
 /// The version a role that the trusted tree does not delegate to starts at: 1, or
 /// past the version the snapshot still lists for it (a role removed and added
 /// again must not roll back in a verifier's eyes).
@@ -220,18 +284,34 @@ pub(super) fn promotable(up: &mut TrustedUpdater<'_>, changes: &[RoleChange]) ->
         .filter(|(role, _)| matches!(up.find_delegator(role), Ok(None)))
         .map(|(role, _)| role.clone())
         .collect();
-    let delegated: Vec<String> = set
-        .iter()
-        .flat_map(|(_, d)| d.iter().cloned())
-        .filter(|d| matches!(up.find_delegator(d), Ok(Some(_))))
-        .collect();
+    // Delegated roles the trusted tree has, unless the delegator's new version
+    // rotates their keys: then their re-signed version must come along.
+    let mut delegated: Vec<(String, String)> = Vec::new();
+    for (role, delegates) in &set {
+        let new = changes
+            .iter()
+            .find(|c| &c.role == role)
+            .and_then(content_of);
+        for d in delegates {
+            if !matches!(up.find_delegator(d), Ok(Some(_))) {
+                continue;
+            }
+            let rotated = match (up.trusted().targets(role), &new) {
+                (Some(old), Some(new)) => rotates(old, new, d),
+                _ => false,
+            };
+            if !rotated {
+                delegated.push((role.clone(), d.clone()));
+            }
+        }
+    }
     loop {
         let roles: Vec<String> = set.iter().map(|(r, _)| r.clone()).collect();
         let before = set.len();
         set.retain(|(role, delegates)| {
             let children_ready = delegates
                 .iter()
-                .all(|d| delegated.contains(d) || roles.contains(d));
+                .all(|d| delegated.iter().any(|(r, x)| r == role && x == d) || roles.contains(d));
             let parent_ready = !orphan.contains(role) || set_delegates(&roles, role, changes);
             children_ready && parent_ready
         });
