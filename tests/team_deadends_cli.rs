@@ -339,3 +339,21 @@ fn rotating_a_member_key_waits_until_the_remaining_members_re_sign_the_role() {
     let c_id = c[0]["keyid"].as_str().unwrap();
     assert!(r.stdout.contains(c_id), "{}", r.stdout);
 }
+
+#[test]
+fn revoking_a_key_while_a_delegation_waits_leaves_pending_usable() {
+    let t = Team::new();
+    let repo = t.repo();
+    t.published_role("qa", &[("alice", "a"), ("carol", "c")], "1");
+    t.delegate("ops", "b");
+    // The revocation takes effect at once, built on the published targets: the
+    // waiting delegation is cancelled with its first version (its leftover
+    // pending file made `pending` exit 2 with "no role ops").
+    t.ok("admin", &["key", "revoke", &repo, "a"]);
+    assert!(!t.pending_roles().contains(&"ops".to_owned()));
+    t.delegate("ops", "b");
+    t.ok("bob", &["approve", &repo, "--role", "ops"]);
+    t.ok("carol", &["approve", &repo, "--role", "qa"]);
+    t.ok("admin", &["refresh", &repo]);
+    assert_eq!(t.listed_roles(), ["ops", "qa"]);
+}

@@ -345,7 +345,7 @@ fn rotate_delegated(
             } else {
                 DelegatorBase::Newest
             };
-            let (parent_change, _, next) =
+            let (parent_change, parent, next) =
                 edit_delegator(ctx, store, up, listing, &loc, &rot.role, base, |dels| {
                     let entry = dels
                         .roles
@@ -388,7 +388,24 @@ fn rotate_delegated(
             // remaining holders `approve` it after review.
             let role_change = sign_role_with_any_keys(ctx, &rot.role, &resigned, authority)?;
             result = Some((ids, threshold.get()));
-            Ok((vec![role_change, parent_change], vec![], ()))
+            // A revocation is built on the trusted delegator: a new delegation still
+            // waiting in its pending version is cancelled with its first version
+            // (left behind, it broke `pending`); the admin adds it again.
+            let mut cancelled = Vec::new();
+            if rot.revoking
+                && let Some((_, waiting)) =
+                    super::pending::pending_base(store, up, listing, &parent, ctx.now)
+                        .ok()
+                        .flatten()
+            {
+                let kept = super::edit::named_delegations(&next);
+                for r in super::edit::named_delegations(&waiting) {
+                    if !kept.contains(&r) && matches!(up.find_delegator(&r), Ok(None)) {
+                        cancelled.push(r);
+                    }
+                }
+            }
+            Ok((vec![role_change, parent_change], cancelled, ()))
         },
         |_, ()| Ok(true),
     )?;
