@@ -116,6 +116,7 @@ pub fn rotate_run(a: RotateArgs, ctx: &Context, out: &Printer) -> Result<u8, OpE
         remove: a.remove,
         add,
         threshold: a.threshold,
+        revoking: false,
     };
     let rotated = (|| rotate(ctx, &super::location(&a.repo)?, &rot, &signer_pin(&a.pin)?))();
     let outcome = super::requests::or_untake(ctx, taken.as_ref(), rotated, out)?;

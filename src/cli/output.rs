@@ -175,7 +175,7 @@ pub fn role_status(st: &crate::ops::edit::RoleStatus, repo: &str) -> String {
             st.role, st.version, st.threshold
         ),
         "waiting" => format!(
-            "waiting: role {} v{} has its {} signatures; it is published together with the roles it delegates to once their first versions are signed (see `warrant pending {repo}`)\n",
+            "waiting: role {} v{} has its {} signatures; it is published together with the roles it waits for once their new versions are signed (see `warrant pending {repo}`)\n",
             st.role, st.version, st.threshold
         ),
         _ => format!(

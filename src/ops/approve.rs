@@ -202,7 +202,15 @@ fn review(
         source,
     })?;
     let delegator = match trusted_delegator {
-        Some(d) => Delegator::Trusted(d),
+        // A waiting delegator version that rotates the role's keys: the role's
+        // re-signed version is approved against the new keys (issue #12).
+        Some(d) => {
+            let ready = ready_pending(store, up, listing, &[], now)?;
+            match super::pending::rotating_delegator(up, &ready, role) {
+                Some(parent) => Delegator::Waiting(Box::new(parent)),
+                None => Delegator::Trusted(d),
+            }
+        }
         None => {
             let ready = ready_pending(store, up, listing, &[], now)?;
             let (_, parent) =

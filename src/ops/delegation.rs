@@ -12,7 +12,10 @@ use crate::tuf::metadata::{
     DelegatedRole, Delegations, Key, TOP_LEVEL_ROLES, Targets, Unrecognized,
 };
 
-use super::edit::{CommitOutcome, RoleChange, authority_of, edit_delegator, sign_role};
+use super::edit::{
+    CommitOutcome, DelegatorBase, RoleChange, authority_of, edit_delegator, named_delegations,
+    sign_role,
+};
 use super::repository::{Repository, TrustedUpdater};
 use super::trust::Pin;
 use super::{Context, OpError};
@@ -122,17 +125,18 @@ pub fn add(
     let parent = d.from.clone().unwrap_or_else(|| "targets".into());
     let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
-        |_store, up, _| {
+        |store, up, listing| {
             let loc = location.to_string();
             let wrap = |source| OpError::Update {
                 location: loc.clone(),
                 source,
             };
+            let exists = || OpError::RoleExists {
+                location: loc.clone(),
+                role: d.role.clone(),
+            };
             if up.find_delegator(&d.role).map_err(wrap)?.is_some() {
-                return Err(OpError::RoleExists {
-                    location: loc.clone(),
-                    role: d.role.clone(),
-                });
+                return Err(exists());
             }
             // A verifier's search visits at most `max_delegations` roles (targets
             // included; hash bins count as the one bin a lookup reads): a role past
@@ -159,7 +163,22 @@ pub fn add(
                 .ok_or_else(|| OpError::NotLoaded {
                     role: parent.clone(),
                 })?;
+            let (current_version, current_expires) = (current.version, current.expires);
             let mut next: Targets = (**current).clone();
+            let mut version = editor::bump(current_version, "targets")?;
+            // Another new delegation of the same delegator still waiting for its
+            // members' first signature: build on that version (issue #12), so both
+            // roles wait together instead of the first being dropped.
+            if let Some((waiting, content)) =
+                super::pending::pending_base(store, up, listing, &parent, ctx.now)?
+            {
+                if named_delegations(&content).contains(&d.role) {
+                    return Err(exists());
+                }
+                next = content;
+                version = NonZeroU64::new(waiting.version).unwrap_or(version);
+            }
+            let expires_floor = next.expires.max(current_expires);
             let dels = next.delegations.get_or_insert_with(|| Delegations {
                 keys: BTreeMap::new(),
                 roles: Some(Vec::new()),
@@ -190,8 +209,8 @@ pub fn add(
                 path_hash_prefixes: None,
                 unrecognized: Unrecognized::new(),
             });
-            next.version = editor::bump(current.version, "targets")?;
-            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
+            next.version = version;
+            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(expires_floor);
             let parent_change = sign_role(
                 ctx,
                 &parent,
@@ -240,16 +259,39 @@ pub fn remove(
 ) -> Result<CommitOutcome, OpError> {
     let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
-        |_store, up, _| {
-            let (change, _, _) = edit_delegator(ctx, up, &location.to_string(), role, |dels| {
-                if let Some(roles) = dels.roles.as_mut() {
-                    roles.retain(|r| r.name != role);
-                }
-                Ok(())
-            })?;
+        |store, up, listing| {
+            // A role still waiting for its first signature is cancelled: its
+            // pending version goes with the delegation (nothing ever published it).
+            let waiting = up
+                .find_delegator(role)
+                .map_err(|source| OpError::Update {
+                    location: location.to_string(),
+                    source,
+                })?
+                .is_none();
+            let (change, _, _) = edit_delegator(
+                ctx,
+                store,
+                up,
+                listing,
+                &location.to_string(),
+                role,
+                DelegatorBase::Newest,
+                |dels| {
+                    if let Some(roles) = dels.roles.as_mut() {
+                        roles.retain(|r| r.name != role);
+                    }
+                    Ok(())
+                },
+            )?;
             // The role leaves the snapshot when this version is published (see
             // `commit`): now with the publisher key, else at CI's next refresh.
-            Ok((vec![change], vec![], ()))
+            let cancelled = if waiting {
+                vec![role.to_owned()]
+            } else {
+                vec![]
+            };
+            Ok((vec![change], cancelled, ()))
         },
         |_, ()| Ok(true),
     )?;

@@ -53,7 +53,9 @@ pub struct RoleStatus {
     /// `published` (in snapshot), `pending` (needs signatures), `ready` (fully
     /// signed, waiting for a holder of the publisher key to run `warrant refresh`)
     /// or `waiting` (fully signed, but it delegates to a new role whose first
-    /// version still needs signatures: both are published together).
+    /// version still needs signatures, or rotates a role's keys whose re-signed
+    /// version still needs them, or is such a role's version waiting for its
+    /// delegator: they are published together).
     pub state: &'static str,
     /// Valid signatures.
     pub signed: usize,
@@ -267,47 +269,75 @@ pub fn pending_of<'l>(listing: &'l Listing, role: &str) -> Option<&'l StoredFile
         .find(|f| f.pending && version_of(&f.name, role).is_some())
 }
 
-/// Change the delegations of the role that delegates to `role` by name: find it and
-/// its own delegator, apply `change` to a copy, drop keys no delegation uses any
-/// more, bump version and expiry, and sign it with the keys at hand. Returns the
-/// signed change, the delegator's name and its new content.
+/// Which version of a delegator an edit of its delegations builds on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DelegatorBase {
+    /// Its complete pending version when one waits to be published (what a waiting
+    /// `delegation add` delegates is kept), else the trusted one.
+    Newest,
+    /// The trusted version, published at once: `key revoke` must not wait for a
+    /// delegation that still needs its members' signatures.
+    Trusted,
+}
+
+/// Change the delegations of the role that delegates to `role` by name (in the
+/// trusted tree, or in a delegator version waiting to be published): find it and
+/// its own delegator, apply `change` to a copy of the version `base` names, drop
+/// keys no delegation uses any more, set version and expiry, and sign it with the
+/// keys at hand. Returns the signed change, the delegator's name and its new content.
+#[allow(clippy::too_many_arguments)]
 pub fn edit_delegator(
     ctx: &Context,
+    store: &dyn Store,
     up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
     location: &str,
     role: &str,
+    base: DelegatorBase,
     change: impl FnOnce(&mut crate::tuf::metadata::Delegations) -> Result<(), OpError>,
 ) -> Result<(RoleChange, String, Targets), OpError> {
     let wrap = |source| OpError::Update {
         location: location.to_owned(),
         source,
     };
-    let parent = up
-        .find_delegator(role)
-        .map_err(wrap)?
-        .filter(|p| p != "root")
-        .ok_or_else(|| OpError::NoSuchRole {
-            location: location.to_owned(),
-            role: role.to_owned(),
-        })?;
+    let no_role = || OpError::NoSuchRole {
+        location: location.to_owned(),
+        role: role.to_owned(),
+    };
+    let parent = match up.find_delegator(role).map_err(wrap)? {
+        Some(p) => Some(p),
+        // A role still waiting for its first signature: delegated only by a
+        // pending delegator version.
+        None => {
+            let ready = ready_pending(store, up, listing, &[], ctx.now)?;
+            waiting_delegator(&ready, role).map(|(c, _)| c.role.clone())
+        }
+    }
+    .filter(|p| p != "root")
+    .ok_or_else(no_role)?;
     let grand = up
         .find_delegator(&parent)
         .map_err(wrap)?
         .unwrap_or_else(|| "root".into());
-    let current = up
+    let trusted = up
         .trusted()
         .targets(&parent)
         .ok_or_else(|| OpError::NotLoaded {
             role: parent.clone(),
         })?;
-    let mut next: Targets = (**current).clone();
-    let dels = next
-        .delegations
-        .as_mut()
-        .ok_or_else(|| OpError::NoSuchRole {
-            location: location.to_owned(),
-            role: role.to_owned(),
-        })?;
+    let (trusted_version, trusted_expires) = (trusted.version, trusted.expires);
+    let mut next: Targets = (**trusted).clone();
+    let mut version = editor::bump(trusted_version, "targets")?;
+    if base == DelegatorBase::Newest
+        && let Some((waiting, content)) =
+            super::pending::pending_base(store, up, listing, &parent, ctx.now)?
+    {
+        // Replaces the waiting version (same number), keeping what it delegates.
+        next = content;
+        version = std::num::NonZeroU64::new(waiting.version).unwrap_or(version);
+    }
+    let current_expires = next.expires.max(trusted_expires);
+    let dels = next.delegations.as_mut().ok_or_else(no_role)?;
     change(dels)?;
     let used: std::collections::BTreeSet<KeyId> = dels
         .roles
@@ -322,8 +352,8 @@ pub fn edit_delegator(
         .collect();
     dels.keys
         .retain(|k, _| used.contains(k) || bins.contains(k));
-    next.version = editor::bump(current.version, "targets")?;
-    next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
+    next.version = version;
+    next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current_expires);
     let signed = sign_role(
         ctx,
         &parent,

@@ -322,9 +322,11 @@ pub enum OpError {
         /// The repository.
         location: String,
     },
-    /// The role has a version waiting (for signatures, or for a holder of the
-    /// publisher key to publish it): a new change must wait for it.
-    #[error("{}", pending_hint(role, location, *ready))]
+    /// The role has a version waiting (for signatures, for the first signatures
+    /// of the new roles it delegates to, or for a holder of the publisher key to
+    /// publish it) and this change cannot build on it: a new change must wait for
+    /// it. Fully signed ones are temporary (exit 3: retry later).
+    #[error("{}", pending_hint(role, location, *ready, waiting_for))]
     PendingVersion {
         /// The role.
         role: String,
@@ -332,6 +334,9 @@ pub enum OpError {
         location: String,
         /// Fully signed, waiting to be published.
         ready: bool,
+        /// New roles it delegates to whose first versions still need their key
+        /// holders' signatures (empty: `warrant refresh` publishes it).
+        waiting_for: Vec<String>,
     },
     /// `approve` of a role with nothing pending.
     #[error("{location} has no pending version of {role}")]
@@ -562,16 +567,22 @@ pub enum EnvelopeError {
     NoSignatures,
 }
 
-fn pending_hint(role: &str, location: &str, ready: bool) -> String {
-    if ready {
-        format!(
+fn pending_hint(role: &str, location: &str, ready: bool, waiting_for: &[String]) -> String {
+    match (ready, waiting_for.first()) {
+        (true, Some(first)) => format!(
+            "{role} has a fully signed version waiting for the first signatures of the \
+             new role(s) it delegates to ({}): their key holders run `warrant approve \
+             {location} --role {first}` (or `warrant delegation remove {location} {first}` \
+             cancels it); try again after that",
+            waiting_for.join(", ")
+        ),
+        (true, None) => format!(
             "{role} has a fully signed version waiting to be published: a holder of \
-             the publisher key runs `warrant refresh {location}`; sign again after that"
-        )
-    } else {
-        format!(
+             the publisher key runs `warrant refresh {location}`; try again after that"
+        ),
+        (false, _) => format!(
             "{role} has a pending version waiting for signatures; approve it first \
              (`warrant pending {location}`, `warrant approve {location} --role {role}`)"
-        )
+        ),
     }
 }

@@ -65,7 +65,7 @@ impl OpError {
             | OpError::BinnedDelegator { .. }
             | OpError::KeySignsNothing { .. }
             | OpError::NoSuchKey { .. }
-            | OpError::PendingVersion { .. }
+            | OpError::PendingVersion { ready: false, .. }
             | OpError::NoPendingVersion { .. }
             | OpError::PendingNotApprovable { .. }
             | OpError::PathNotDelegated { .. }
@@ -87,6 +87,8 @@ impl OpError {
             | OpError::OwnEnvelope { .. }
             | OpError::NotLoaded { .. }
             | OpError::Internal { .. } => 3,
+            // Temporary: a fully signed version is published first (retry later).
+            OpError::PendingVersion { ready: true, .. } => 3,
             OpError::Component { exit, .. } => *exit,
         }
     }

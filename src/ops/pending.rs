@@ -9,7 +9,8 @@ use crate::tuf::verify::{Authority, Untrusted};
 
 use super::OpError;
 use super::edit::{
-    RoleChange, authority_of, content_of, named_delegations, untrusted_result, waiting_delegator,
+    RoleChange, authority_of, content_of, named_delegations, pending_of, untrusted_result,
+    version_of, waiting_delegator,
 };
 use super::repository::TrustedUpdater;
 
@@ -47,6 +48,28 @@ pub fn ready_pending(
             continue;
         };
         let Ok(authority) = authority_of(up, role, &delegator) else {
+            continue;
+        };
+        out.extend(complete_pending(store, f, role, *version, authority, now)?);
+    }
+    // A role whose keys a waiting delegator version rotates (issue #12): its next
+    // version counts against the new entry, published with it.
+    let mut waiting: Vec<RoleChange> = changed.to_vec();
+    waiting.extend(out.iter().cloned());
+    for (f, role, version) in &pending {
+        let Some(parent) = rotating_delegator(up, &waiting, role) else {
+            continue;
+        };
+        if changed.iter().any(|c| &c.role == role)
+            || up
+                .trusted()
+                .snapshot_meta(role)
+                .is_some_and(|m| m.version.get() + 1 != *version)
+        {
+            continue;
+        }
+        out.retain(|c| &c.role != role);
+        let Ok(authority) = delegated_authority(&parent, role) else {
             continue;
         };
         out.extend(complete_pending(store, f, role, *version, authority, now)?);
@@ -104,6 +127,133 @@ fn complete_pending(
     }))
 }
 
+/// The version of `delegator` that an edit of its delegations builds on (issue #12):
+/// its complete pending version when one waits to be published (a `delegation add`
+/// whose new role still waits for its members' first signature) — the edit replaces
+/// that version and keeps what it delegates — or `None`: the trusted version. A
+/// pending version at the next version that is still short of its own threshold is
+/// refused (approve it first); a stale one (not the next version) is superseded.
+pub(super) fn pending_base(
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    delegator: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(RoleChange, Targets)>, OpError> {
+    let Some(file) = pending_of(listing, delegator) else {
+        return Ok(None);
+    };
+    let next = up
+        .trusted()
+        .targets(delegator)
+        .map(|t| t.version.get().saturating_add(1));
+    if next.is_none() || next != version_of(&file.name, delegator) {
+        return Ok(None);
+    }
+    let ready = ready_pending(store, up, listing, &[], now)?;
+    let waiting = ready
+        .into_iter()
+        .find(|c| c.role == delegator)
+        .and_then(|c| content_of(&c).map(|t| (c, t)));
+    match waiting {
+        Some(w) => Ok(Some(w)),
+        None => Err(OpError::PendingVersion {
+            role: delegator.to_owned(),
+            location: store.location().to_string(),
+            ready: false,
+            waiting_for: vec![],
+        }),
+    }
+}
+
+/// The refusal of a change to `role` that cannot build on its complete pending
+/// version `waiting`: it names the new roles that version waits for, if any (their
+/// members approve), else the `refresh` that publishes it.
+pub(super) fn waiting_refusal(
+    up: &mut TrustedUpdater<'_>,
+    location: &str,
+    role: &str,
+    waiting: &Targets,
+) -> OpError {
+    let waiting_for = named_delegations(waiting)
+        .into_iter()
+        .filter(|n| matches!(up.find_delegator(n), Ok(None)))
+        .collect();
+    OpError::PendingVersion {
+        role: role.to_owned(),
+        location: location.to_owned(),
+        ready: true,
+        waiting_for,
+    }
+}
+
+/// The refusal of a change to `role` while a version of it waits in the store
+/// (and the change does not build on it): approve it, or wait for it.
+pub(super) fn pending_refusal(
+    store: &dyn Store,
+    up: &mut TrustedUpdater<'_>,
+    listing: &Listing,
+    role: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<OpError, OpError> {
+    let location = store.location().to_string();
+    let ready = ready_pending(store, up, listing, &[], now)?
+        .into_iter()
+        .find(|c| c.role == role)
+        .and_then(|c| content_of(&c));
+    Ok(match ready {
+        Some(t) => waiting_refusal(up, &location, role, &t),
+        None => OpError::PendingVersion {
+            role: role.to_owned(),
+            location,
+            ready: false,
+            waiting_for: vec![],
+        },
+    })
+}
+
+/// The keys and threshold `t` delegates `role` with.
+fn entry_of<'t>(t: &'t Targets, role: &str) -> Option<&'t crate::tuf::metadata::DelegatedRole> {
+    t.delegations
+        .as_ref()?
+        .roles
+        .as_ref()?
+        .iter()
+        .find(|r| r.name == role)
+}
+
+/// Does the new delegator version `new` rotate the keys of `role`, which the
+/// trusted `old` delegates to — raise its threshold, or remove keys *and* add
+/// others? Then the role's published version may no longer meet the new entry, so
+/// the delegator version waits until the role is re-signed to it (issue #12). Only
+/// removing keys is a revocation: it takes effect at once, and what only the
+/// removed keys signed is untrusted until the others re-sign it.
+fn rotates(old: &Targets, new: &Targets, role: &str) -> bool {
+    let (Some(o), Some(n)) = (entry_of(old, role), entry_of(new, role)) else {
+        return false;
+    };
+    let removed = o.keyids.iter().any(|k| !n.keyids.contains(k));
+    let added = n.keyids.iter().any(|k| !o.keyids.contains(k));
+    n.threshold > o.threshold || (removed && added)
+}
+
+/// The waiting (complete) version of `role`'s trusted delegator among `waiting`,
+/// when it rotates the role's keys: the entry the role's next version is checked
+/// against.
+pub(super) fn rotating_delegator(
+    up: &mut TrustedUpdater<'_>,
+    waiting: &[RoleChange],
+    role: &str,
+) -> Option<Targets> {
+    let delegator = up.find_delegator(role).ok()??;
+    let old = up.trusted().targets(&delegator)?;
+    let change = waiting
+        .iter()
+        .find(|c| c.role == delegator && c.is_complete())?;
+    let new = content_of(change)?;
+    rotates(old, &new, role).then_some(new)
+}
+
 /// The version a role that the trusted tree does not delegate to starts at: 1, or
 /// past the version the snapshot still lists for it (a role removed and added
 /// again must not roll back in a verifier's eyes).
@@ -134,18 +284,34 @@ pub(super) fn promotable(up: &mut TrustedUpdater<'_>, changes: &[RoleChange]) ->
         .filter(|(role, _)| matches!(up.find_delegator(role), Ok(None)))
         .map(|(role, _)| role.clone())
         .collect();
-    let delegated: Vec<String> = set
-        .iter()
-        .flat_map(|(_, d)| d.iter().cloned())
-        .filter(|d| matches!(up.find_delegator(d), Ok(Some(_))))
-        .collect();
+    // Delegated roles the trusted tree has, unless the delegator's new version
+    // rotates their keys: then their re-signed version must come along.
+    let mut delegated: Vec<(String, String)> = Vec::new();
+    for (role, delegates) in &set {
+        let new = changes
+            .iter()
+            .find(|c| &c.role == role)
+            .and_then(content_of);
+        for d in delegates {
+            if !matches!(up.find_delegator(d), Ok(Some(_))) {
+                continue;
+            }
+            let rotated = match (up.trusted().targets(role), &new) {
+                (Some(old), Some(new)) => rotates(old, new, d),
+                _ => false,
+            };
+            if !rotated {
+                delegated.push((role.clone(), d.clone()));
+            }
+        }
+    }
     loop {
         let roles: Vec<String> = set.iter().map(|(r, _)| r.clone()).collect();
         let before = set.len();
         set.retain(|(role, delegates)| {
             let children_ready = delegates
                 .iter()
-                .all(|d| delegated.contains(d) || roles.contains(d));
+                .all(|d| delegated.iter().any(|(r, x)| r == role && x == d) || roles.contains(d));
             let parent_ready = !orphan.contains(role) || set_delegates(&roles, role, changes);
             children_ready && parent_ready
         });

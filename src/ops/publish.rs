@@ -204,8 +204,11 @@ pub fn commit(
         .iter()
         .filter(|c| promotable_roles.contains(&c.role))
         .collect();
-    let needs_publisher = !complete.is_empty() || !removed.is_empty() || resign;
-    let publisher = publisher_keys(ctx, trusted, needs_publisher, !removed.is_empty() || resign)?;
+    // A removed role the snapshot never listed (a delegation cancelled while it
+    // waited for its first signature) only loses its pending file.
+    let unpublishing = removed.iter().any(|r| trusted.snapshot_meta(r).is_some());
+    let needs_publisher = !complete.is_empty() || unpublishing || resign;
+    let publisher = publisher_keys(ctx, trusted, needs_publisher, unpublishing || resign)?;
     let promote = publisher.is_some();
     let mut removed: Vec<String> = removed.to_vec();
     if promote {

@@ -16,7 +16,8 @@ use crate::store::{Location, NewFile};
 use crate::tuf::editor;
 use crate::tuf::metadata::{Root, TOP_LEVEL_ROLES, Targets};
 
-use super::edit::{CommitOutcome, RoleChange, authority_of, sign_role_with_any_keys};
+use super::edit::{CommitOutcome, RoleChange, authority_of, pending_of, sign_role_with_any_keys};
+use super::pending::{pending_base, pending_refusal, waiting_refusal};
 use super::repository::Repository;
 use super::trust::Pin;
 use super::{Context, OpError, as_signers};
@@ -57,7 +58,7 @@ pub fn renew(
     } else {
         let (outcome, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
             resign,
-            |_store, up, _| {
+            |store, up, listing| {
                 up.load_delegation_tree()
                     .map_err(|source| OpError::Update {
                         location: location.to_string(),
@@ -83,9 +84,31 @@ pub fn renew(
                         })?;
                     let mut next: Targets = (**current).clone();
                     next.version = editor::bump(current.version, "targets")?;
+                    // A version already waiting is never silently replaced (issue
+                    // #12: the signatures it collected were lost): one short of its
+                    // threshold is approved first; a complete one is renewed as it
+                    // stands when the keys at hand sign it to the threshold again.
+                    let mut waiting = None;
+                    if pending_of(listing, role).is_some() {
+                        let Some((change, content)) =
+                            pending_base(store, up, listing, role, ctx.now)?
+                        else {
+                            return Err(pending_refusal(store, up, listing, role, ctx.now)?);
+                        };
+                        next = content.clone();
+                        next.version =
+                            std::num::NonZeroU64::new(change.version).unwrap_or(next.version);
+                        waiting = Some(content);
+                    }
                     next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets);
                     let authority = authority_of(up, role, &delegator)?;
-                    changes.push(sign_role_with_any_keys(ctx, role, &next, authority)?);
+                    let change = sign_role_with_any_keys(ctx, role, &next, authority)?;
+                    if let Some(content) = &waiting
+                        && !change.is_complete()
+                    {
+                        return Err(waiting_refusal(up, &location.to_string(), role, content));
+                    }
+                    changes.push(change);
                 }
                 Ok((changes, vec![], ()))
             },

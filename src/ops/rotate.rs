@@ -21,7 +21,9 @@ use crate::tuf::metadata::{Key, Root, TOP_LEVEL_ROLES, Targets};
 use crate::tuf::trusted::delegated_authority;
 use crate::tuf::verify::short_id;
 
-use super::edit::{CommitOutcome, authority_of, edit_delegator, sign_role_with_any_keys};
+use super::edit::{
+    CommitOutcome, DelegatorBase, authority_of, edit_delegator, sign_role_with_any_keys,
+};
 use super::repository::Repository;
 use super::trust::Pin;
 use super::{Context, OpError, as_signers};
@@ -37,6 +39,9 @@ pub struct Rotation {
     pub add: Vec<String>,
     /// The new threshold (default: unchanged).
     pub threshold: Option<u64>,
+    /// A revocation (`key revoke`): takes effect at once, built on the trusted
+    /// delegator even when a version of it waits to be published.
+    pub revoking: bool,
 }
 
 /// What a rotation published.
@@ -332,28 +337,34 @@ fn rotate_delegated(
     let mut result: Option<(Vec<KeyId>, u64)> = None;
     let (commit, ()) = Repository::open_for_editing(ctx, location, pin)?.edit(
         false,
-        |_store, up, _| {
+        |store, up, listing| {
             let loc = location.to_string();
             let mut new_keys = None;
-            let (parent_change, _, next) = edit_delegator(ctx, up, &loc, &rot.role, |dels| {
-                let entry = dels
-                    .roles
-                    .iter_mut()
-                    .flatten()
-                    .find(|r| r.name == rot.role)
-                    .ok_or_else(|| OpError::NoSuchRole {
-                        location: loc.clone(),
-                        role: rot.role.clone(),
-                    })?;
-                let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
-                entry.keyids = ids.clone();
-                entry.threshold = threshold;
-                for (id, key) in added {
-                    dels.keys.insert(id, key);
-                }
-                new_keys = Some((ids, threshold));
-                Ok(())
-            })?;
+            let base = if rot.revoking {
+                DelegatorBase::Trusted
+            } else {
+                DelegatorBase::Newest
+            };
+            let (parent_change, parent, next) =
+                edit_delegator(ctx, store, up, listing, &loc, &rot.role, base, |dels| {
+                    let entry = dels
+                        .roles
+                        .iter_mut()
+                        .flatten()
+                        .find(|r| r.name == rot.role)
+                        .ok_or_else(|| OpError::NoSuchRole {
+                            location: loc.clone(),
+                            role: rot.role.clone(),
+                        })?;
+                    let (ids, threshold, added) = apply(ctx, rot, &entry.keyids, entry.threshold)?;
+                    entry.keyids = ids.clone();
+                    entry.threshold = threshold;
+                    for (id, key) in added {
+                        dels.keys.insert(id, key);
+                    }
+                    new_keys = Some((ids, threshold));
+                    Ok(())
+                })?;
             let (ids, threshold) = new_keys.ok_or(OpError::Internal {
                 what: "the delegation was not rotated",
             })?;
@@ -377,7 +388,24 @@ fn rotate_delegated(
             // remaining holders `approve` it after review.
             let role_change = sign_role_with_any_keys(ctx, &rot.role, &resigned, authority)?;
             result = Some((ids, threshold.get()));
-            Ok((vec![role_change, parent_change], vec![], ()))
+            // A revocation is built on the trusted delegator: a new delegation still
+            // waiting in its pending version is cancelled with its first version
+            // (left behind, it broke `pending`); the admin adds it again.
+            let mut cancelled = Vec::new();
+            if rot.revoking
+                && let Some((_, waiting)) =
+                    super::pending::pending_base(store, up, listing, &parent, ctx.now)
+                        .ok()
+                        .flatten()
+            {
+                let kept = super::edit::named_delegations(&next);
+                for r in super::edit::named_delegations(&waiting) {
+                    if !kept.contains(&r) && matches!(up.find_delegator(&r), Ok(None)) {
+                        cancelled.push(r);
+                    }
+                }
+            }
+            Ok((vec![role_change, parent_change], cancelled, ()))
         },
         |_, ()| Ok(true),
     )?;
@@ -463,6 +491,7 @@ pub fn revoke(
             remove: vec![keyid.0.clone()],
             add: vec![],
             threshold: None,
+            revoking: true,
         };
         rotations.push(rotate(ctx, location, &rot, pin)?);
     }

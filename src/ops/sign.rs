@@ -298,7 +298,7 @@ fn sign_or_skip(
     let result = repo.edit(
         false,
         |store, up, listing| {
-            let delegator = draft.delegator(store, up, listing)?;
+            let (delegator, waiting) = draft.delegator(store, up, listing)?;
             // Every target already signed with this digest: publishing a new version
             // would only churn every verifier's cache (issue #12 item 7).
             if let Some(same) = draft.already_signed(up)? {
@@ -309,7 +309,7 @@ fn sign_or_skip(
                 });
             }
             draft.check_paths(up, &delegator)?;
-            draft.changes(up, &delegator)
+            draft.changes(up, &delegator, &waiting)
         },
         |store, roles: &Vec<String>| draft.survived(store, roles),
     );

@@ -8,10 +8,11 @@ use std::num::NonZeroU64;
 use crate::store::{Listing, Store};
 use crate::tuf::delegation::path_matches;
 use crate::tuf::editor;
-use crate::tuf::metadata::TargetFile;
+use crate::tuf::metadata::{TargetFile, Targets};
 
 use super::bins;
 use super::edit::{RoleChange, RoleStatus, authority_of, newest_role_json, pending_of, sign_role};
+use super::pending::{pending_base, pending_refusal, waiting_refusal};
 use super::repository::TrustedUpdater;
 use super::{Context, OpError};
 
@@ -34,13 +35,16 @@ impl SignDraft<'_> {
     }
 
     /// The role's delegator, once it is clear the role may be signed now: it
-    /// exists, has no version waiting, and the key named (if any) is one of its.
+    /// exists, the key named (if any) is one of its, and any version of it waiting
+    /// in the store is complete — this sign then stacks on that version (issue #12:
+    /// two members signing one after the other, or a sign into `targets` while a
+    /// new delegation waits for its members), else it is refused.
     pub fn delegator(
         &self,
         store: &dyn Store,
         up: &mut TrustedUpdater<'_>,
         listing: &Listing,
-    ) -> Result<String, OpError> {
+    ) -> Result<(String, Waiting), OpError> {
         let role = &self.role;
         let delegator = up
             .find_delegator(role)
@@ -49,15 +53,12 @@ impl SignDraft<'_> {
                 location: self.location.clone(),
                 role: role.clone(),
             })?;
+        let mut waiting = None;
         if pending_of(listing, role).is_some() {
-            let ready = super::edit::ready_pending(store, up, listing, &[], self.ctx.now)?
-                .iter()
-                .any(|c| &c.role == role);
-            return Err(OpError::PendingVersion {
-                role: role.clone(),
-                location: self.location.clone(),
-                ready,
-            });
+            match pending_base(store, up, listing, role, self.ctx.now)? {
+                Some((change, content)) => waiting = Some((change.version, content)),
+                None => return Err(pending_refusal(store, up, listing, role, self.ctx.now)?),
+            }
         }
         // A key named on the command line must belong to the role, changed or not.
         if let Some(q) = self.key {
@@ -70,7 +71,7 @@ impl SignDraft<'_> {
                 });
             }
         }
-        Ok(delegator)
+        Ok((delegator, waiting))
     }
 
     /// When every target is already signed with its digest (in the role, or in the
@@ -138,24 +139,38 @@ impl SignDraft<'_> {
 
     /// The new role versions, signed by the keys at hand, and the role each target
     /// went into.
-    pub fn changes(&self, up: &mut TrustedUpdater<'_>, delegator: &str) -> Result<Edit, OpError> {
+    pub fn changes(
+        &self,
+        up: &mut TrustedUpdater<'_>,
+        delegator: &str,
+        waiting: &Waiting,
+    ) -> Result<Edit, OpError> {
         let (ctx, role) = (self.ctx, &self.role);
-        if role == "targets" {
-            return sign_top_level(ctx, up, self.targets, self.key);
+        let edit = if role == "targets" {
+            sign_top_level(ctx, up, self.targets, self.key, waiting)?
+        } else {
+            let authority = authority_of(up, role, delegator)?;
+            let current = up
+                .trusted()
+                .targets(role)
+                .ok_or_else(|| OpError::NotLoaded { role: role.clone() })?;
+            let (mut next, version) = stack_on(current, waiting)?;
+            for e in self.targets {
+                next.targets.insert(e.0.clone(), e.1.clone());
+            }
+            next.version = version;
+            next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(next.expires);
+            let change = sign_role(ctx, role, &next, authority, &[], self.key)?;
+            (vec![change], vec![], vec![role.clone(); self.targets.len()])
+        };
+        // Stacked on a complete version: sound only when this sign alone meets the
+        // threshold again (what the others signed must not fall back to pending).
+        if let Some((_, content)) = waiting
+            && edit.0.iter().any(|c| &c.role == role && !c.is_complete())
+        {
+            return Err(waiting_refusal(up, &self.location, role, content));
         }
-        let authority = authority_of(up, role, delegator)?;
-        let current = up
-            .trusted()
-            .targets(role)
-            .ok_or_else(|| OpError::NotLoaded { role: role.clone() })?;
-        let mut next = (**current).clone();
-        for e in self.targets {
-            next.targets.insert(e.0.clone(), e.1.clone());
-        }
-        next.version = editor::bump(current.version, "targets")?;
-        next.expires = editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(current.expires);
-        let change = sign_role(ctx, role, &next, authority, &[], self.key)?;
-        Ok((vec![change], vec![], vec![role.clone(); self.targets.len()]))
+        Ok(edit)
     }
 
     /// On a store without compare-and-swap, after a concurrent publish: does every
@@ -177,6 +192,22 @@ impl SignDraft<'_> {
     }
 }
 
+/// The complete pending version of the role a sign stacks on: its version number
+/// and content (it is replaced, same number).
+pub(super) type Waiting = Option<(u64, Targets)>;
+
+/// The version a new change starts from, and the version number it gets: the
+/// waiting version (replaced), else the trusted `current` bumped.
+fn stack_on(current: &Targets, waiting: &Waiting) -> Result<(Targets, NonZeroU64), OpError> {
+    Ok(match waiting {
+        Some((v, t)) => (
+            t.clone(),
+            NonZeroU64::new(*v).ok_or(editor::EditorError::Overflow("targets"))?,
+        ),
+        None => (current.clone(), editor::bump(current.version, "targets")?),
+    })
+}
+
 /// What a sign's edit returns: the role changes, roles removed (none), and the role
 /// each entry went into.
 type Edit = (Vec<RoleChange>, Vec<String>, Vec<String>);
@@ -191,6 +222,7 @@ fn sign_top_level(
     up: &mut TrustedUpdater<'_>,
     entries: &[(String, TargetFile)],
     only: Option<&str>,
+    waiting: &Waiting,
 ) -> Result<Edit, OpError> {
     let location = up
         .remote()
@@ -203,6 +235,9 @@ fn sign_top_level(
     let expires = |old: chrono::DateTime<chrono::Utc>| {
         editor::expiry_in(ctx.now, ctx.lifetimes.targets).max(old)
     };
+    if let (Some(_), Some((_, content))) = (bins::succinct(&top), waiting) {
+        return Err(waiting_refusal(up, &location, "targets", content));
+    }
     if let Some(s) = bins::succinct(&top).cloned() {
         let roles: Vec<String> = entries
             .iter()
@@ -231,11 +266,12 @@ fn sign_top_level(
         }
         return Ok((changes, vec![], roles));
     }
+    let (top, version) = stack_on(&top, waiting)?;
     let mut next = top.clone();
     for e in entries {
         next.targets.insert(e.0.clone(), e.1.clone());
     }
-    next.version = editor::bump(top.version, "targets")?;
+    next.version = version;
     next.expires = expires(top.expires);
     let authority = authority_of(up, "targets", "root")?;
     let Some(bits) = bins::BinsPolicy::of(&top).bits_for(&top, next.targets.len()) else {

@@ -36,7 +36,7 @@ pub fn unsign(
     let repo = Repository::open_for_editing(ctx, &image.location, &opts.pin)?;
     let (outcome, role) = repo.edit(
         false,
-        |_store, up, listing| {
+        |store, up, listing| {
             let location = image.location.to_string();
             let wrap = |source| OpError::Update {
                 location: location.clone(),
@@ -61,11 +61,9 @@ pub fn unsign(
                         role: role.clone(),
                     })?;
             if pending_of(listing, &role).is_some() {
-                return Err(OpError::PendingVersion {
-                    role: role.clone(),
-                    location: location.clone(),
-                    ready: false,
-                });
+                return Err(super::pending::pending_refusal(
+                    store, up, listing, &role, ctx.now,
+                )?);
             }
             let current = up
                 .trusted()
