@@ -10,42 +10,16 @@ use std::path::Path;
 use std::process::Command;
 
 use common::registry::RegistryFixture;
+use common::requests::{Team, s};
 use common::*;
 use serde_json::{Value, json};
 
-struct Team {
-    w: World,
-    repo: String,
+/// Only this file asks for the admin's root key id.
+trait RootId {
+    fn root_id(&self) -> String;
 }
 
-impl Team {
-    fn run(&self, home: &str, args: &[&str]) -> Run {
-        self.w.run(self.w.cmd(home, args))
-    }
-    fn ok(&self, home: &str, args: &[&str]) -> Run {
-        let r = self.run(home, args);
-        assert_eq!(r.code, 0, "{home} {args:?}: {}", r.text());
-        r
-    }
-    fn json(&self, home: &str, args: &[&str]) -> Value {
-        let mut all = vec!["--output", "json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(home, &all).stdout).unwrap()
-    }
-    /// `home` generates `key` and asks for `role`; the request as printed.
-    fn request(&self, home: &str, key: &str, role: &str, note: &str) -> Value {
-        self.ok(home, &["key", "generate", "--name", key]);
-        self.json(
-            home,
-            &[
-                "key", "request", &self.repo, "--role", role, "--key", key, "--note", note,
-            ],
-        )
-    }
-    fn open_requests(&self) -> Vec<Value> {
-        let v = self.json("admin", &["key", "requests", &self.repo]);
-        v.as_array().unwrap().clone()
-    }
+impl RootId for Team {
     fn root_id(&self) -> String {
         let keys = self.json("admin", &["key", "list"]);
         keys.as_array()
@@ -60,31 +34,11 @@ impl Team {
 }
 
 fn on_registry(reg: &RegistryFixture) -> Team {
-    let w = World::new();
-    for tag in ["v1", "v2"] {
-        make_image(&w.layout(), tag, tag);
-        reg.push(&w.layout(), tag, "team/app");
-    }
-    let t = Team {
-        repo: reg.repo("team/app", ""),
-        w,
-    };
-    t.ok("admin", &["init", &t.repo]);
-    t
+    Team::on_registry(reg, &["v1", "v2"])
 }
 
 fn on_layout() -> Team {
-    let w = World::new();
-    make_image(&w.layout(), "v1", "v1");
-    let t = Team { repo: w.oci(""), w };
-    t.ok("admin", &["init", &t.repo]);
-    t
-}
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_owned()
+    Team::on_layout()
 }
 
 /// The README's team walkthrough with a key request: alice asks for `qa`, reads

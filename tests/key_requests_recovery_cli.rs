@@ -9,65 +9,18 @@ mod common;
 use std::path::Path;
 
 use common::registry::RegistryFixture;
+use common::requests::{Team, s};
 use common::*;
 use serde_json::{Value, json};
 
-struct Team {
-    w: World,
-    repo: String,
+trait AdminKeys {
+    fn admin_keyids(&self) -> String;
 }
 
-impl Team {
-    fn new() -> Self {
-        let w = World::new();
-        make_image(&w.layout(), "v1", "v1");
-        let t = Team { repo: w.oci(""), w };
-        t.ok("admin", &["init", &t.repo]);
-        t
-    }
-    fn run(&self, home: &str, args: &[&str]) -> Run {
-        self.w.run(self.w.cmd(home, args))
-    }
-    fn ok(&self, home: &str, args: &[&str]) -> Run {
-        let r = self.run(home, args);
-        assert_eq!(r.code, 0, "{home} {args:?}: {}", r.text());
-        r
-    }
-    fn json(&self, home: &str, args: &[&str]) -> Value {
-        let mut all = vec!["--output", "json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(home, &all).stdout).unwrap()
-    }
-    /// `home` asks for `role` with its key `key` (generated on first use).
-    fn request(&self, home: &str, key: &str, role: &str, note: &str) -> Value {
-        if self
-            .run(home, &["key", "list"])
-            .stdout
-            .lines()
-            .all(|l| !l.contains(key))
-        {
-            self.ok(home, &["key", "generate", "--name", key]);
-        }
-        self.json(
-            home,
-            &[
-                "key", "request", &self.repo, "--role", role, "--key", key, "--note", note,
-            ],
-        )
-    }
-    fn open_requests(&self) -> Vec<Value> {
-        let v = self.json("admin", &["key", "requests", &self.repo]);
-        v.as_array().unwrap().clone()
-    }
+impl AdminKeys for Team {
     fn admin_keyids(&self) -> String {
         self.json("admin", &["key", "list"]).to_string()
     }
-}
-
-fn s(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("not a string: {v}"))
-        .to_owned()
 }
 
 /// Point the `warrant.requests` tag of `layout` at `manifest`, as anyone with write
@@ -123,7 +76,7 @@ fn add_hostile_layers(layout: &Path) {
 /// ids at once).
 #[test]
 fn a_hostile_layer_in_the_requests_tag_is_listed_rejectable_and_blocks_nobody() {
-    let t = Team::new();
+    let t = Team::on_layout();
     let alice = t.request("alice", "qa-alice", "qa", "alice");
     add_hostile_layers(&t.w.layout());
 
@@ -183,7 +136,7 @@ fn a_hostile_layer_in_the_requests_tag_is_listed_rejectable_and_blocks_nobody() 
 /// `--clear` resets the tag, and a new request replaces such a tag by itself.
 #[test]
 fn an_image_on_the_requests_tag_is_reported_and_can_be_replaced() {
-    let t = Team::new();
+    let t = Team::on_layout();
     t.request("alice", "qa-alice", "qa", "alice");
     retag(&t.w.layout(), "warrant.requests", "v1");
 
@@ -220,14 +173,7 @@ fn an_image_on_the_requests_tag_is_reported_and_can_be_replaced() {
 #[test]
 fn an_image_copied_onto_the_requests_tag_of_a_registry_is_replaced_by_a_new_request() {
     let reg = RegistryFixture::start();
-    let w = World::new();
-    make_image(&w.layout(), "v1", "v1");
-    reg.push(&w.layout(), "v1", "team/app");
-    let t = Team {
-        repo: reg.repo("team/app", ""),
-        w,
-    };
-    t.ok("admin", &["init", &t.repo]);
+    let t = Team::on_registry(&reg, &["v1"]);
     t.request("alice", "qa-alice", "qa", "alice");
     RegistryFixture::skopeo_copy(
         &format!("docker://{}", reg.repo("team/app", ":v1")),
@@ -256,7 +202,7 @@ fn an_image_copied_onto_the_requests_tag_of_a_registry_is_replaced_by_a_new_requ
 /// the requester is shown both admin commands. `--reject` is repeatable.
 #[test]
 fn one_key_has_one_open_request_per_role() {
-    let t = Team::new();
+    let t = Team::on_layout();
     let first = t.request("alice", "alice", "qa", "first");
     for n in 0..3 {
         t.request("alice", "alice", "qa", &format!("again {n}"));
@@ -293,7 +239,7 @@ fn one_key_has_one_open_request_per_role() {
 /// with a warning.
 #[test]
 fn top_level_roles_are_refused_and_root_is_asked_for_with_a_warning() {
-    let t = Team::new();
+    let t = Team::on_layout();
     t.ok("carol", &["key", "generate", "--name", "carol"]);
     for role in ["targets", "snapshot", "timestamp"] {
         let r = t.run(
@@ -321,7 +267,7 @@ fn top_level_roles_are_refused_and_root_is_asked_for_with_a_warning() {
 /// the admin's key store as it was, and the request open.
 #[test]
 fn a_refused_change_takes_the_requested_key_out_of_the_key_store_again() {
-    let t = Team::new();
+    let t = Team::on_layout();
     let alice = t.request("alice", "alice", "qa", "alice");
     let add = |req: &Value| {
         t.run(
@@ -375,7 +321,7 @@ fn a_refused_change_takes_the_requested_key_out_of_the_key_store_again() {
 /// warns that with threshold 1 any single root key holder can sign a new root.
 #[test]
 fn adding_a_requested_root_key_says_who_signed_and_warns_of_threshold_one() {
-    let t = Team::new();
+    let t = Team::on_layout();
     let carol = t.request("carol", "carol", "root", "carol, second root key");
     let r = t.ok(
         "admin",

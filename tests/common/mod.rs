@@ -263,6 +263,7 @@ pub mod faults;
 pub mod hostile;
 pub mod matrix;
 pub mod registry;
+pub mod requests;
 
 /// An `openssl req -x509` CA (P-256) with its key as unencrypted PKCS#8.
 pub fn openssl_ca(
